@@ -1,0 +1,195 @@
+/*
+ * sluice embedded log: topics -> partitions -> segments (Kafka layout on disk).
+ *
+ * Thread affinity: every function here runs on the core loop thread (the thread that
+ * runs the event_base given to sl_log_open), unless its comment says otherwise. fsync
+ * runs on a background thread owned by the log; its completions come back to the loop.
+ *
+ * Visibility: a record becomes readable (part of the high watermark) once its append
+ * has met the topic's flush policy, the same moment its append callback fires.
+ */
+#ifndef SL_LOG_H
+#define SL_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/log/recordbatch.h"
+
+struct event_base;
+struct sl_log;
+struct sl_cursor;
+struct sl_group_member;
+
+enum sl_flush {
+    SL_FLUSH_OS = 0,       /* leave it to the page cache; ack after write() */
+    SL_FLUSH_INTERVAL,     /* fdatasync every flush_interval_ms; ack after write() */
+    SL_FLUSH_ALWAYS,       /* ack after fdatasync; concurrent appends share one fsync */
+};
+
+struct sl_topic_config {
+    int32_t partitions;          /* > 0 */
+    uint64_t segment_bytes;      /* roll the active segment past this size */
+    int64_t segment_ms;          /* roll a segment older than this (0: never) */
+    int64_t retention_bytes;     /* per partition; -1: unlimited */
+    int64_t retention_ms;        /* -1: unlimited */
+    enum sl_flush flush;
+    int64_t flush_interval_ms;   /* SL_FLUSH_INTERVAL only */
+    uint32_t index_interval_bytes; /* one .index entry per this many bytes of log */
+};
+
+/* Kafka-like defaults: 1 partition, 1 GiB segments, 7 days, flush always. */
+void sl_topic_config_defaults(struct sl_topic_config *cfg);
+
+struct sl_log_options {
+    const char *data_dir;                /* borrowed during sl_log_open only */
+    struct sl_topic_config defaults;     /* for auto-created topics */
+    bool auto_create;                    /* create unknown topics on first append */
+    int64_t retention_check_ms;          /* how often retention and age-roll run (0: 5 min) */
+};
+
+/*
+ * Open (creating data_dir if needed) and recover every topic found there: the active
+ * segment of each partition is validated and a torn or corrupt tail truncated; missing
+ * or bad indexes are rebuilt. Returns NULL and sets *err (malloc'd) on failure.
+ * Loop thread. The log keeps `base` borrowed for its lifetime.
+ */
+struct sl_log *sl_log_open(struct event_base *base, const struct sl_log_options *opts,
+                           char **err);
+
+/* Flush everything, stop the fsync thread, close files, free, set *log to NULL.
+ * Pending append callbacks fire (with their final status) before it returns. */
+void sl_log_close(struct sl_log **log);
+
+/* Topic names follow Kafka's rules: [a-zA-Z0-9._-], 1..249 chars, not "." or "..". */
+bool sl_log_topic_name_valid(const char *name);
+
+/*
+ * Create a topic, or with an existing one apply new settings (partitions can only
+ * grow). cfg NULL: the defaults. Returns 0, or -EINVAL (bad name/config), -errno.
+ */
+int sl_log_topic_configure(struct sl_log *log, const char *topic,
+                           const struct sl_topic_config *cfg);
+
+/* Number of partitions, or -ENOENT. */
+int32_t sl_log_partitions(struct sl_log *log, const char *topic);
+
+/* Kafka's default partitioner: murmur2(key) & 0x7fffffff % partitions for a key;
+ * keyless records rotate round-robin. Topic must exist (else -ENOENT). */
+int32_t sl_log_partition_for(struct sl_log *log, const char *topic,
+                             const uint8_t *key, int32_t key_len);
+
+struct sl_partition_info {
+    int32_t partition;
+    int64_t log_start_offset;  /* first offset still kept */
+    int64_t high_watermark;    /* next offset to be made visible */
+    uint64_t bytes;            /* on disk, all segments */
+    uint32_t segments;
+    uint64_t records_appended; /* since start */
+    uint64_t bytes_appended;   /* since start */
+};
+
+/* Calls fn once per topic in name order; stops early if fn returns nonzero. */
+typedef int (*sl_topic_fn)(void *arg, const char *topic, const struct sl_topic_config *cfg,
+                           const struct sl_partition_info *parts, int32_t n_parts);
+int sl_log_foreach_topic(struct sl_log *log, sl_topic_fn fn, void *arg);
+
+/* One topic; -ENOENT if missing. */
+int sl_log_describe(struct sl_log *log, const char *topic, sl_topic_fn fn, void *arg);
+
+struct sl_append_result {
+    int status;              /* 0, or -errno (-ENOENT unknown topic, -EIO, -ENOSPC, ...) */
+    int32_t partition;
+    int64_t base_offset;     /* offset of the first record appended */
+    int64_t last_offset;
+};
+typedef void (*sl_append_cb)(void *arg, const struct sl_append_result *res);
+
+/*
+ * Append n records to one partition as one RecordBatch. Record memory is borrowed for
+ * the duration of the call only (it is encoded before return). cb fires on the loop
+ * thread exactly once when the append met the topic's flush policy (or failed); for
+ * `os` and `interval` that may be before sl_log_append returns. partition -1: choose
+ * by the first record's key (sl_log_partition_for). Returns 0 if accepted (cb will
+ * fire), or -errno with cb not called. Topic auto-created if allowed.
+ */
+int sl_log_append(struct sl_log *log, const char *topic, int32_t partition,
+                  const struct sl_rec_in *recs, size_t n, sl_append_cb cb, void *arg);
+
+/* A record read back; pointers valid during the callback only. Return nonzero to stop. */
+typedef int (*sl_record_fn)(void *arg, const char *topic, int32_t partition,
+                            const struct sl_record *rec);
+
+/*
+ * Read visible records from offset (below the log start: from the log start) up to
+ * max_records / about max_bytes. *next_offset gets the offset after the last delivered.
+ * Returns records delivered (0 at the end), or -ENOENT, -EINVAL, -EIO.
+ */
+int sl_log_read(struct sl_log *log, const char *topic, int32_t partition, int64_t offset,
+                size_t max_records, size_t max_bytes, sl_record_fn fn, void *arg,
+                int64_t *next_offset);
+
+/* First offset with timestamp >= ts_ms, or the high watermark if none. -ENOENT. */
+int64_t sl_log_offset_for_time(struct sl_log *log, const char *topic, int32_t partition,
+                               int64_t ts_ms);
+
+/* Apply retention and age-based roll now (also runs on a timer). */
+void sl_log_maintain(struct sl_log *log);
+
+/* ---- cursors ---- */
+
+enum sl_start_kind { SL_START_EARLIEST, SL_START_LATEST, SL_START_OFFSET, SL_START_TIME };
+struct sl_start {
+    enum sl_start_kind kind;
+    int64_t value;                       /* offset or ms since the epoch */
+};
+
+/* Called on the loop thread, from the event loop (never from inside sl_log_append),
+ * when records became visible at or past the cursor's position. Edge-triggered: it
+ * fires once, and is re-armed when sl_cursor_poll reaches the high watermark. */
+typedef void (*sl_cursor_wake_fn)(struct sl_cursor *cur, void *arg);
+
+/* Open a cursor; the topic is auto-created if allowed. NULL with -errno in *errp. */
+struct sl_cursor *sl_cursor_open(struct sl_log *log, const char *topic, int32_t partition,
+                                 struct sl_start start, sl_cursor_wake_fn wake, void *arg,
+                                 int *errp);
+
+/* Deliver up to max_records from the cursor position and advance past them.
+ * Returns records delivered, 0 when caught up (re-arms wake), or -errno. */
+int sl_cursor_poll(struct sl_cursor *cur, size_t max_records, size_t max_bytes,
+                   sl_record_fn fn, void *arg);
+
+int64_t sl_cursor_position(const struct sl_cursor *cur);
+void sl_cursor_seek(struct sl_cursor *cur, int64_t offset);
+void sl_cursor_close(struct sl_cursor **cur);
+
+/* ---- consumer groups ---- */
+
+/* A member's new assignment, replacing its previous one (n may be 0). Loop thread. */
+typedef void (*sl_group_assign_fn)(struct sl_group_member *m, void *arg,
+                                   const int32_t *partitions, size_t n);
+
+/*
+ * Join group `group` on `topic`. Partitions are spread over members (range
+ * assignment, members ordered by join time); every member whose assignment changes
+ * gets its callback (deferred to the loop, never inside this call).
+ */
+struct sl_group_member *sl_group_join(struct sl_log *log, const char *group,
+                                      const char *topic, sl_group_assign_fn fn, void *arg);
+/* Leave: the remaining members are rebalanced. Sets *m to NULL. */
+void sl_group_leave(struct sl_group_member **m);
+
+/* Store a committed offset (the next offset to consume) durably before returning. */
+int sl_group_commit(struct sl_log *log, const char *group, const char *topic,
+                    int32_t partition, int64_t offset);
+/* The committed offset, or -1 if none. */
+int64_t sl_group_committed(struct sl_log *log, const char *group, const char *topic,
+                           int32_t partition);
+
+/* Every (group, topic, partition, committed) known; stops if fn returns nonzero. */
+typedef int (*sl_group_fn)(void *arg, const char *group, const char *topic,
+                           int32_t partition, int64_t committed, int members);
+int sl_group_foreach(struct sl_log *log, sl_group_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * Kafka RecordBatch v2 codec (magic 2, CRC-32C, varint records, record headers).
+ * Pure: no I/O, no globals; any thread. Only uncompressed batches are produced;
+ * compressed ones are reported as SL_RB_UNSUPPORTED when decoded.
+ *
+ * Layout (big-endian): baseOffset i64, batchLength i32, partitionLeaderEpoch i32,
+ * magic i8 (=2), crc u32 (CRC-32C of attributes..end), attributes i16,
+ * lastOffsetDelta i32, baseTimestamp i64, maxTimestamp i64, producerId i64,
+ * producerEpoch i16, baseSequence i32, records count i32, then records:
+ * length varint, attributes i8, timestampDelta varlong, offsetDelta varint,
+ * keyLength varint, key, valueLength varint, value, headers count varint,
+ * each header: keyLength varint, key, valueLength varint, value.
+ */
+#ifndef SL_RECORDBATCH_H
+#define SL_RECORDBATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_RB_HEADER_SIZE 61         /* bytes before the first record */
+#define SL_RB_LOG_OVERHEAD 12        /* baseOffset + batchLength */
+
+/* A record header as input or as a decoded view. value NULL with value_len -1: null. */
+struct sl_hdr {
+    const char *name;
+    size_t name_len;
+    const uint8_t *value;
+    int32_t value_len;
+};
+
+/* A record to encode. key_len / value_len -1 means null. */
+struct sl_rec_in {
+    int64_t timestamp;               /* ms since the epoch */
+    const uint8_t *key;
+    int32_t key_len;
+    const uint8_t *value;
+    int32_t value_len;
+    const struct sl_hdr *headers;
+    size_t n_headers;
+};
+
+/* A decoded record: a view into the batch's bytes (valid while those bytes are). */
+struct sl_record {
+    int64_t offset;
+    int64_t timestamp;
+    const uint8_t *key;
+    int32_t key_len;                 /* -1: null */
+    const uint8_t *value;
+    int32_t value_len;               /* -1: null */
+    uint32_t n_headers;
+    const uint8_t *headers_raw;      /* iterate with sl_rb_header_next */
+    size_t headers_len;
+};
+
+/* Encoder: a growable buffer, reusable after sl_rb_builder_reset. */
+struct sl_rb_builder {
+    uint8_t *buf;
+    size_t len;
+    size_t cap;
+    int64_t base_offset;
+    int64_t base_timestamp;
+    int64_t max_timestamp;
+    int32_t count;
+};
+
+void sl_rb_builder_init(struct sl_rb_builder *b);
+void sl_rb_builder_free(struct sl_rb_builder *b);
+/* Start a new batch whose first record gets base_offset. */
+void sl_rb_builder_reset(struct sl_rb_builder *b, int64_t base_offset);
+/* Append one record (offset = base_offset + count). 0, or -ENOMEM / -EINVAL. */
+int sl_rb_builder_add(struct sl_rb_builder *b, const struct sl_rec_in *rec);
+/* Finish: fills batchLength, lastOffsetDelta, timestamps, count and CRC. Returns the
+ * batch bytes (owned by the builder) and its length in *len. */
+const uint8_t *sl_rb_builder_finish(struct sl_rb_builder *b, size_t *len);
+
+enum sl_rb_status {
+    SL_RB_OK = 0,
+    SL_RB_SHORT = 1,           /* not enough bytes for the whole batch (torn tail) */
+    SL_RB_CORRUPT = -1,        /* bad length, magic, CRC or record framing */
+    SL_RB_UNSUPPORTED = -2,    /* compressed or control batch */
+};
+
+struct sl_rb_batch {
+    int64_t base_offset;
+    int32_t batch_length;            /* bytes after the batchLength field */
+    int32_t partition_leader_epoch;
+    int8_t magic;
+    uint32_t crc;
+    int16_t attributes;
+    int32_t last_offset_delta;
+    int64_t base_timestamp;
+    int64_t max_timestamp;
+    int64_t producer_id;
+    int16_t producer_epoch;
+    int32_t base_sequence;
+    int32_t record_count;
+    const uint8_t *records;          /* first record */
+    size_t records_len;
+    size_t total_len;                /* SL_RB_LOG_OVERHEAD + batch_length */
+};
+
+/* Parse the header of the batch at buf and check its CRC; does not walk records. */
+enum sl_rb_status sl_rb_parse(const uint8_t *buf, size_t len, struct sl_rb_batch *out);
+/* Parse the header only, no CRC check (for scanning a file by batch length). */
+enum sl_rb_status sl_rb_parse_header(const uint8_t *buf, size_t len, struct sl_rb_batch *out);
+
+struct sl_rb_iter {
+    const struct sl_rb_batch *batch;
+    size_t pos;
+    int32_t index;
+};
+void sl_rb_iter_init(struct sl_rb_iter *it, const struct sl_rb_batch *batch);
+/* 1: *rec filled; 0: no more records; SL_RB_CORRUPT: bad framing. */
+int sl_rb_iter_next(struct sl_rb_iter *it, struct sl_record *rec);
+
+struct sl_rb_hdr_iter {
+    const uint8_t *p;
+    const uint8_t *end;
+    uint32_t left;
+};
+void sl_rb_hdr_iter_init(struct sl_rb_hdr_iter *it, const struct sl_record *rec);
+/* 1: *h filled (name not NUL-terminated); 0: done; SL_RB_CORRUPT. */
+int sl_rb_hdr_iter_next(struct sl_rb_hdr_iter *it, struct sl_hdr *h);
+
+/* CRC-32C (Castagnoli) as Kafka computes it: crc32c("123456789") == 0xE3069283. */
+uint32_t sl_crc32c(const void *data, size_t len);
+
+/* Kafka's murmur2 (the Java client's Utils.murmur2), and the default partitioner's
+ * partition: (murmur2(key) & 0x7fffffff) % partitions. */
+int32_t sl_murmur2(const void *key, size_t len);
+int32_t sl_murmur2_partition(const void *key, size_t len, int32_t partitions);
+
+/* Zig-zag varint helpers (Kafka's varint / varlong). Return bytes used, 0 on error. */
+size_t sl_varint_put(uint8_t *out, int64_t v);
+size_t sl_varint_get(const uint8_t *p, const uint8_t *end, int64_t *v);
+
+#endif

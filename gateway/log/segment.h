@@ -1,0 +1,65 @@
+/*
+ * One log segment: <dir>/<20-digit base offset>.log (RecordBatch v2, back to back),
+ * .index (sparse: 8-byte entries, relative offset u32 BE + file position u32 BE) and
+ * .timeindex (12-byte entries: timestamp i64 BE + relative offset u32 BE), as Kafka
+ * lays them out.
+ *
+ * Thread affinity: the owner's thread (the core loop) for everything except
+ * sl_segment_sync, which the log's fsync thread may call concurrently with appends.
+ */
+#ifndef SL_SEGMENT_H
+#define SL_SEGMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sl_segment;
+
+/*
+ * Open the segment with base_offset in dir, creating empty files if create is true
+ * and they are missing. An existing segment is opened as it is: call
+ * sl_segment_recover on the active (last) segment. Older segments trust their index
+ * but rebuild it if it is missing or inconsistent. NULL and *err (malloc'd) on failure.
+ */
+struct sl_segment *sl_segment_open(const char *dir, int64_t base_offset, bool create,
+                                   uint32_t index_interval_bytes, char **err);
+
+/*
+ * Validate every batch from the start of the .log (length, magic, CRC, offsets
+ * increasing), truncate the file at the first bad or torn batch, and rebuild both
+ * indexes to match. Returns the number of bytes truncated (>= 0) or -errno.
+ */
+int64_t sl_segment_recover(struct sl_segment *seg);
+
+/* Append one encoded batch whose offsets are [base_offset, last_offset]. Adds index
+ * entries every index_interval_bytes. 0 or -errno (a failed write is rolled back). */
+int sl_segment_append(struct sl_segment *seg, const uint8_t *batch, size_t len,
+                      int64_t base_offset, int64_t last_offset, int64_t max_timestamp);
+
+/* fdatasync the .log (indexes are rebuilt on recovery, so they are synced lazily). */
+int sl_segment_sync(struct sl_segment *seg);
+
+/* File position of the batch containing `offset`, or of the first batch after it;
+ * the segment size if offset is past the end. 0 or -errno. */
+int sl_segment_find(struct sl_segment *seg, int64_t offset, uint64_t *pos);
+
+/* First offset in this segment whose batch max timestamp >= ts_ms, or -1 if none. */
+int64_t sl_segment_find_time(struct sl_segment *seg, int64_t ts_ms);
+
+/* pread from the .log. Returns bytes read (short at end of file) or -errno. */
+ssize_t sl_segment_read(struct sl_segment *seg, uint64_t pos, void *buf, size_t len);
+
+int64_t sl_segment_base_offset(const struct sl_segment *seg);
+int64_t sl_segment_next_offset(const struct sl_segment *seg);   /* last offset + 1 */
+int64_t sl_segment_max_timestamp(const struct sl_segment *seg); /* -1 if empty */
+uint64_t sl_segment_size(const struct sl_segment *seg);         /* .log bytes */
+int64_t sl_segment_created_ms(const struct sl_segment *seg);    /* for age-based roll */
+
+/* Close files and free; *seg set to NULL. */
+void sl_segment_close(struct sl_segment **seg);
+/* Close and delete the three files; *seg set to NULL. */
+int sl_segment_delete(struct sl_segment **seg);
+
+#endif
