@@ -192,4 +192,24 @@ typedef int (*sl_group_fn)(void *arg, const char *group, const char *topic,
                            int32_t partition, int64_t committed, int members);
 int sl_group_foreach(struct sl_log *log, sl_group_fn fn, void *arg);
 
+/* ---- statistics (for /metrics) ---- */
+
+#define SL_LOG_FSYNC_BUCKETS 12
+
+/* Upper bounds, in seconds, of the fsync duration histogram buckets (0.0001 .. 1.0);
+ * the +Inf bucket is `fsyncs`. */
+extern const double sl_log_fsync_bucket_le[SL_LOG_FSYNC_BUCKETS];
+
+struct sl_log_stats {
+    uint64_t fsyncs;                                /* fdatasync calls made */
+    uint64_t fsync_bucket[SL_LOG_FSYNC_BUCKETS];    /* cumulative: fsyncs <= le[i] */
+    double fsync_seconds_sum;
+    uint64_t append_errors;                         /* appends failed through their cb */
+    uint64_t recovered_truncated_bytes;             /* cut from torn tails at open */
+    uint64_t segments_deleted;                      /* by retention */
+};
+
+/* Copy the counters into *out (borrowed). Loop thread. */
+void sl_log_get_stats(struct sl_log *log, struct sl_log_stats *out);
+
 #endif
