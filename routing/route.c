@@ -1,0 +1,1130 @@
+/*
+ * Routing table: per-source (ingress) and per-topic (egress) tries over subject levels.
+ *
+ * A trie node has literal children in an open-addressing hash table keyed by the level
+ * text, one child for '+' / '*', the ids of the patterns that end at the node ("here")
+ * and the ids of the patterns whose next level is '#' ("rest"). Ids are insertion
+ * indexes, so each list is sorted ascending. A lookup splits the subject into levels
+ * (and hashes each level once), then walks every branch that can match: the literal
+ * child, the '+' child, and the '#' list at each node it reaches. Every node is reached
+ * by one path only, so a walk visits at most the nodes of the trie, and in practice
+ * a handful: its cost follows the subject's depth and the number of wildcard branches,
+ * not the number of rules. Each node also records the smallest and largest rule id
+ * below it, so a walk skips subtrees that cannot improve its answer.
+ */
+#include "routing/route.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RT_NAME_MAX 255          /* listener / bridge names */
+#define RT_NO_ID UINT32_MAX
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static uint64_t hash_bytes(const char *s, size_t len)
+{
+    /* FNV-1a, then a final avalanche (splitmix64 finaliser) for power-of-two tables. */
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ULL;
+    }
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
+static char *dup_str(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static int set_err(char **err, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int set_err(char **err, int line, const char *fmt, ...)
+{
+    if (err != NULL) {
+        char *msg = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0) {
+            msg = NULL;
+        }
+        va_end(ap);
+        *err = NULL;
+        if (msg != NULL) {
+            if (asprintf(err, "line %d: %s", line, msg) < 0) {
+                *err = NULL;
+            }
+            free(msg);
+        }
+    }
+    return -EINVAL;
+}
+
+/* ---- subjects and patterns ---------------------------------------------------------- */
+
+struct levels {
+    int n;
+    uint16_t off[RT_MAX_LEVELS];
+    uint16_t len[RT_MAX_LEVELS];
+};
+
+/* Split s into levels. 0, or -1 when s is empty, too long or has too many levels. */
+static int split_levels(const char *s, struct levels *lv)
+{
+    size_t total = strnlen(s, RT_MAX_SUBJECT + 1);
+    if (total == 0 || total > RT_MAX_SUBJECT) {
+        return -1;
+    }
+    lv->n = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= total; i++) {
+        if (i == total || s[i] == '/') {
+            if (lv->n == RT_MAX_LEVELS) {
+                return -1;
+            }
+            lv->off[lv->n] = (uint16_t)start;
+            lv->len[lv->n] = (uint16_t)(i - start);
+            lv->n++;
+            start = i + 1;
+        }
+    }
+    return 0;
+}
+
+static bool level_is(const char *s, const struct levels *lv, int i, char c)
+{
+    return lv->len[i] == 1 && s[lv->off[i]] == c;
+}
+
+static bool level_is_one(const char *s, const struct levels *lv, int i)
+{
+    return level_is(s, lv, i, '+') || level_is(s, lv, i, '*');
+}
+
+/* Split and check a pattern. 0 or -1; *why says what is wrong. */
+static int split_pattern(const char *p, struct levels *lv, const char **why)
+{
+    if (split_levels(p, lv) < 0) {
+        *why = "empty, longer than 1024 bytes or deeper than 32 levels";
+        return -1;
+    }
+    for (int i = 0; i < lv->n; i++) {
+        const char *l = p + lv->off[i];
+        size_t len = lv->len[i];
+        if (len == 1 && (l[0] == '+' || l[0] == '*')) {
+            continue;
+        }
+        if (len == 1 && l[0] == '#') {
+            if (i != lv->n - 1) {
+                *why = "'#' must be the last level";
+                return -1;
+            }
+            continue;
+        }
+        for (size_t j = 0; j < len; j++) {
+            if (l[j] == '+' || l[j] == '*' || l[j] == '#') {
+                *why = "a wildcard ('+', '*', '#') must be a whole level";
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+bool rt_pattern_valid(const char *pattern)
+{
+    struct levels lv;
+    const char *why;
+    return pattern != NULL && split_pattern(pattern, &lv, &why) == 0;
+}
+
+bool rt_subject_valid(const char *subject)
+{
+    struct levels lv;
+    return subject != NULL && split_levels(subject, &lv) == 0;
+}
+
+static bool topic_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+bool rt_topic_name_valid(const char *name)
+{
+    if (name == NULL) {
+        return false;
+    }
+    size_t len = strnlen(name, RT_TOPIC_MAX + 1);
+    if (len == 0 || len > RT_TOPIC_MAX) {
+        return false;
+    }
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!topic_char_ok(name[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool rt_match(const char *pattern, const char *subject)
+{
+    struct levels pl, sl;
+    const char *why;
+    if (pattern == NULL || subject == NULL || split_pattern(pattern, &pl, &why) < 0 ||
+        split_levels(subject, &sl) < 0) {
+        return false;
+    }
+    bool dollar = subject[0] == '$';
+    for (int i = 0; i < pl.n; i++) {
+        if (level_is(pattern, &pl, i, '#')) {
+            return !(i == 0 && dollar);
+        }
+        if (i >= sl.n) {
+            return false;
+        }
+        if (level_is_one(pattern, &pl, i)) {
+            if (i == 0 && dollar) {
+                return false;
+            }
+            continue;
+        }
+        if (pl.len[i] != sl.len[i] ||
+            memcmp(pattern + pl.off[i], subject + sl.off[i], pl.len[i]) != 0) {
+            return false;
+        }
+    }
+    return pl.n == sl.n;
+}
+
+/* ---- id lists and the hash map ------------------------------------------------------- */
+
+struct ids {
+    uint32_t *v;
+    uint32_t n;
+    uint32_t cap;
+};
+
+static int ids_push(struct ids *l, uint32_t id)
+{
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 2;
+        uint32_t *v = realloc(l->v, cap * sizeof(*v));
+        if (v == NULL) {
+            return -ENOMEM;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = id;
+    return 0;
+}
+
+struct map_ent {
+    uint64_t hash;
+    const char *key;             /* owned by the value; NULL: empty slot */
+    size_t len;
+    void *val;
+};
+
+struct map {
+    struct map_ent *ent;
+    size_t cap;                  /* 0 or a power of two */
+    size_t n;
+};
+
+static void *map_get(const struct map *m, const char *key, size_t len, uint64_t hash)
+{
+    if (m->cap == 0) {
+        return NULL;
+    }
+    size_t mask = m->cap - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        const struct map_ent *e = &m->ent[i];
+        if (e->key == NULL) {
+            return NULL;
+        }
+        if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0) {
+            return e->val;
+        }
+    }
+}
+
+static void map_place(struct map_ent *ent, size_t cap, const struct map_ent *src)
+{
+    size_t mask = cap - 1;
+    size_t i = src->hash & mask;
+    while (ent[i].key != NULL) {
+        i = (i + 1) & mask;
+    }
+    ent[i] = *src;
+}
+
+/* Insert a key known to be absent; key must stay valid as long as the map. */
+static int map_put(struct map *m, const char *key, size_t len, uint64_t hash, void *val)
+{
+    if ((m->n + 1) * 2 > m->cap) {   /* keep the load at most 1/2: misses stay short */
+        size_t cap = m->cap ? m->cap * 2 : 4;
+        struct map_ent *ent = calloc(cap, sizeof(*ent));
+        if (ent == NULL) {
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (m->ent[i].key != NULL) {
+                map_place(ent, cap, &m->ent[i]);
+            }
+        }
+        free(m->ent);
+        m->ent = ent;
+        m->cap = cap;
+    }
+    struct map_ent e = { .hash = hash, .key = key, .len = len, .val = val };
+    map_place(m->ent, m->cap, &e);
+    m->n++;
+    return 0;
+}
+
+/* ---- trie ----------------------------------------------------------------------------- */
+
+struct node {
+    char *level;                 /* this node's level text (literal children only) */
+    size_t level_len;
+    struct map kids;             /* level text -> struct node */
+    struct node *plus;           /* the '+' / '*' child */
+    struct ids here;             /* patterns that end at this node */
+    struct ids rest;             /* patterns whose next (last) level is '#' */
+    uint32_t min_id;             /* smallest / largest id in here/rest of this subtree */
+    uint32_t max_id;
+};
+
+static struct node *node_new(const char *level, size_t len)
+{
+    struct node *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        return NULL;
+    }
+    n->level = malloc(len + 1);
+    if (n->level == NULL) {
+        free(n);
+        return NULL;
+    }
+    memcpy(n->level, level, len);
+    n->level[len] = '\0';
+    n->level_len = len;
+    n->min_id = RT_NO_ID;
+    n->max_id = 0;
+    return n;
+}
+
+static void node_free(struct node *n)
+{
+    if (n == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n->kids.cap; i++) {
+        if (n->kids.ent[i].key != NULL) {
+            node_free(n->kids.ent[i].val);
+        }
+    }
+    free(n->kids.ent);
+    node_free(n->plus);
+    free(n->here.v);
+    free(n->rest.v);
+    free(n->level);
+    free(n);
+}
+
+static void node_note_id(struct node *n, uint32_t id)
+{
+    if (id < n->min_id) {
+        n->min_id = id;
+    }
+    if (id > n->max_id) {
+        n->max_id = id;
+    }
+}
+
+/* Add pattern p (already split and validated) with id under root. 0 or -ENOMEM.
+ * On -ENOMEM the trie may hold new empty nodes, which match nothing. */
+static int trie_insert(struct node *root, const char *p, const struct levels *lv,
+                       uint32_t id)
+{
+    struct node *n = root;
+    for (int i = 0; i < lv->n; i++) {
+        node_note_id(n, id);
+        if (level_is(p, lv, i, '#')) {
+            return ids_push(&n->rest, id);
+        }
+        struct node *next;
+        if (level_is_one(p, lv, i)) {
+            if (n->plus == NULL) {
+                n->plus = node_new("+", 1);
+                if (n->plus == NULL) {
+                    return -ENOMEM;
+                }
+            }
+            next = n->plus;
+        } else {
+            const char *l = p + lv->off[i];
+            size_t len = lv->len[i];
+            uint64_t h = hash_bytes(l, len);
+            next = map_get(&n->kids, l, len, h);
+            if (next == NULL) {
+                next = node_new(l, len);
+                if (next == NULL) {
+                    return -ENOMEM;
+                }
+                if (map_put(&n->kids, next->level, len, h, next) < 0) {
+                    node_free(next);
+                    return -ENOMEM;
+                }
+            }
+        }
+        n = next;
+    }
+    node_note_id(n, id);
+    return ids_push(&n->here, id);
+}
+
+/* A trie with its key in a map (sources: "l:NAME" / "b:NAME"; egress: the topic). */
+struct keyed_trie {
+    char *key;
+    size_t len;
+    struct node *root;
+};
+
+static void keyed_trie_free(struct keyed_trie *k)
+{
+    if (k != NULL) {
+        node_free(k->root);
+        free(k->key);
+        free(k);
+    }
+}
+
+static struct keyed_trie *keyed_trie_get_or_add(struct map *m, const char *key, size_t len)
+{
+    uint64_t h = hash_bytes(key, len);
+    struct keyed_trie *k = map_get(m, key, len, h);
+    if (k != NULL) {
+        return k;
+    }
+    k = calloc(1, sizeof(*k));
+    if (k == NULL) {
+        return NULL;
+    }
+    k->key = strndup(key, len);
+    k->len = len;
+    k->root = node_new("", 0);
+    if (k->key == NULL || k->root == NULL || map_put(m, k->key, len, h, k) < 0) {
+        keyed_trie_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+static void keyed_map_free(struct map *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->ent[i].key != NULL) {
+            keyed_trie_free(m->ent[i].val);
+        }
+    }
+    free(m->ent);
+    m->ent = NULL;
+    m->cap = m->n = 0;
+}
+
+/* ---- the table ------------------------------------------------------------------------ */
+
+struct in_rule {
+    struct rt_ingress pub;       /* first: decisions point here; strings owned */
+    bool templated[RT_MAX_TOPICS];
+};
+
+struct rt_table {
+    struct in_rule **in;
+    size_t n_in, cap_in;
+    struct rt_egress **eg;
+    size_t n_eg, cap_eg;
+    struct map sources;          /* "l:NAME" / "b:NAME" -> keyed_trie */
+    struct map topics;           /* topic -> keyed_trie */
+};
+
+struct rt_table *rt_table_new(void)
+{
+    return calloc(1, sizeof(struct rt_table));
+}
+
+static void kvs_free(const struct rt_kv *kv, size_t n)
+{
+    if (kv == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free((char *)kv[i].name);
+        free((char *)kv[i].value);
+    }
+    free((struct rt_kv *)kv);
+}
+
+static void in_rule_free(struct in_rule *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    struct rt_ingress *p = &r->pub;
+    free((char *)p->listener);
+    free((char *)p->bridge);
+    free((char *)p->match);
+    kvs_free(p->when, p->n_when);
+    if (p->topics != NULL) {
+        for (size_t i = 0; i < p->n_topics; i++) {
+            free((char *)p->topics[i]);
+        }
+        free((char **)p->topics);
+    }
+    free((char *)p->key_header);
+    kvs_free(p->set, p->n_set);
+    free(r);
+}
+
+static void egress_free(struct rt_egress *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    free((char *)e->topic);
+    free((char *)e->match);
+    free((char *)e->bridge);
+    free((char *)e->listener);
+    free((char *)e->destination);
+    free(e);
+}
+
+void rt_table_free(struct rt_table **t)
+{
+    if (t == NULL || *t == NULL) {
+        return;
+    }
+    struct rt_table *tb = *t;
+    for (size_t i = 0; i < tb->n_in; i++) {
+        in_rule_free(tb->in[i]);
+    }
+    free(tb->in);
+    for (size_t i = 0; i < tb->n_eg; i++) {
+        egress_free(tb->eg[i]);
+    }
+    free(tb->eg);
+    keyed_map_free(&tb->sources);
+    keyed_map_free(&tb->topics);
+    free(tb);
+    *t = NULL;
+}
+
+size_t rt_table_n_ingress(const struct rt_table *t)
+{
+    return t != NULL ? t->n_in : 0;
+}
+
+size_t rt_table_n_egress(const struct rt_table *t)
+{
+    return t != NULL ? t->n_eg : 0;
+}
+
+/* Make room for one more pointer in *v (n used of *cap). 0 or -ENOMEM. */
+static int grow_ptrs(void **v, size_t elem, size_t n, size_t *cap)
+{
+    if (n < *cap) {
+        return 0;
+    }
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *nv = realloc(*v, ncap * elem);
+    if (nv == NULL) {
+        return -ENOMEM;
+    }
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+
+/* Build the source key "l:NAME" / "b:NAME" into buf (RT_NAME_MAX + 3). Length or -1. */
+static int source_key(const char *listener, const char *bridge, char *buf)
+{
+    const char *name = listener != NULL ? listener : bridge;
+    size_t len = strnlen(name, RT_NAME_MAX + 1);
+    if (len == 0 || len > RT_NAME_MAX) {
+        return -1;
+    }
+    buf[0] = listener != NULL ? 'l' : 'b';
+    buf[1] = ':';
+    memcpy(buf + 2, name, len);
+    buf[len + 2] = '\0';
+    return (int)len + 2;
+}
+
+/* Check an ingress topic template; *templated tells whether it has {N}. */
+static int check_topic_template(const char *tpl, bool *templated, const char **why)
+{
+    *templated = false;
+    size_t len = strlen(tpl);
+    if (len == 0) {
+        *why = "empty topic name";
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (tpl[i] == '{') {
+            if (i + 2 < len && tpl[i + 1] >= '1' && tpl[i + 1] <= '9' &&
+                tpl[i + 2] == '}') {
+                *templated = true;
+                i += 2;
+                continue;
+            }
+            *why = "'{' must start {1}..{9}";
+            return -1;
+        }
+        if (!topic_char_ok(tpl[i])) {
+            *why = "topic names use only [a-zA-Z0-9._-] (and {1}..{9})";
+            return -1;
+        }
+    }
+    if (!*templated && !rt_topic_name_valid(tpl)) {
+        *why = "not a valid topic name (1..249 of [a-zA-Z0-9._-], not \".\" or \"..\")";
+        return -1;
+    }
+    return 0;
+}
+
+static int check_dest_template(const char *tpl)
+{
+    for (const char *p = tpl; *p != '\0'; p++) {
+        if (*p == '{') {
+            if (strncmp(p, "{subject}", 9) == 0) {
+                p += 8;
+            } else if (strncmp(p, "{topic}", 7) == 0) {
+                p += 6;
+            } else if (p[1] >= '1' && p[1] <= '9' && p[2] == '}') {
+                p += 2;
+            } else {
+                return -1;
+            }
+        } else if (*p == '}') {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static struct rt_kv *kvs_dup(const struct rt_kv *kv, size_t n)
+{
+    struct rt_kv *out = calloc(n, sizeof(*out));
+    if (out == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i].name = strdup(kv[i].name);
+        out[i].value = dup_str(kv[i].value);
+        if (out[i].name == NULL || (kv[i].value != NULL && out[i].value == NULL)) {
+            kvs_free(out, n);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static int check_ingress(const struct rt_ingress *r, struct levels *lv, bool *templated,
+                         char **err)
+{
+    const char *why = NULL;
+    int line = r->line;
+    if ((r->listener == NULL) == (r->bridge == NULL)) {
+        return set_err(err, line, "an ingress rule needs exactly one of listener / bridge");
+    }
+    const char *src = r->listener != NULL ? r->listener : r->bridge;
+    if (src[0] == '\0' || strcmp(src, "*") == 0 || strlen(src) > RT_NAME_MAX) {
+        return set_err(err, line, "source name \"%s\" is not allowed (empty, \"*\" or too "
+                       "long)", src);
+    }
+    const char *match = r->match != NULL ? r->match : "#";
+    if (split_pattern(match, lv, &why) < 0) {
+        return set_err(err, line, "match \"%s\": %s", match, why);
+    }
+    if (r->n_topics == 0 || r->n_topics > RT_MAX_TOPICS || r->topics == NULL) {
+        return set_err(err, line, "an ingress rule needs 1..%d topics", RT_MAX_TOPICS);
+    }
+    for (size_t i = 0; i < r->n_topics; i++) {
+        if (r->topics[i] == NULL) {
+            return set_err(err, line, "topic %zu is missing", i + 1);
+        }
+        if (check_topic_template(r->topics[i], &templated[i], &why) < 0) {
+            return set_err(err, line, "topic \"%s\": %s", r->topics[i], why);
+        }
+    }
+    if (r->key != RT_KEY_SUBJECT && r->key != RT_KEY_HEADER && r->key != RT_KEY_NONE) {
+        return set_err(err, line, "unknown key kind %d", (int)r->key);
+    }
+    if (r->key == RT_KEY_HEADER && (r->key_header == NULL || r->key_header[0] == '\0')) {
+        return set_err(err, line, "key header:NAME needs a header name");
+    }
+    if (r->n_when > 0 && r->when == NULL) {
+        return set_err(err, line, "header predicates missing");
+    }
+    for (size_t i = 0; i < r->n_when; i++) {
+        if (r->when[i].name == NULL || r->when[i].value == NULL) {
+            return set_err(err, line, "a header predicate needs a name and a value");
+        }
+    }
+    if (r->n_set > 0 && r->set == NULL) {
+        return set_err(err, line, "header rewrites missing");
+    }
+    for (size_t i = 0; i < r->n_set; i++) {
+        if (r->set[i].name == NULL || r->set[i].name[0] == '\0') {
+            return set_err(err, line, "a header rewrite needs a name");
+        }
+    }
+    return 0;
+}
+
+static struct in_rule *in_rule_copy(const struct rt_ingress *r, const bool *templated)
+{
+    struct in_rule *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    struct rt_ingress *p = &c->pub;
+    p->line = r->line;
+    p->key = r->key;
+    p->listener = dup_str(r->listener);
+    p->bridge = dup_str(r->bridge);
+    p->match = strdup(r->match != NULL ? r->match : "#");
+    bool ok = p->match != NULL && (p->listener != NULL || p->bridge != NULL);
+    if (ok && r->key == RT_KEY_HEADER) {
+        p->key_header = strdup(r->key_header);
+        ok = p->key_header != NULL;
+    }
+    if (ok) {
+        char **topics = calloc(r->n_topics, sizeof(*topics));
+        p->topics = (const char *const *)topics;
+        ok = topics != NULL;
+        if (ok) {
+            p->n_topics = r->n_topics;
+            for (size_t i = 0; i < r->n_topics && ok; i++) {
+                topics[i] = strdup(r->topics[i]);
+                ok = topics[i] != NULL;
+                c->templated[i] = templated[i];
+            }
+        }
+    }
+    if (ok && r->n_when > 0) {
+        p->when = kvs_dup(r->when, r->n_when);
+        p->n_when = p->when != NULL ? r->n_when : 0;
+        ok = p->when != NULL;
+    }
+    if (ok && r->n_set > 0) {
+        p->set = kvs_dup(r->set, r->n_set);
+        p->n_set = p->set != NULL ? r->n_set : 0;
+        ok = p->set != NULL;
+    }
+    if (!ok) {
+        in_rule_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int rt_add_ingress(struct rt_table *t, const struct rt_ingress *r, char **err)
+{
+    struct levels lv;
+    bool templated[RT_MAX_TOPICS] = { false };
+    if (t == NULL || r == NULL) {
+        return set_err(err, r != NULL ? r->line : 0, "no table or rule");
+    }
+    int rc = check_ingress(r, &lv, templated, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (t->n_in >= RT_NO_ID - 1) {
+        return set_err(err, r->line, "too many rules");
+    }
+    char key[RT_NAME_MAX + 3];
+    int klen = source_key(r->listener, r->bridge, key);
+    struct in_rule *c = in_rule_copy(r, templated);
+    void *v = t->in;
+    int grown = grow_ptrs(&v, sizeof(*t->in), t->n_in, &t->cap_in);
+    t->in = v;
+    if (c == NULL || grown < 0) {
+        in_rule_free(c);
+        return -ENOMEM;
+    }
+    struct keyed_trie *k = keyed_trie_get_or_add(&t->sources, key, (size_t)klen);
+    if (k == NULL || trie_insert(k->root, c->pub.match, &lv, (uint32_t)t->n_in) < 0) {
+        /* trie_insert pushes the id last: on failure no list holds it. */
+        in_rule_free(c);
+        return -ENOMEM;
+    }
+    t->in[t->n_in++] = c;
+    return 0;
+}
+
+int rt_add_egress(struct rt_table *t, const struct rt_egress *r, char **err)
+{
+    struct levels lv;
+    const char *why = NULL;
+    if (t == NULL || r == NULL) {
+        return set_err(err, r != NULL ? r->line : 0, "no table or binding");
+    }
+    if (!rt_topic_name_valid(r->topic)) {
+        return set_err(err, r->line, "egress topic \"%s\" is not a valid topic name",
+                       r->topic != NULL ? r->topic : "");
+    }
+    if ((r->bridge == NULL) == (r->listener == NULL)) {
+        return set_err(err, r->line, "an egress binding needs exactly one of bridge / "
+                       "listener");
+    }
+    const char *target = r->bridge != NULL ? r->bridge : r->listener;
+    if (target[0] == '\0' || strcmp(target, "*") == 0) {
+        return set_err(err, r->line, "target name \"%s\" is not allowed", target);
+    }
+    const char *match = r->match != NULL ? r->match : "#";
+    if (split_pattern(match, &lv, &why) < 0) {
+        return set_err(err, r->line, "match \"%s\": %s", match, why);
+    }
+    const char *dest = r->destination != NULL ? r->destination : "{subject}";
+    if (check_dest_template(dest) < 0) {
+        return set_err(err, r->line, "destination \"%s\": only {subject}, {topic} and "
+                       "{1}..{9} may appear in braces", dest);
+    }
+    if (t->n_eg >= RT_NO_ID - 1) {
+        return set_err(err, r->line, "too many bindings");
+    }
+    struct rt_egress *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    c->line = r->line;
+    c->topic = strdup(r->topic);
+    c->match = strdup(match);
+    c->bridge = dup_str(r->bridge);
+    c->listener = dup_str(r->listener);
+    c->destination = strdup(dest);
+    void *v = t->eg;
+    int grown = grow_ptrs(&v, sizeof(*t->eg), t->n_eg, &t->cap_eg);
+    t->eg = v;
+    if (c->topic == NULL || c->match == NULL || (c->bridge == NULL && c->listener == NULL) ||
+        c->destination == NULL || grown < 0) {
+        egress_free(c);
+        return -ENOMEM;
+    }
+    struct keyed_trie *k = keyed_trie_get_or_add(&t->topics, c->topic, strlen(c->topic));
+    if (k == NULL || trie_insert(k->root, c->match, &lv, (uint32_t)t->n_eg) < 0) {
+        egress_free(c);
+        return -ENOMEM;
+    }
+    t->eg[t->n_eg++] = c;
+    return 0;
+}
+
+/* ---- lookups ------------------------------------------------------------------------ */
+
+struct subject {
+    const char *s;
+    struct levels lv;
+    uint64_t hash[RT_MAX_LEVELS];
+    bool dollar;                 /* first level starts with '$' */
+};
+
+static int subject_prepare(const char *s, struct subject *sj)
+{
+    if (s == NULL || split_levels(s, &sj->lv) < 0) {
+        return -1;
+    }
+    sj->s = s;
+    for (int i = 0; i < sj->lv.n; i++) {
+        sj->hash[i] = hash_bytes(s + sj->lv.off[i], sj->lv.len[i]);
+    }
+    sj->dollar = s[0] == '$';
+    return 0;
+}
+
+/* Ingress walk: find the smallest rule id that matches and whose predicates hold. */
+struct in_walk {
+    const struct rt_table *t;
+    const struct subject *sj;
+    rt_header_fn hdr;
+    void *hdr_arg;
+    uint32_t best;
+};
+
+static bool predicates_hold(const struct rt_ingress *r, rt_header_fn hdr, void *arg)
+{
+    for (size_t i = 0; i < r->n_when; i++) {
+        const char *v = hdr != NULL ? hdr(arg, r->when[i].name) : NULL;
+        if (v == NULL || strcmp(v, r->when[i].value) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void in_consider(struct in_walk *w, const struct ids *l)
+{
+    for (uint32_t i = 0; i < l->n && l->v[i] < w->best; i++) {
+        if (predicates_hold(&w->t->in[l->v[i]]->pub, w->hdr, w->hdr_arg)) {
+            w->best = l->v[i];
+            return;
+        }
+    }
+}
+
+static void in_walk_node(struct in_walk *w, const struct node *n, int depth)
+{
+    if (n->min_id >= w->best) {
+        return;                 /* nothing below can beat what we have */
+    }
+    const struct subject *sj = w->sj;
+    bool skip_wild = depth == 0 && sj->dollar;
+    if (!skip_wild) {
+        in_consider(w, &n->rest);
+    }
+    if (depth == sj->lv.n) {
+        in_consider(w, &n->here);
+        return;
+    }
+    const struct node *child = map_get(&n->kids, sj->s + sj->lv.off[depth],
+                                       sj->lv.len[depth], sj->hash[depth]);
+    if (child != NULL) {
+        in_walk_node(w, child, depth + 1);
+    }
+    if (n->plus != NULL && !skip_wild) {
+        in_walk_node(w, n->plus, depth + 1);
+    }
+}
+
+/* Resolve a topic template against the subject into out (RT_TOPIC_MAX + 1). */
+static int resolve_topic(const char *tpl, bool templated, const struct subject *sj,
+                         char *out)
+{
+    size_t pos = 0;
+    if (!templated) {
+        size_t len = strlen(tpl);
+        memcpy(out, tpl, len + 1);  /* validated at add time: len <= RT_TOPIC_MAX */
+        return 0;
+    }
+    for (const char *p = tpl; *p != '\0'; p++) {
+        const char *piece = p;
+        size_t len = 1;
+        if (*p == '{') {
+            int lvl = p[1] - '1';
+            if (lvl >= sj->lv.n) {
+                return -EINVAL;
+            }
+            piece = sj->s + sj->lv.off[lvl];
+            len = sj->lv.len[lvl];
+            p += 2;
+        }
+        if (pos + len > RT_TOPIC_MAX) {
+            return -EINVAL;
+        }
+        memcpy(out + pos, piece, len);
+        pos += len;
+    }
+    out[pos] = '\0';
+    return rt_topic_name_valid(out) ? 0 : -EINVAL;
+}
+
+int rt_route_ingress(const struct rt_table *t, const char *listener, const char *bridge,
+                     const char *subject, rt_header_fn hdr, void *hdr_arg,
+                     struct rt_decision *out)
+{
+    struct subject sj;
+    out->rule = NULL;
+    out->n_topics = 0;
+    out->key = RT_KEY_SUBJECT;
+    out->key_header = NULL;
+    if (subject_prepare(subject, &sj) < 0 || (listener != NULL && bridge != NULL)) {
+        return -EINVAL;
+    }
+    struct in_walk w = { .t = t, .sj = &sj, .hdr = hdr, .hdr_arg = hdr_arg,
+                         .best = RT_NO_ID };
+    char key[RT_NAME_MAX + 3];
+    int klen = (t != NULL && (listener != NULL || bridge != NULL)) ?
+               source_key(listener, bridge, key) : -1;
+    if (klen > 0) {
+        const struct keyed_trie *k = map_get(&t->sources, key, (size_t)klen,
+                                             hash_bytes(key, (size_t)klen));
+        if (k != NULL) {
+            in_walk_node(&w, k->root, 0);
+        }
+    }
+    if (w.best == RT_NO_ID) {
+        /* Default addressing: topic = first level, key = the subject. */
+        size_t len = sj.lv.len[0];
+        if (len == 0 || len > RT_TOPIC_MAX) {
+            return -EINVAL;
+        }
+        memcpy(out->topics[0], subject, len);
+        out->topics[0][len] = '\0';
+        if (!rt_topic_name_valid(out->topics[0])) {
+            return -EINVAL;
+        }
+        out->n_topics = 1;
+        return 0;
+    }
+    const struct in_rule *r = t->in[w.best];
+    for (size_t i = 0; i < r->pub.n_topics; i++) {
+        if (resolve_topic(r->pub.topics[i], r->templated[i], &sj, out->topics[i]) < 0) {
+            out->n_topics = 0;
+            return -EINVAL;
+        }
+    }
+    out->rule = &r->pub;
+    out->n_topics = r->pub.n_topics;
+    out->key = r->pub.key;
+    out->key_header = r->pub.key_header;
+    return 0;
+}
+
+/* Egress walk: the smallest matching binding id >= from. */
+struct eg_walk {
+    const struct subject *sj;
+    uint32_t from;
+    uint32_t best;
+};
+
+static void eg_consider(struct eg_walk *w, const struct ids *l)
+{
+    /* lower bound of w->from in the sorted list */
+    uint32_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (l->v[mid] < w->from) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo < l->n && l->v[lo] < w->best) {
+        w->best = l->v[lo];
+    }
+}
+
+static void eg_walk_node(struct eg_walk *w, const struct node *n, int depth)
+{
+    if (n->min_id >= w->best || n->max_id < w->from) {
+        return;
+    }
+    const struct subject *sj = w->sj;
+    bool skip_wild = depth == 0 && sj->dollar;
+    if (!skip_wild) {
+        eg_consider(w, &n->rest);
+    }
+    if (depth == sj->lv.n) {
+        eg_consider(w, &n->here);
+        return;
+    }
+    const struct node *child = map_get(&n->kids, sj->s + sj->lv.off[depth],
+                                       sj->lv.len[depth], sj->hash[depth]);
+    if (child != NULL) {
+        eg_walk_node(w, child, depth + 1);
+    }
+    if (n->plus != NULL && !skip_wild) {
+        eg_walk_node(w, n->plus, depth + 1);
+    }
+}
+
+void rt_route_egress(const struct rt_table *t, const char *topic, const char *subject,
+                     rt_egress_fn fn, void *arg)
+{
+    struct subject sj;
+    if (t == NULL || topic == NULL || fn == NULL || subject_prepare(subject, &sj) < 0) {
+        return;
+    }
+    size_t tlen = strlen(topic);
+    const struct keyed_trie *k = map_get(&t->topics, topic, tlen, hash_bytes(topic, tlen));
+    if (k == NULL) {
+        return;
+    }
+    /* One walk per match, each finding the next id in file order: no buffer needed. */
+    struct eg_walk w = { .sj = &sj, .from = 0 };
+    for (;;) {
+        w.best = RT_NO_ID;
+        eg_walk_node(&w, k->root, 0);
+        if (w.best == RT_NO_ID || w.best >= t->n_eg) {
+            return;
+        }
+        fn(arg, t->eg[w.best]);
+        w.from = w.best + 1;
+    }
+}
+
+/* ---- destination rendering ---------------------------------------------------------- */
+
+struct writer {
+    char *out;
+    size_t size;
+    size_t pos;
+};
+
+static void put(struct writer *wr, const char *s, size_t len)
+{
+    if (wr->pos < wr->size) {
+        size_t room = wr->size - wr->pos;
+        memcpy(wr->out + wr->pos, s, len < room ? len : room);
+    }
+    wr->pos += len;
+}
+
+int rt_render_destination(const struct rt_egress *b, const char *topic, const char *subject,
+                          char *out, size_t outsz)
+{
+    const char *tpl = b->destination != NULL ? b->destination : "{subject}";
+    struct levels lv;
+    bool have_levels = subject != NULL && split_levels(subject, &lv) == 0;
+    struct writer wr = { .out = out, .size = outsz, .pos = 0 };
+    if (topic == NULL) {
+        topic = "";
+    }
+    if (subject == NULL) {
+        subject = "";
+    }
+    for (const char *p = tpl; *p != '\0'; p++) {
+        if (*p == '{' && strncmp(p, "{subject}", 9) == 0) {
+            put(&wr, subject, strlen(subject));
+            p += 8;
+        } else if (*p == '{' && strncmp(p, "{topic}", 7) == 0) {
+            put(&wr, topic, strlen(topic));
+            p += 6;
+        } else if (*p == '{' && p[1] >= '1' && p[1] <= '9' && p[2] == '}') {
+            int lvl = p[1] - '1';
+            if (!have_levels || lvl >= lv.n) {
+                return -EINVAL;
+            }
+            put(&wr, subject + lv.off[lvl], lv.len[lvl]);
+            p += 2;
+        } else {
+            put(&wr, p, 1);
+        }
+    }
+    if (wr.pos >= outsz || wr.pos > INT32_MAX) {
+        if (outsz > 0) {
+            out[0] = '\0';
+        }
+        return -ENOSPC;
+    }
+    out[wr.pos] = '\0';
+    return (int)wr.pos;
+}
