@@ -1,0 +1,605 @@
+/*
+ * Consumer groups: members of (group, topic) in join order, range assignment like
+ * Kafka's RangeAssignor, assignment callbacks deferred to the loop, committed offsets
+ * kept in <data_dir>/__groups/<hex group name> (write temp, fsync, rename, fsync dir).
+ * Loop thread only.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "gateway/log/log.h"
+#include "gateway/log/log_internal.h"
+
+#define GROUPS_DIR "__groups"
+#define MAX_GROUP_NAME 255
+
+struct sl_group_topic;
+
+struct sl_group_member {
+    struct sl_log *log;                  /* NULL once the log closed */
+    struct sl_group_topic *gt;
+    sl_group_assign_fn fn;
+    void *arg;
+    int32_t start;                       /* assignment: [start, start + count) */
+    int32_t count;
+    bool pending;                        /* on the log's assign list */
+    struct sl_group_member *prev, *next;     /* members in join order */
+    struct sl_group_member *aprev, *anext;   /* assign list */
+};
+
+struct sl_group_topic {
+    struct sl_group *group;
+    char *topic;
+    int64_t *committed;                  /* by partition, -1: none */
+    int32_t n_committed;
+    struct sl_group_member *head, *tail;
+    int n_members;
+};
+
+struct sl_group {
+    char *name;
+    struct sl_group_topic **topics;
+    size_t n_topics;
+};
+
+/* ---- lookup ---- */
+
+static struct sl_group *group_find(struct sl_log *log, const char *name, bool create)
+{
+    struct sl_group *g;
+    struct sl_group **v;
+
+    for (size_t i = 0; i < log->n_groups; i++) {
+        if (strcmp(log->groups[i]->name, name) == 0) {
+            return log->groups[i];
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    v = realloc(log->groups, (log->n_groups + 1) * sizeof(*v));
+    if (v == NULL) {
+        return NULL;
+    }
+    log->groups = v;
+    g = calloc(1, sizeof(*g));
+    if (g == NULL || (g->name = strdup(name)) == NULL) {
+        free(g);
+        return NULL;
+    }
+    log->groups[log->n_groups++] = g;
+    return g;
+}
+
+static struct sl_group_topic *gt_find(struct sl_group *g, const char *topic, bool create)
+{
+    struct sl_group_topic *gt;
+    struct sl_group_topic **v;
+
+    for (size_t i = 0; i < g->n_topics; i++) {
+        if (strcmp(g->topics[i]->topic, topic) == 0) {
+            return g->topics[i];
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    v = realloc(g->topics, (g->n_topics + 1) * sizeof(*v));
+    if (v == NULL) {
+        return NULL;
+    }
+    g->topics = v;
+    gt = calloc(1, sizeof(*gt));
+    if (gt == NULL || (gt->topic = strdup(topic)) == NULL) {
+        free(gt);
+        return NULL;
+    }
+    gt->group = g;
+    g->topics[g->n_topics++] = gt;
+    return gt;
+}
+
+static int gt_set_committed(struct sl_group_topic *gt, int32_t partition, int64_t offset)
+{
+    if (partition >= gt->n_committed) {
+        int64_t *v = realloc(gt->committed, ((size_t)partition + 1) * sizeof(*v));
+
+        if (v == NULL) {
+            return -ENOMEM;
+        }
+        for (int32_t i = gt->n_committed; i <= partition; i++) {
+            v[i] = -1;
+        }
+        gt->committed = v;
+        gt->n_committed = partition + 1;
+    }
+    gt->committed[partition] = offset;
+    return 0;
+}
+
+/* ---- assignment ---- */
+
+static void assign_list_remove(struct sl_log *log, struct sl_group_member *m)
+{
+    if (!m->pending) {
+        return;
+    }
+    if (m->aprev != NULL) {
+        m->aprev->anext = m->anext;
+    } else {
+        log->assign_head = m->anext;
+    }
+    if (m->anext != NULL) {
+        m->anext->aprev = m->aprev;
+    } else {
+        log->assign_tail = m->aprev;
+    }
+    m->aprev = m->anext = NULL;
+    m->pending = false;
+}
+
+static void assign_list_push(struct sl_log *log, struct sl_group_member *m)
+{
+    if (m->pending) {
+        return;
+    }
+    m->pending = true;
+    m->anext = NULL;
+    m->aprev = log->assign_tail;
+    if (log->assign_tail != NULL) {
+        log->assign_tail->anext = m;
+    } else {
+        log->assign_head = m;
+    }
+    log->assign_tail = m;
+    event_active(log->group_ev, EV_WRITE, 0);
+}
+
+/* Range assignment over members in join order; queue callbacks for changed members. */
+static void rebalance(struct sl_log *log, struct sl_group_topic *gt)
+{
+    struct sl_topic *t = sl_log_find_topic(log, gt->topic);
+    int32_t parts = t != NULL ? t->n_parts : 0;
+    int32_t members = gt->n_members;
+    int32_t i = 0;
+
+    for (struct sl_group_member *m = gt->head; m != NULL; m = m->next, i++) {
+        int32_t per = parts / members;
+        int32_t extra = parts % members;
+        int32_t start = i * per + (i < extra ? i : extra);
+        int32_t count = per + (i < extra ? 1 : 0);
+
+        if (count == 0) {
+            start = 0;
+        }
+        if (start != m->start || count != m->count) {
+            m->start = start;
+            m->count = count;
+            assign_list_push(log, m);
+        }
+    }
+}
+
+void sl_group_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_log *log = arg;
+    struct sl_group_member *last = log->assign_tail;
+    bool done = last == NULL;
+
+    while (!done && log->assign_head != NULL) {
+        struct sl_group_member *m = log->assign_head;
+        int32_t small[64];
+        int32_t *v = small;
+        int32_t n = m->count;
+
+        done = m == last;
+        assign_list_remove(log, m);
+        if (n > (int32_t)(sizeof(small) / sizeof(small[0]))) {
+            v = malloc((size_t)n * sizeof(*v));
+            if (v == NULL) {
+                assign_list_push(log, m);        /* retry on the next turn */
+                continue;
+            }
+        }
+        for (int32_t k = 0; k < n; k++) {
+            v[k] = m->start + k;
+        }
+        m->fn(m, m->arg, v, (size_t)n);          /* may leave; m not touched after */
+        if (v != small) {
+            free(v);
+        }
+    }
+}
+
+struct sl_group_member *sl_group_join(struct sl_log *log, const char *group,
+                                      const char *topic, sl_group_assign_fn fn, void *arg)
+{
+    struct sl_group *g;
+    struct sl_group_topic *gt;
+    struct sl_group_member *m;
+    int err = 0;
+
+    if (log == NULL || group == NULL || fn == NULL || log->closing ||
+        strlen(group) == 0 || strlen(group) > MAX_GROUP_NAME) {
+        return NULL;
+    }
+    if (sl_log_get_topic(log, topic, &err) == NULL) {
+        return NULL;
+    }
+    g = group_find(log, group, true);
+    gt = g != NULL ? gt_find(g, topic, true) : NULL;
+    m = gt != NULL ? calloc(1, sizeof(*m)) : NULL;
+    if (m == NULL) {
+        return NULL;
+    }
+    m->log = log;
+    m->gt = gt;
+    m->fn = fn;
+    m->arg = arg;
+    m->start = 0;
+    m->count = 0;
+    m->prev = gt->tail;
+    if (gt->tail != NULL) {
+        gt->tail->next = m;
+    } else {
+        gt->head = m;
+    }
+    gt->tail = m;
+    gt->n_members++;
+    assign_list_push(log, m);                    /* a new member always hears once */
+    rebalance(log, gt);
+    return m;
+}
+
+void sl_group_leave(struct sl_group_member **mp)
+{
+    struct sl_group_member *m = mp ? *mp : NULL;
+
+    if (m == NULL) {
+        return;
+    }
+    if (m->log != NULL) {
+        struct sl_group_topic *gt = m->gt;
+
+        assign_list_remove(m->log, m);
+        if (m->prev != NULL) {
+            m->prev->next = m->next;
+        } else {
+            gt->head = m->next;
+        }
+        if (m->next != NULL) {
+            m->next->prev = m->prev;
+        } else {
+            gt->tail = m->prev;
+        }
+        gt->n_members--;
+        rebalance(m->log, gt);
+    }
+    free(m);
+    *mp = NULL;
+}
+
+void sl_groups_topic_changed(struct sl_log *log, const char *topic)
+{
+    for (size_t i = 0; i < log->n_groups; i++) {
+        struct sl_group_topic *gt = gt_find(log->groups[i], topic, false);
+
+        if (gt != NULL && gt->n_members > 0) {
+            rebalance(log, gt);
+        }
+    }
+}
+
+/* ---- durable offsets ---- */
+
+static char *hex_name(const char *group)
+{
+    size_t n = strlen(group);
+    char *s = malloc(n * 2 + 1);
+
+    if (s == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(s + i * 2, 3, "%02x", (unsigned char)group[i]);
+    }
+    s[n * 2] = '\0';
+    return s;
+}
+
+static int unhex(const char *s, char *out, size_t cap)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n % 2 != 0 || n / 2 >= cap) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+
+        if (sscanf(s + i * 2, "%2x", &v) != 1 || v == 0) {
+            return -EINVAL;
+        }
+        out[i] = (char)v;
+    }
+    out[n / 2] = '\0';
+    return 0;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        buf += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int group_save(struct sl_log *log, struct sl_group *g)
+{
+    char *hex = hex_name(g->name);
+    char *dir = NULL, *path = NULL, *tmp = NULL, *text = NULL;
+    size_t text_len = 0;
+    FILE *mem;
+    int fd = -1, dfd = -1, rc = 0;
+
+    if (hex == NULL || asprintf(&dir, "%s/" GROUPS_DIR, log->data_dir) < 0) {
+        free(hex);
+        return -ENOMEM;
+    }
+    if (asprintf(&path, "%s/%s", dir, hex) < 0 || asprintf(&tmp, "%s/%s.tmp", dir, hex) < 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    mem = open_memstream(&text, &text_len);
+    if (mem == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < g->n_topics; i++) {
+        struct sl_group_topic *gt = g->topics[i];
+
+        for (int32_t p = 0; p < gt->n_committed; p++) {
+            if (gt->committed[p] >= 0) {
+                fprintf(mem, "%s %" PRId32 " %" PRId64 "\n", gt->topic, p, gt->committed[p]);
+            }
+        }
+    }
+    if (fclose(mem) != 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = write_all(fd, text, text_len);
+    if (rc == 0 && fsync(fd) != 0) {
+        rc = -errno;
+    }
+    if (close(fd) != 0 && rc == 0) {
+        rc = -errno;
+    }
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = -errno;
+    }
+    if (rc != 0) {
+        unlink(tmp);
+        goto out;
+    }
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        rc = -errno;
+    }
+    if (dfd >= 0) {
+        close(dfd);
+    }
+out:
+    free(text);
+    free(hex);
+    free(dir);
+    free(path);
+    free(tmp);
+    return rc;
+}
+
+int sl_group_commit(struct sl_log *log, const char *group, const char *topic,
+                    int32_t partition, int64_t offset)
+{
+    struct sl_group *g;
+    struct sl_group_topic *gt;
+    int64_t old = -1;
+    int rc;
+
+    if (log == NULL || group == NULL || strlen(group) == 0 || strlen(group) > MAX_GROUP_NAME ||
+        !sl_log_topic_name_valid(topic) || partition < 0 || partition >= 100000 ||
+        offset < 0) {
+        return -EINVAL;
+    }
+    g = group_find(log, group, true);
+    gt = g != NULL ? gt_find(g, topic, true) : NULL;
+    if (gt == NULL) {
+        return -ENOMEM;
+    }
+    if (partition < gt->n_committed) {
+        old = gt->committed[partition];
+    }
+    rc = gt_set_committed(gt, partition, offset);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = group_save(log, g);
+    if (rc < 0) {
+        gt->committed[partition] = old;          /* not durable: not committed */
+    }
+    return rc;
+}
+
+int64_t sl_group_committed(struct sl_log *log, const char *group, const char *topic,
+                           int32_t partition)
+{
+    struct sl_group *g;
+    struct sl_group_topic *gt;
+
+    if (log == NULL || group == NULL || topic == NULL) {
+        return -1;
+    }
+    g = group_find(log, group, false);
+    gt = g != NULL ? gt_find(g, topic, false) : NULL;
+    if (gt == NULL || partition < 0 || partition >= gt->n_committed) {
+        return -1;
+    }
+    return gt->committed[partition];
+}
+
+int sl_group_foreach(struct sl_log *log, sl_group_fn fn, void *arg)
+{
+    for (size_t i = 0; i < log->n_groups; i++) {
+        struct sl_group *g = log->groups[i];
+
+        for (size_t j = 0; j < g->n_topics; j++) {
+            struct sl_group_topic *gt = g->topics[j];
+            struct sl_topic *t = sl_log_find_topic(log, gt->topic);
+            int32_t parts = t != NULL ? t->n_parts : 0;
+
+            if (gt->n_committed > parts) {
+                parts = gt->n_committed;
+            }
+            for (int32_t p = 0; p < parts; p++) {
+                int64_t c = p < gt->n_committed ? gt->committed[p] : -1;
+                int rc;
+
+                if (c < 0 && gt->n_members == 0) {
+                    continue;
+                }
+                rc = fn(arg, g->name, gt->topic, p, c, gt->n_members);
+                if (rc != 0) {
+                    return rc;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static int load_file(struct sl_log *log, const char *dir, const char *file)
+{
+    char name[MAX_GROUP_NAME + 1];
+    char *path = NULL;
+    char line[512];
+    struct sl_group *g;
+    FILE *f;
+    int rc = 0;
+
+    if (unhex(file, name, sizeof(name)) < 0) {
+        return 0;                                /* not ours (or a .tmp): ignore */
+    }
+    if (asprintf(&path, "%s/%s", dir, file) < 0) {
+        return -ENOMEM;
+    }
+    f = fopen(path, "re");
+    free(path);
+    if (f == NULL) {
+        return -errno;
+    }
+    g = group_find(log, name, true);
+    if (g == NULL) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+        char topic[256];
+        int32_t part;
+        int64_t off;
+        struct sl_group_topic *gt;
+
+        if (sscanf(line, "%255s %" SCNd32 " %" SCNd64, topic, &part, &off) != 3 ||
+            part < 0 || part >= 100000 || off < 0 || !sl_log_topic_name_valid(topic)) {
+            continue;
+        }
+        gt = gt_find(g, topic, true);
+        rc = gt != NULL ? gt_set_committed(gt, part, off) : -ENOMEM;
+    }
+    fclose(f);
+    return rc;
+}
+
+int sl_groups_load(struct sl_log *log, char **err)
+{
+    char *dir = NULL;
+    DIR *d;
+    struct dirent *de;
+    int rc = 0;
+
+    if (asprintf(&dir, "%s/" GROUPS_DIR, log->data_dir) < 0) {
+        return -ENOMEM;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        rc = -errno;
+        goto out;
+    }
+    d = opendir(dir);
+    if (d == NULL) {
+        rc = -errno;
+        goto out;
+    }
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] != '.') {
+            rc = load_file(log, dir, de->d_name);
+        }
+    }
+    closedir(d);
+out:
+    if (rc < 0 && err != NULL && *err == NULL) {
+        if (asprintf(err, "%s: %s", dir, strerror(-rc)) < 0) {
+            *err = NULL;
+        }
+    }
+    free(dir);
+    return rc;
+}
+
+void sl_groups_free(struct sl_log *log)
+{
+    for (size_t i = 0; i < log->n_groups; i++) {
+        struct sl_group *g = log->groups[i];
+
+        for (size_t j = 0; j < g->n_topics; j++) {
+            struct sl_group_topic *gt = g->topics[j];
+
+            for (struct sl_group_member *m = gt->head; m != NULL; m = m->next) {
+                m->log = NULL;                   /* the holder still frees it by leaving */
+                m->gt = NULL;
+                m->pending = false;
+            }
+            free(gt->committed);
+            free(gt->topic);
+            free(gt);
+        }
+        free(g->topics);
+        free(g->name);
+        free(g);
+    }
+    free(log->groups);
+    log->groups = NULL;
+    log->n_groups = 0;
+    log->assign_head = log->assign_tail = NULL;
+}

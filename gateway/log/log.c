@@ -1,0 +1,1132 @@
+/*
+ * Embedded log: topics, the append path with group commit, the fsync thread, reads,
+ * retention and statistics. Loop thread only, except fsync_main (the fsync thread),
+ * which touches nothing but the job queue (under log->mu) and segment snapshots.
+ */
+#include "gateway/log/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "gateway/log/log_internal.h"
+
+const double sl_log_fsync_bucket_le[SL_LOG_FSYNC_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+};
+
+void sl_topic_config_defaults(struct sl_topic_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->partitions = 1;
+    cfg->segment_bytes = 1024ULL * 1024 * 1024;
+    cfg->segment_ms = 7LL * 24 * 3600 * 1000;
+    cfg->retention_bytes = -1;
+    cfg->retention_ms = 7LL * 24 * 3600 * 1000;
+    cfg->flush = SL_FLUSH_ALWAYS;
+    cfg->flush_interval_ms = 1000;
+    cfg->index_interval_bytes = 4096;
+}
+
+bool sl_log_topic_name_valid(const char *name)
+{
+    size_t len;
+
+    if (name == NULL) {
+        return false;
+    }
+    len = strlen(name);
+    if (len == 0 || len > 249 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int64_t sl_log_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool config_valid(const struct sl_topic_config *cfg)
+{
+    return cfg->partitions > 0 && cfg->partitions <= 100000 && cfg->segment_bytes > 0 &&
+           cfg->segment_ms >= 0 && (cfg->flush == SL_FLUSH_OS ||
+           cfg->flush == SL_FLUSH_INTERVAL || cfg->flush == SL_FLUSH_ALWAYS);
+}
+
+/* ---- topics ---- */
+
+static size_t topic_lower_bound(struct sl_log *log, const char *name)
+{
+    size_t lo = 0, hi = log->n_topics;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (strcmp(log->topics[mid]->name, name) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+struct sl_topic *sl_log_find_topic(struct sl_log *log, const char *name)
+{
+    size_t i;
+
+    if (name == NULL) {
+        return NULL;
+    }
+    i = topic_lower_bound(log, name);
+    if (i < log->n_topics && strcmp(log->topics[i]->name, name) == 0) {
+        return log->topics[i];
+    }
+    return NULL;
+}
+
+/* Open partitions [t->n_parts, n) of t. 0 or -errno (with *err possibly set). */
+static int topic_grow(struct sl_log *log, struct sl_topic *t, int32_t n, char **err)
+{
+    struct sl_partition **parts;
+
+    if (n <= t->n_parts) {
+        return 0;
+    }
+    parts = realloc(t->parts, (size_t)n * sizeof(*parts));
+    if (parts == NULL) {
+        return -ENOMEM;
+    }
+    t->parts = parts;
+    while (t->n_parts < n) {
+        struct sl_partition *p = sl_partition_open(log, t, t->n_parts, log->data_dir,
+                                                   &log->stats.recovered_truncated_bytes,
+                                                   err);
+        if (p == NULL) {
+            return -EIO;
+        }
+        t->parts[t->n_parts++] = p;
+    }
+    return 0;
+}
+
+static void topic_free(struct sl_topic *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    for (int32_t i = 0; i < t->n_parts; i++) {
+        sl_partition_close(&t->parts[i]);
+    }
+    free(t->parts);
+    free(t->name);
+    free(t);
+}
+
+static void update_interval_timer(struct sl_log *log);
+
+static struct sl_topic *topic_create(struct sl_log *log, const char *name,
+                                     const struct sl_topic_config *cfg, int32_t n_parts,
+                                     int *errp, char **err)
+{
+    struct sl_topic *t = calloc(1, sizeof(*t));
+    size_t at;
+    int rc;
+
+    if (t == NULL || (t->name = strdup(name)) == NULL) {
+        free(t);
+        *errp = -ENOMEM;
+        return NULL;
+    }
+    t->cfg = *cfg;
+    if (log->n_topics == log->cap_topics) {
+        size_t cap = log->cap_topics ? log->cap_topics * 2 : 16;
+        struct sl_topic **v = realloc(log->topics, cap * sizeof(*v));
+
+        if (v == NULL) {
+            topic_free(t);
+            *errp = -ENOMEM;
+            return NULL;
+        }
+        log->topics = v;
+        log->cap_topics = cap;
+    }
+    rc = topic_grow(log, t, n_parts, err);
+    if (rc < 0) {
+        topic_free(t);
+        *errp = rc;
+        return NULL;
+    }
+    at = topic_lower_bound(log, name);
+    memmove(log->topics + at + 1, log->topics + at, (log->n_topics - at) * sizeof(*log->topics));
+    log->topics[at] = t;
+    log->n_topics++;
+    update_interval_timer(log);
+    return t;
+}
+
+struct sl_topic *sl_log_get_topic(struct sl_log *log, const char *name, int *errp)
+{
+    struct sl_topic *t = sl_log_find_topic(log, name);
+    char *err = NULL;
+
+    if (t != NULL) {
+        return t;
+    }
+    if (!sl_log_topic_name_valid(name)) {
+        *errp = -EINVAL;
+        return NULL;
+    }
+    if (!log->opts.auto_create) {
+        *errp = -ENOENT;
+        return NULL;
+    }
+    t = topic_create(log, name, &log->opts.defaults, log->opts.defaults.partitions, errp, &err);
+    free(err);
+    return t;
+}
+
+int sl_log_topic_configure(struct sl_log *log, const char *topic,
+                           const struct sl_topic_config *cfg)
+{
+    struct sl_topic_config def;
+    struct sl_topic *t;
+    char *err = NULL;
+    int rc = 0;
+
+    if (cfg == NULL) {
+        def = log->opts.defaults;
+        cfg = &def;
+    }
+    if (!sl_log_topic_name_valid(topic) || !config_valid(cfg)) {
+        return -EINVAL;
+    }
+    t = sl_log_find_topic(log, topic);
+    if (t == NULL) {
+        t = topic_create(log, topic, cfg, cfg->partitions, &rc, &err);
+        free(err);
+        return t != NULL ? 0 : rc;
+    }
+    t->cfg = *cfg;
+    if (t->cfg.partitions < t->n_parts) {
+        t->cfg.partitions = t->n_parts;      /* partitions only grow */
+    }
+    if (cfg->partitions > t->n_parts) {
+        rc = topic_grow(log, t, cfg->partitions, &err);
+        free(err);
+        sl_groups_topic_changed(log, topic);
+    }
+    update_interval_timer(log);
+    return rc;
+}
+
+int32_t sl_log_partitions(struct sl_log *log, const char *topic)
+{
+    struct sl_topic *t = sl_log_find_topic(log, topic);
+
+    return t != NULL ? t->n_parts : -ENOENT;
+}
+
+static int32_t topic_partition_for(struct sl_topic *t, const uint8_t *key, int32_t key_len)
+{
+    if (key != NULL && key_len >= 0) {
+        return sl_murmur2_partition(key, (size_t)key_len, t->n_parts);
+    }
+    return (int32_t)(t->rr++ % (uint32_t)t->n_parts);
+}
+
+int32_t sl_log_partition_for(struct sl_log *log, const char *topic,
+                             const uint8_t *key, int32_t key_len)
+{
+    struct sl_topic *t = sl_log_find_topic(log, topic);
+
+    if (t == NULL) {
+        return -ENOENT;
+    }
+    return topic_partition_for(t, key, key_len);
+}
+
+/* ---- fsync thread ---- */
+
+static void *fsync_main(void *arg)
+{
+    struct sl_log *log = arg;
+
+    pthread_mutex_lock(&log->mu);
+    for (;;) {
+        struct sl_fsync_job *job;
+        double t0;
+
+        while (log->queue_head == NULL && !log->stop) {
+            pthread_cond_wait(&log->cv, &log->mu);
+        }
+        job = log->queue_head;
+        if (job == NULL) {
+            break;
+        }
+        log->queue_head = job->next;
+        if (log->queue_head == NULL) {
+            log->queue_tail = NULL;
+        }
+        pthread_mutex_unlock(&log->mu);
+
+        t0 = mono_seconds();
+        job->status = 0;
+        job->syncs = 0;
+        for (size_t i = 0; i < job->n_segs; i++) {
+            int rc = sl_segment_sync(job->segs[i]);
+
+            job->syncs++;
+            if (rc < 0 && job->status == 0) {
+                job->status = rc;
+            }
+        }
+        job->seconds = mono_seconds() - t0;
+
+        pthread_mutex_lock(&log->mu);
+        job->next = NULL;
+        if (log->done_tail != NULL) {
+            log->done_tail->next = job;
+        } else {
+            log->done_head = job;
+        }
+        log->done_tail = job;
+        event_active(log->done_ev, EV_READ, 0);
+    }
+    pthread_mutex_unlock(&log->mu);
+    return NULL;
+}
+
+/* Snapshot the dirty segments of p into its job. 0 or -ENOMEM. */
+static int job_prepare(struct sl_partition *p)
+{
+    struct sl_fsync_job *job = &p->job;
+    size_t first = p->dirty_idx >= 0 ? (size_t)p->dirty_idx : p->n_segs;
+    size_t n = p->n_segs - first;
+
+    if (n > job->cap_segs) {
+        struct sl_segment **v = realloc(job->segs, n * sizeof(*v));
+
+        if (v == NULL) {
+            return -ENOMEM;
+        }
+        job->segs = v;
+        job->cap_segs = n;
+    }
+    if (n > 0) {
+        memcpy(job->segs, p->segs + first, n * sizeof(*job->segs));
+    }
+    job->n_segs = n;
+    job->part = p;
+    job->ring_end = p->written_end;
+    job->hw_target = p->written_offset;
+    job->status = 0;
+    job->syncs = 0;
+    job->seconds = 0;
+    job->next = NULL;
+    p->job_first_idx = first;
+    p->dirty_idx = -1;
+    p->sync_end = p->written_end;
+    p->job_inflight = true;
+    return 0;
+}
+
+static void record_fsync(struct sl_log *log, const struct sl_fsync_job *job)
+{
+    if (job->syncs == 0) {
+        return;
+    }
+    log->stats.fsyncs++;
+    log->stats.fsync_seconds_sum += job->seconds;
+    for (int i = 0; i < SL_LOG_FSYNC_BUCKETS; i++) {
+        if (job->seconds <= sl_log_fsync_bucket_le[i]) {
+            log->stats.fsync_bucket[i]++;
+        }
+    }
+}
+
+static void write_open(struct sl_partition *p);
+static void maybe_start_job(struct sl_partition *p);
+
+/* The job of p completed: make its records visible and fire their callbacks. */
+static void finish_job(struct sl_log *log, struct sl_fsync_job *job)
+{
+    struct sl_partition *p = job->part;
+
+    p->job_inflight = false;
+    record_fsync(log, job);
+    if (job->status != 0 && p->dirty_idx < 0 && job->n_segs > 0) {
+        p->dirty_idx = (ssize_t)p->job_first_idx;     /* try again next time */
+    }
+    sl_partition_set_hw(p, job->hw_target);
+    while (p->head != job->ring_end) {
+        struct sl_pending e = p->ring[p->head & (p->ring_cap - 1)];
+        struct sl_append_result res;
+
+        p->head++;
+        res.status = e.status != 0 ? e.status : job->status;
+        res.partition = p->id;
+        res.base_offset = e.base;
+        res.last_offset = e.last;
+        if (res.status != 0) {
+            log->stats.append_errors++;
+        }
+        e.cb(e.arg, &res);
+    }
+    if (log->closing) {
+        return;
+    }
+    write_open(p);
+    maybe_start_job(p);
+}
+
+/* Queue p's job for the fsync thread (or sync inline if the thread is unavailable). */
+static void start_job(struct sl_partition *p)
+{
+    struct sl_log *log = p->log;
+
+    if (job_prepare(p) < 0) {
+        /* no memory for a snapshot: fail what is waiting instead of blocking */
+        p->job.n_segs = 0;
+        p->job.ring_end = p->written_end;
+        p->job.hw_target = p->written_offset;
+        p->job.status = -ENOMEM;
+        p->job.part = p;
+        p->sync_end = p->written_end;
+        p->job_inflight = true;
+        finish_job(log, &p->job);
+        return;
+    }
+    pthread_mutex_lock(&log->mu);
+    if (log->queue_tail != NULL) {
+        log->queue_tail->next = &p->job;
+    } else {
+        log->queue_head = &p->job;
+    }
+    log->queue_tail = &p->job;
+    pthread_cond_signal(&log->cv);
+    pthread_mutex_unlock(&log->mu);
+}
+
+static void maybe_start_job(struct sl_partition *p)
+{
+    if (!p->job_inflight && p->written_end != p->head) {
+        start_job(p);
+    }
+}
+
+static void done_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_log *log = arg;
+    struct sl_fsync_job *job;
+
+    pthread_mutex_lock(&log->mu);
+    job = log->done_head;
+    log->done_head = log->done_tail = NULL;
+    pthread_mutex_unlock(&log->mu);
+    while (job != NULL) {
+        struct sl_fsync_job *next = job->next;
+
+        finish_job(log, job);
+        job = next;
+    }
+}
+
+/* ---- append ---- */
+
+static void fail_now(struct sl_log *log, struct sl_partition *p, sl_append_cb cb, void *arg,
+                     int status)
+{
+    struct sl_append_result res = { .status = status, .partition = p->id,
+                                    .base_offset = -1, .last_offset = -1 };
+
+    log->stats.append_errors++;
+    cb(arg, &res);
+}
+
+/* Write p's open batch (the appends of this loop turn) to its active segment. */
+static void write_open(struct sl_partition *p)
+{
+    struct sl_rb_builder *b = p->open;
+    const uint8_t *buf;
+    size_t len;
+    int64_t base, last;
+    int rc;
+
+    if (b == NULL || b->count == 0) {
+        return;
+    }
+    buf = sl_rb_builder_finish(b, &len);
+    base = b->base_offset;
+    last = base + b->count - 1;
+    rc = sl_partition_write(p, buf, len, base, last, b->max_timestamp, (uint32_t)b->count);
+    if (rc < 0) {
+        for (uint64_t i = p->written_end; i != p->tail; i++) {
+            p->ring[i & (p->ring_cap - 1)].status = rc;
+        }
+        p->next_offset = p->written_offset;
+    }
+    p->written_end = p->tail;
+    sl_rb_builder_reset(b, p->next_offset);
+}
+
+static void flush_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_log *log = arg;
+
+    while (log->flush_list != NULL) {
+        struct sl_partition *p = log->flush_list;
+
+        log->flush_list = p->flush_next;
+        p->flush_next = NULL;
+        p->open_queued = false;
+        write_open(p);
+        maybe_start_job(p);
+    }
+}
+
+static int ring_reserve(struct sl_partition *p)
+{
+    uint64_t cap;
+    struct sl_pending *v;
+
+    if (p->tail - p->head < p->ring_cap) {
+        return 0;
+    }
+    cap = p->ring_cap ? p->ring_cap * 2 : 64;
+    v = malloc(cap * sizeof(*v));
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    for (uint64_t i = p->head; i != p->tail; i++) {
+        v[i & (cap - 1)] = p->ring[i & (p->ring_cap - 1)];
+    }
+    free(p->ring);
+    p->ring = v;
+    p->ring_cap = cap;
+    return 0;
+}
+
+static size_t estimate(const struct sl_rec_in *recs, size_t n)
+{
+    size_t sum = SL_RB_HEADER_SIZE;
+
+    for (size_t i = 0; i < n; i++) {
+        sum += 24 + (size_t)(recs[i].key_len > 0 ? recs[i].key_len : 0) +
+               (size_t)(recs[i].value_len > 0 ? recs[i].value_len : 0);
+        for (size_t h = 0; h < recs[i].n_headers; h++) {
+            sum += 10 + recs[i].headers[h].name_len +
+                   (size_t)(recs[i].headers[h].value_len > 0 ? recs[i].headers[h].value_len : 0);
+        }
+    }
+    return sum;
+}
+
+/* Add recs to b; on failure restore b as it was. 0 or -errno. */
+static int builder_add_all(struct sl_rb_builder *b, const struct sl_rec_in *recs, size_t n)
+{
+    struct sl_rb_builder saved = *b;
+
+    for (size_t i = 0; i < n; i++) {
+        int rc = sl_rb_builder_add(b, &recs[i]);
+
+        if (rc < 0) {
+            saved.buf = b->buf;            /* the buffer may have moved */
+            saved.cap = b->cap;
+            *b = saved;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* flush always: encode into the open batch, ack after the next fsync that covers it. */
+static void append_queued(struct sl_log *log, struct sl_partition *p,
+                          const struct sl_rec_in *recs, size_t n, sl_append_cb cb, void *arg)
+{
+    struct sl_pending *e;
+    int rc;
+
+    if (p->open == NULL) {
+        p->open = malloc(sizeof(*p->open));
+        if (p->open == NULL) {
+            fail_now(log, p, cb, arg, -ENOMEM);
+            return;
+        }
+        sl_rb_builder_init(p->open);
+        sl_rb_builder_reset(p->open, p->next_offset);
+    }
+    if (ring_reserve(p) < 0) {
+        fail_now(log, p, cb, arg, -ENOMEM);
+        return;
+    }
+    if (p->open->count > 0 && sl_segment_size(p->segs[p->n_segs - 1]) + p->open->len +
+                              estimate(recs, n) > p->topic->cfg.segment_bytes) {
+        write_open(p);                     /* a roll is due: this batch goes to the next */
+    }
+    if (p->open->count == 0) {
+        sl_rb_builder_reset(p->open, p->next_offset);
+    }
+    rc = builder_add_all(p->open, recs, n);
+    if (rc < 0) {
+        fail_now(log, p, cb, arg, rc);
+        return;
+    }
+    e = &p->ring[p->tail & (p->ring_cap - 1)];
+    e->cb = cb;
+    e->arg = arg;
+    e->base = p->next_offset;
+    e->last = p->next_offset + (int64_t)n - 1;
+    e->status = 0;
+    p->tail++;
+    p->next_offset += (int64_t)n;
+    if (!p->open_queued) {
+        p->open_queued = true;
+        p->flush_next = log->flush_list;
+        log->flush_list = p;
+        event_active(log->flush_ev, EV_WRITE, 0);
+    }
+}
+
+/* flush os / interval: write now, ack now. */
+static void append_direct(struct sl_log *log, struct sl_partition *p,
+                          const struct sl_rec_in *recs, size_t n, sl_append_cb cb, void *arg)
+{
+    struct sl_rb_builder *b = &log->builder;
+    struct sl_append_result res;
+    const uint8_t *buf;
+    size_t len;
+    int64_t base = p->next_offset;
+    int rc;
+
+    sl_rb_builder_reset(b, base);
+    rc = builder_add_all(b, recs, n);
+    if (rc < 0) {
+        fail_now(log, p, cb, arg, rc);
+        return;
+    }
+    buf = sl_rb_builder_finish(b, &len);
+    rc = sl_partition_write(p, buf, len, base, base + (int64_t)n - 1, b->max_timestamp,
+                            (uint32_t)n);
+    if (rc < 0) {
+        fail_now(log, p, cb, arg, rc);
+        return;
+    }
+    p->next_offset = p->written_offset;
+    p->written_end = p->tail;
+    sl_partition_set_hw(p, p->written_offset);
+    res.status = 0;
+    res.partition = p->id;
+    res.base_offset = base;
+    res.last_offset = base + (int64_t)n - 1;
+    cb(arg, &res);
+}
+
+int sl_log_append(struct sl_log *log, const char *topic, int32_t partition,
+                  const struct sl_rec_in *recs, size_t n, sl_append_cb cb, void *arg)
+{
+    struct sl_topic *t;
+    struct sl_partition *p;
+    int err = 0;
+
+    if (log == NULL || recs == NULL || n == 0 || n > INT32_MAX || cb == NULL) {
+        return -EINVAL;
+    }
+    if (log->closing) {
+        return -ESHUTDOWN;
+    }
+    t = sl_log_get_topic(log, topic, &err);
+    if (t == NULL) {
+        return err;
+    }
+    if (partition == -1) {
+        partition = topic_partition_for(t, recs[0].key, recs[0].key_len);
+    }
+    if (partition < 0 || partition >= t->n_parts) {
+        return -EINVAL;
+    }
+    p = t->parts[partition];
+    if (t->cfg.flush == SL_FLUSH_ALWAYS || p->tail != p->head) {
+        append_queued(log, p, recs, n, cb, arg);
+    } else {
+        append_direct(log, p, recs, n, cb, arg);
+    }
+    return 0;
+}
+
+/* ---- reads, describe ---- */
+
+static struct sl_partition *lookup(struct sl_log *log, const char *topic, int32_t partition,
+                                   int *errp)
+{
+    struct sl_topic *t = sl_log_find_topic(log, topic);
+
+    if (t == NULL) {
+        *errp = -ENOENT;
+        return NULL;
+    }
+    if (partition < 0 || partition >= t->n_parts) {
+        *errp = -EINVAL;
+        return NULL;
+    }
+    return t->parts[partition];
+}
+
+int sl_log_read(struct sl_log *log, const char *topic, int32_t partition, int64_t offset,
+                size_t max_records, size_t max_bytes, sl_record_fn fn, void *arg,
+                int64_t *next_offset)
+{
+    int err = 0;
+    struct sl_partition *p = lookup(log, topic, partition, &err);
+
+    if (p == NULL) {
+        return err;
+    }
+    if (fn == NULL) {
+        return -EINVAL;
+    }
+    return sl_partition_read(p, offset, max_records, max_bytes ? max_bytes : SIZE_MAX, fn, arg,
+                             next_offset);
+}
+
+int64_t sl_log_offset_for_time(struct sl_log *log, const char *topic, int32_t partition,
+                               int64_t ts_ms)
+{
+    int err = 0;
+    struct sl_partition *p = lookup(log, topic, partition, &err);
+
+    if (p == NULL) {
+        return -ENOENT;
+    }
+    return sl_partition_offset_for_time(p, ts_ms);
+}
+
+static int describe_topic(struct sl_topic *t, sl_topic_fn fn, void *arg)
+{
+    struct sl_partition_info *info = calloc((size_t)t->n_parts, sizeof(*info));
+    int rc;
+
+    if (info == NULL) {
+        return -ENOMEM;
+    }
+    for (int32_t i = 0; i < t->n_parts; i++) {
+        sl_partition_describe(t->parts[i], &info[i]);
+    }
+    rc = fn(arg, t->name, &t->cfg, info, t->n_parts);
+    free(info);
+    return rc;
+}
+
+int sl_log_foreach_topic(struct sl_log *log, sl_topic_fn fn, void *arg)
+{
+    for (size_t i = 0; i < log->n_topics; i++) {
+        int rc = describe_topic(log->topics[i], fn, arg);
+
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int sl_log_describe(struct sl_log *log, const char *topic, sl_topic_fn fn, void *arg)
+{
+    struct sl_topic *t = sl_log_find_topic(log, topic);
+
+    if (t == NULL) {
+        return -ENOENT;
+    }
+    return describe_topic(t, fn, arg);
+}
+
+/* ---- maintenance, timers ---- */
+
+void sl_log_maintain(struct sl_log *log)
+{
+    int64_t now = sl_log_now_ms();
+
+    for (size_t i = 0; i < log->n_topics; i++) {
+        struct sl_topic *t = log->topics[i];
+
+        for (int32_t j = 0; j < t->n_parts; j++) {
+            struct sl_partition *p = t->parts[j];
+
+            log->stats.segments_deleted += sl_partition_maintain(p, now);
+            for (struct sl_cursor *c = p->cursors; c != NULL; c = c->next) {
+                if (c->pos < p->log_start) {
+                    c->pos = p->log_start;
+                }
+            }
+        }
+    }
+}
+
+static void retention_event(evutil_socket_t fd, short what, void *arg)
+{
+    sl_log_maintain(arg);
+}
+
+static void interval_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_log *log = arg;
+
+    for (size_t i = 0; i < log->n_topics; i++) {
+        struct sl_topic *t = log->topics[i];
+
+        if (t->cfg.flush != SL_FLUSH_INTERVAL) {
+            continue;
+        }
+        for (int32_t j = 0; j < t->n_parts; j++) {
+            struct sl_partition *p = t->parts[j];
+
+            if (!p->job_inflight && p->dirty_idx >= 0) {
+                start_job(p);
+            }
+        }
+    }
+}
+
+/* The interval timer runs at the shortest flush_interval_ms of the `interval` topics. */
+static void update_interval_timer(struct sl_log *log)
+{
+    int64_t ms = 0;
+
+    if (log->interval_ev == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < log->n_topics; i++) {
+        const struct sl_topic_config *c = &log->topics[i]->cfg;
+
+        if (c->flush == SL_FLUSH_INTERVAL) {
+            int64_t v = c->flush_interval_ms > 0 ? c->flush_interval_ms : 1000;
+
+            if (ms == 0 || v < ms) {
+                ms = v;
+            }
+        }
+    }
+    if (ms == log->interval_ms) {
+        return;
+    }
+    log->interval_ms = ms;
+    event_del(log->interval_ev);
+    if (ms > 0) {
+        struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+        event_add(log->interval_ev, &tv);
+    }
+}
+
+void sl_log_get_stats(struct sl_log *log, struct sl_log_stats *out)
+{
+    *out = log->stats;
+}
+
+/* ---- open / close ---- */
+
+struct found {
+    char *name;
+    int32_t parts;
+};
+
+static int note_found(struct found **v, size_t *n, size_t *cap, const char *name, size_t len,
+                      int32_t part)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strlen((*v)[i].name) == len && memcmp((*v)[i].name, name, len) == 0) {
+            if (part + 1 > (*v)[i].parts) {
+                (*v)[i].parts = part + 1;
+            }
+            return 0;
+        }
+    }
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        struct found *nv = realloc(*v, c * sizeof(*nv));
+
+        if (nv == NULL) {
+            return -ENOMEM;
+        }
+        *v = nv;
+        *cap = c;
+    }
+    (*v)[*n].name = strndup(name, len);
+    if ((*v)[*n].name == NULL) {
+        return -ENOMEM;
+    }
+    (*v)[*n].parts = part + 1;
+    (*n)++;
+    return 0;
+}
+
+/* Discover <topic>-<partition> directories and open them. */
+static int discover(struct sl_log *log, char **err)
+{
+    DIR *d = opendir(log->data_dir);
+    struct dirent *de;
+    struct found *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+
+    if (d == NULL) {
+        if (asprintf(err, "%s: %s", log->data_dir, strerror(errno)) < 0) {
+            *err = NULL;
+        }
+        return -EIO;
+    }
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        const char *dash = strrchr(de->d_name, '-');
+        char *end;
+        long part;
+        char name[256];
+        size_t len;
+
+        if (dash == NULL || de->d_name[0] == '.' || dash[1] < '0' || dash[1] > '9') {
+            continue;
+        }
+        len = (size_t)(dash - de->d_name);
+        if (len == 0 || len >= sizeof(name)) {
+            continue;
+        }
+        errno = 0;
+        part = strtol(dash + 1, &end, 10);
+        if (errno != 0 || *end != '\0' || part < 0 || part >= 100000) {
+            continue;
+        }
+        memcpy(name, de->d_name, len);
+        name[len] = '\0';
+        if (!sl_log_topic_name_valid(name)) {
+            continue;
+        }
+        rc = note_found(&v, &n, &cap, name, len, (int32_t)part);
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) {
+            struct sl_topic_config cfg = log->opts.defaults;
+            int e = 0;
+
+            cfg.partitions = v[i].parts;
+            if (topic_create(log, v[i].name, &cfg, v[i].parts, &e, err) == NULL) {
+                rc = e;
+            }
+        }
+        free(v[i].name);
+    }
+    free(v);
+    if (rc < 0 && err != NULL && *err == NULL) {
+        if (asprintf(err, "%s: %s", log->data_dir, strerror(-rc)) < 0) {
+            *err = NULL;
+        }
+    }
+    return rc;
+}
+
+static int mkdir_p(const char *path)
+{
+    char *tmp = strdup(path);
+    int rc = 0;
+
+    if (tmp == NULL) {
+        return -ENOMEM;
+    }
+    for (char *s = tmp + 1; ; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+
+            *s = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+                rc = -errno;
+                break;
+            }
+            *s = c;
+            if (c == '\0') {
+                break;
+            }
+        }
+    }
+    free(tmp);
+    return rc;
+}
+
+struct sl_log *sl_log_open(struct event_base *base, const struct sl_log_options *opts,
+                           char **err)
+{
+    struct sl_log *log;
+    int64_t rms;
+    struct timeval tv;
+
+    if (err != NULL) {
+        *err = NULL;
+    }
+    if (base == NULL || opts == NULL || opts->data_dir == NULL || !config_valid(&opts->defaults)) {
+        if (err != NULL) {
+            *err = strdup("sl_log_open: invalid options");
+        }
+        return NULL;
+    }
+    log = calloc(1, sizeof(*log));
+    if (log == NULL) {
+        return NULL;
+    }
+    log->base = base;
+    log->opts = *opts;
+    log->opts.data_dir = NULL;
+    sl_rb_builder_init(&log->builder);
+    pthread_mutex_init(&log->mu, NULL);
+    pthread_cond_init(&log->cv, NULL);
+    log->data_dir = strdup(opts->data_dir);
+    if (log->data_dir == NULL || mkdir_p(log->data_dir) < 0) {
+        if (err != NULL && asprintf(err, "%s: cannot create: %s", opts->data_dir,
+                                    strerror(errno)) < 0) {
+            *err = NULL;
+        }
+        goto fail;
+    }
+    log->done_ev = event_new(base, -1, 0, done_event, log);
+    log->flush_ev = event_new(base, -1, 0, flush_event, log);
+    log->wake_ev = event_new(base, -1, 0, sl_cursor_wake_event, log);
+    log->group_ev = event_new(base, -1, 0, sl_group_event, log);
+    log->retention_ev = event_new(base, -1, EV_PERSIST, retention_event, log);
+    log->interval_ev = event_new(base, -1, EV_PERSIST, interval_event, log);
+    if (!log->done_ev || !log->flush_ev || !log->wake_ev || !log->group_ev ||
+        !log->retention_ev || !log->interval_ev) {
+        goto fail;
+    }
+    if (discover(log, err) < 0 || sl_groups_load(log, err) < 0) {
+        goto fail;
+    }
+    if (pthread_create(&log->thread, NULL, fsync_main, log) != 0) {
+        if (err != NULL) {
+            *err = strdup("sl_log_open: cannot start the fsync thread");
+        }
+        goto fail;
+    }
+    log->thread_started = true;
+    rms = opts->retention_check_ms > 0 ? opts->retention_check_ms : 300000;
+    tv.tv_sec = rms / 1000;
+    tv.tv_usec = (rms % 1000) * 1000;
+    event_add(log->retention_ev, &tv);
+    log->interval_ms = 0;
+    update_interval_timer(log);
+    return log;
+
+fail:
+    sl_log_close(&log);
+    return NULL;
+}
+
+/* Sync p's dirty segments on this thread and complete what waits (used at close). */
+static void sync_inline(struct sl_log *log, struct sl_partition *p)
+{
+    double t0;
+
+    if (p->dirty_idx < 0 && p->written_end == p->head) {
+        return;
+    }
+    if (job_prepare(p) < 0) {
+        p->job.n_segs = 0;
+        p->job.ring_end = p->written_end;
+        p->job.hw_target = p->written_offset;
+        p->job.status = -ENOMEM;
+        p->job_inflight = true;
+    }
+    t0 = mono_seconds();
+    for (size_t i = 0; i < p->job.n_segs; i++) {
+        int rc = sl_segment_sync(p->job.segs[i]);
+
+        p->job.syncs++;
+        if (rc < 0 && p->job.status == 0) {
+            p->job.status = rc;
+        }
+    }
+    p->job.seconds = mono_seconds() - t0;
+    finish_job(log, &p->job);
+}
+
+void sl_log_close(struct sl_log **logp)
+{
+    struct sl_log *log = logp ? *logp : NULL;
+
+    if (log == NULL) {
+        return;
+    }
+    log->closing = true;
+    for (size_t i = 0; i < log->n_topics; i++) {
+        for (int32_t j = 0; j < log->topics[i]->n_parts; j++) {
+            write_open(log->topics[i]->parts[j]);
+        }
+    }
+    log->flush_list = NULL;
+    if (log->thread_started) {
+        pthread_mutex_lock(&log->mu);
+        log->stop = true;
+        pthread_cond_signal(&log->cv);
+        pthread_mutex_unlock(&log->mu);
+        pthread_join(log->thread, NULL);
+        done_event(-1, 0, log);
+    }
+    for (size_t i = 0; i < log->n_topics; i++) {
+        for (int32_t j = 0; j < log->topics[i]->n_parts; j++) {
+            sync_inline(log, log->topics[i]->parts[j]);
+        }
+    }
+    sl_cursor_detach_all(log);
+    sl_groups_free(log);
+    if (log->done_ev) {
+        event_free(log->done_ev);
+    }
+    if (log->flush_ev) {
+        event_free(log->flush_ev);
+    }
+    if (log->wake_ev) {
+        event_free(log->wake_ev);
+    }
+    if (log->group_ev) {
+        event_free(log->group_ev);
+    }
+    if (log->retention_ev) {
+        event_free(log->retention_ev);
+    }
+    if (log->interval_ev) {
+        event_free(log->interval_ev);
+    }
+    for (size_t i = 0; i < log->n_topics; i++) {
+        topic_free(log->topics[i]);
+    }
+    free(log->topics);
+    sl_rb_builder_free(&log->builder);
+    free(log->read_buf);
+    pthread_mutex_destroy(&log->mu);
+    pthread_cond_destroy(&log->cv);
+    free(log->data_dir);
+    free(log);
+    *logp = NULL;
+}

@@ -1,0 +1,99 @@
+/*
+ * Private state of the embedded log, shared by log.c, partition.c, cursor.c and
+ * group.c. Not for use outside gateway/log/. Loop thread unless noted.
+ */
+#ifndef SL_LOG_INTERNAL_H
+#define SL_LOG_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "gateway/log/log.h"
+#include "gateway/log/partition.h"
+
+struct sl_group;
+
+struct sl_topic {
+    char *name;
+    struct sl_topic_config cfg;
+    struct sl_partition **parts;
+    int32_t n_parts;
+    uint32_t rr;                     /* keyless round-robin */
+};
+
+struct sl_cursor {
+    struct sl_log *log;              /* NULL once the log closed under it */
+    struct sl_partition *part;
+    int64_t pos;
+    sl_cursor_wake_fn wake;
+    void *arg;
+    bool armed;
+    bool in_wake_list;
+    struct sl_cursor *prev, *next;           /* partition's list */
+    struct sl_cursor *wprev, *wnext;         /* log's wake list */
+};
+
+struct sl_log {
+    struct event_base *base;
+    char *data_dir;
+    struct sl_log_options opts;      /* opts.data_dir not kept */
+    bool closing;
+
+    struct sl_topic **topics;        /* sorted by name */
+    size_t n_topics;
+    size_t cap_topics;
+
+    struct sl_rb_builder builder;    /* direct (os / interval) appends */
+    uint8_t *read_buf;
+    size_t read_cap;
+    struct sl_log_stats stats;
+
+    /* fsync thread */
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;                       /* under mu */
+    struct sl_fsync_job *queue_head, *queue_tail;   /* under mu */
+    struct sl_fsync_job *done_head, *done_tail;     /* under mu */
+
+    struct event *done_ev;           /* fsync completions */
+    struct event *flush_ev;          /* write open batches at the end of the turn */
+    struct event *wake_ev;           /* cursor wakes */
+    struct event *group_ev;          /* deferred assignment callbacks */
+    struct event *retention_ev;
+    struct event *interval_ev;
+    int64_t interval_ms;             /* period of interval_ev, 0: off */
+
+    struct sl_partition *flush_list;
+    struct sl_cursor *wake_head, *wake_tail;
+    struct sl_cursor *wake_last;     /* during a wake run: the last cursor of this run */
+    bool wake_running;
+
+    /* consumer groups (group.c) */
+    struct sl_group **groups;
+    size_t n_groups;
+    struct sl_group_member *assign_head, *assign_tail;
+};
+
+/* log.c */
+struct sl_topic *sl_log_find_topic(struct sl_log *log, const char *name);
+/* Find, or create with the defaults when auto_create allows. NULL with -errno. */
+struct sl_topic *sl_log_get_topic(struct sl_log *log, const char *name, int *errp);
+int64_t sl_log_now_ms(void);
+
+/* cursor.c */
+void sl_cursor_schedule(struct sl_cursor *cur);
+void sl_cursor_wake_event(evutil_socket_t fd, short what, void *arg);
+void sl_cursor_detach_all(struct sl_log *log);
+
+/* group.c */
+int sl_groups_load(struct sl_log *log, char **err);
+void sl_groups_free(struct sl_log *log);
+void sl_group_event(evutil_socket_t fd, short what, void *arg);
+void sl_groups_topic_changed(struct sl_log *log, const char *topic);
+
+#endif

@@ -1,0 +1,516 @@
+/*
+ * One partition: segment discovery and recovery, roll, reads, retention.
+ * Loop thread only (see partition.h).
+ */
+#include "gateway/log/partition.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "gateway/log/log_internal.h"
+
+#define READ_CHUNK (256 * 1024)
+
+static void set_err(char **err, const char *what, const char *dir, int e)
+{
+    if (err == NULL) {
+        return;
+    }
+    if (asprintf(err, "%s %s: %s", what, dir, strerror(e)) < 0) {
+        *err = NULL;
+    }
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a;
+    int64_t y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+static int segs_push(struct sl_partition *p, struct sl_segment *seg)
+{
+    if (p->n_segs == p->cap_segs) {
+        size_t cap = p->cap_segs ? p->cap_segs * 2 : 8;
+        struct sl_segment **n = realloc(p->segs, cap * sizeof(*n));
+
+        if (n == NULL) {
+            return -ENOMEM;
+        }
+        p->segs = n;
+        p->cap_segs = cap;
+    }
+    p->segs[p->n_segs++] = seg;
+    return 0;
+}
+
+/* Base offsets of the .log files in dir, sorted. */
+static int list_segments(const char *dir, int64_t **out, size_t *n_out)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int64_t *v = NULL;
+    size_t n = 0, cap = 0;
+
+    if (d == NULL) {
+        return -errno;
+    }
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        size_t len = strlen(name);
+        char *end;
+        long long base;
+
+        if (len != 24 || strcmp(name + 20, ".log") != 0) {
+            continue;
+        }
+        errno = 0;
+        base = strtoll(name, &end, 10);
+        if (errno != 0 || end != name + 20 || base < 0) {
+            continue;
+        }
+        if (n == cap) {
+            size_t c = cap ? cap * 2 : 16;
+            int64_t *nv = realloc(v, c * sizeof(*nv));
+
+            if (nv == NULL) {
+                free(v);
+                closedir(d);
+                return -ENOMEM;
+            }
+            v = nv;
+            cap = c;
+        }
+        v[n++] = base;
+    }
+    closedir(d);
+    if (n > 0) {
+        qsort(v, n, sizeof(*v), cmp_i64);
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+struct sl_partition *sl_partition_open(struct sl_log *log, struct sl_topic *topic,
+                                       int32_t id, const char *data_dir,
+                                       uint64_t *truncated, char **err)
+{
+    struct sl_partition *p = calloc(1, sizeof(*p));
+    int64_t *bases = NULL;
+    size_t n_bases = 0;
+    uint32_t iib = topic->cfg.index_interval_bytes ? topic->cfg.index_interval_bytes : 4096;
+    int rc;
+
+    if (p == NULL) {
+        set_err(err, "partition", topic->name, ENOMEM);
+        return NULL;
+    }
+    p->log = log;
+    p->topic = topic;
+    p->id = id;
+    p->dirty_idx = -1;
+    p->job.part = p;
+    if (asprintf(&p->dir, "%s/%s-%d", data_dir, topic->name, id) < 0) {
+        p->dir = NULL;
+        set_err(err, "partition", topic->name, ENOMEM);
+        goto fail;
+    }
+    if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) {
+        set_err(err, "mkdir", p->dir, errno);
+        goto fail;
+    }
+    rc = list_segments(p->dir, &bases, &n_bases);
+    if (rc < 0) {
+        set_err(err, "scan", p->dir, -rc);
+        goto fail;
+    }
+    for (size_t i = 0; i < n_bases; i++) {
+        struct sl_segment *seg = sl_segment_open(p->dir, bases[i], false, iib, err);
+
+        if (seg == NULL) {
+            goto fail;
+        }
+        if (segs_push(p, seg) < 0) {
+            sl_segment_close(&seg);
+            set_err(err, "partition", p->dir, ENOMEM);
+            goto fail;
+        }
+    }
+    if (p->n_segs == 0) {
+        struct sl_segment *seg = sl_segment_open(p->dir, 0, true, iib, err);
+
+        if (seg == NULL) {
+            goto fail;
+        }
+        if (segs_push(p, seg) < 0) {
+            sl_segment_close(&seg);
+            set_err(err, "partition", p->dir, ENOMEM);
+            goto fail;
+        }
+    } else {
+        int64_t cut = sl_segment_recover(p->segs[p->n_segs - 1]);
+
+        if (cut < 0) {
+            set_err(err, "recover", p->dir, (int)-cut);
+            goto fail;
+        }
+        if (truncated != NULL) {
+            *truncated += (uint64_t)cut;
+        }
+    }
+    free(bases);
+    p->log_start = sl_segment_base_offset(p->segs[0]);
+    p->written_offset = sl_segment_next_offset(p->segs[p->n_segs - 1]);
+    p->next_offset = p->written_offset;
+    p->hw = p->written_offset;
+    return p;
+
+fail:
+    free(bases);
+    sl_partition_close(&p);
+    return NULL;
+}
+
+void sl_partition_close(struct sl_partition **pp)
+{
+    struct sl_partition *p = pp ? *pp : NULL;
+
+    if (p == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < p->n_segs; i++) {
+        sl_segment_close(&p->segs[i]);
+    }
+    free(p->segs);
+    free(p->job.segs);
+    free(p->ring);
+    if (p->open != NULL) {
+        sl_rb_builder_free(p->open);
+        free(p->open);
+    }
+    free(p->dir);
+    free(p);
+    *pp = NULL;
+}
+
+int sl_partition_roll(struct sl_partition *p)
+{
+    uint32_t iib = p->topic->cfg.index_interval_bytes ? p->topic->cfg.index_interval_bytes
+                                                      : 4096;
+    char *err = NULL;
+    struct sl_segment *seg;
+    int rc;
+
+    if (sl_segment_size(p->segs[p->n_segs - 1]) == 0) {
+        return 0;
+    }
+    seg = sl_segment_open(p->dir, p->written_offset, true, iib, &err);
+    if (seg == NULL) {
+        free(err);
+        return -EIO;
+    }
+    rc = segs_push(p, seg);
+    if (rc < 0) {
+        sl_segment_delete(&seg);
+    }
+    return rc;
+}
+
+int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
+                       int64_t base, int64_t last, int64_t max_ts, uint32_t records)
+{
+    const struct sl_topic_config *cfg = &p->topic->cfg;
+    struct sl_segment *act = p->segs[p->n_segs - 1];
+    uint64_t size = sl_segment_size(act);
+    int rc;
+
+    if (size > 0 && (size + len > cfg->segment_bytes ||
+                     (cfg->segment_ms > 0 &&
+                      sl_log_now_ms() - sl_segment_created_ms(act) >= cfg->segment_ms))) {
+        rc = sl_partition_roll(p);
+        if (rc < 0) {
+            return rc;
+        }
+        act = p->segs[p->n_segs - 1];
+    }
+    rc = sl_segment_append(act, batch, len, base, last, max_ts);
+    if (rc < 0) {
+        return rc;
+    }
+    p->written_offset = last + 1;
+    if (p->dirty_idx < 0) {
+        p->dirty_idx = (ssize_t)(p->n_segs - 1);
+    }
+    p->records_appended += records;
+    p->bytes_appended += len;
+    return 0;
+}
+
+/* Index of the last segment whose base offset <= offset (0 if offset is below all). */
+static size_t find_segment(const struct sl_partition *p, int64_t offset)
+{
+    size_t lo = 0, hi = p->n_segs;
+
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (sl_segment_base_offset(p->segs[mid]) <= offset) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+static int ensure_read_buf(struct sl_log *log, size_t need)
+{
+    uint8_t *b;
+
+    if (log->read_cap >= need) {
+        return 0;
+    }
+    b = realloc(log->read_buf, need);
+    if (b == NULL) {
+        return -ENOMEM;
+    }
+    log->read_buf = b;
+    log->read_cap = need;
+    return 0;
+}
+
+/* The batch at the start of the read buffer does not fit: grow the buffer to hold it. */
+static int grow_for_batch(struct sl_log *log, size_t got)
+{
+    const uint8_t *b = log->read_buf;
+    uint32_t blen;
+    size_t total;
+
+    if (got < SL_RB_LOG_OVERHEAD) {
+        return -EIO;
+    }
+    blen = (uint32_t)b[8] << 24 | (uint32_t)b[9] << 16 | (uint32_t)b[10] << 8 | b[11];
+    total = SL_RB_LOG_OVERHEAD + (size_t)blen;
+    if (blen > (256u << 20) || total <= log->read_cap) {
+        return -EIO;
+    }
+    return ensure_read_buf(log, total);
+}
+
+int sl_partition_read(struct sl_partition *p, int64_t offset, size_t max_records,
+                      size_t max_bytes, sl_record_fn fn, void *arg, int64_t *next_offset)
+{
+    struct sl_log *log = p->log;
+    int64_t hw = p->hw;
+    size_t delivered = 0, bytes = 0;
+    bool stop = false;
+    int err = 0;
+
+    if (offset < p->log_start) {
+        offset = p->log_start;
+    }
+    if (next_offset != NULL) {
+        *next_offset = offset;
+    }
+    if (offset >= hw || max_records == 0) {
+        return 0;
+    }
+    if (ensure_read_buf(log, READ_CHUNK) < 0) {
+        return -ENOMEM;
+    }
+    for (size_t si = find_segment(p, offset); si < p->n_segs && !stop; si++) {
+        struct sl_segment *seg = p->segs[si];
+        uint64_t pos;
+
+        if (sl_segment_find(seg, offset, &pos) < 0) {
+            err = -EIO;
+            break;
+        }
+        while (!stop) {
+            ssize_t got = sl_segment_read(seg, pos, log->read_buf, log->read_cap);
+            size_t off = 0;
+
+            if (got < 0) {
+                err = (int)got;
+                stop = true;
+                break;
+            }
+            if (got == 0) {
+                break;                       /* end of this segment */
+            }
+            while (off < (size_t)got && !stop) {
+                struct sl_rb_batch b;
+                enum sl_rb_status st = sl_rb_parse(log->read_buf + off, (size_t)got - off, &b);
+                struct sl_rb_iter it;
+                struct sl_record rec;
+                int r;
+
+                if (st == SL_RB_SHORT) {
+                    if (off > 0) {
+                        break;               /* cut at the chunk end: re-read from it */
+                    }
+                    if ((size_t)got < log->read_cap) {
+                        stop = true;         /* torn or unwritten tail: end of data */
+                        break;
+                    }
+                    if (grow_for_batch(log, (size_t)got) == 0) {
+                        break;               /* bigger than the buffer: re-read */
+                    }
+                    err = -EIO;
+                    stop = true;
+                    break;
+                }
+                if (st != SL_RB_OK) {
+                    err = -EIO;
+                    stop = true;
+                    break;
+                }
+                if (b.base_offset >= hw) {
+                    stop = true;
+                    break;
+                }
+                sl_rb_iter_init(&it, &b);
+                while ((r = sl_rb_iter_next(&it, &rec)) == 1) {
+                    if (rec.offset < offset) {
+                        continue;
+                    }
+                    if (rec.offset >= hw) {
+                        stop = true;
+                        break;
+                    }
+                    delivered++;
+                    bytes += (size_t)(rec.key_len > 0 ? rec.key_len : 0) +
+                             (size_t)(rec.value_len > 0 ? rec.value_len : 0) +
+                             rec.headers_len;
+                    offset = rec.offset + 1;
+                    if (fn(arg, p->topic->name, p->id, &rec) != 0 ||
+                        delivered >= max_records || bytes >= max_bytes) {
+                        stop = true;
+                        break;
+                    }
+                }
+                if (r < 0) {
+                    err = -EIO;
+                    stop = true;
+                    break;
+                }
+                if (!stop && offset <= b.base_offset + b.last_offset_delta) {
+                    offset = b.base_offset + b.last_offset_delta + 1;
+                }
+                off += b.total_len;
+            }
+            pos += off;                      /* off == 0: the buffer grew, re-read */
+        }
+    }
+    if (next_offset != NULL) {
+        *next_offset = offset;
+    }
+    if (delivered == 0 && err != 0) {
+        return err;
+    }
+    return (int)delivered;
+}
+
+int64_t sl_partition_offset_for_time(struct sl_partition *p, int64_t ts_ms)
+{
+    for (size_t i = 0; i < p->n_segs; i++) {
+        int64_t off;
+
+        if (sl_segment_max_timestamp(p->segs[i]) < ts_ms) {
+            continue;
+        }
+        off = sl_segment_find_time(p->segs[i], ts_ms);
+        if (off < 0) {
+            continue;
+        }
+        if (off < p->log_start) {
+            off = p->log_start;
+        }
+        return off < p->hw ? off : p->hw;
+    }
+    return p->hw;
+}
+
+uint64_t sl_partition_bytes(const struct sl_partition *p)
+{
+    uint64_t sum = 0;
+
+    for (size_t i = 0; i < p->n_segs; i++) {
+        sum += sl_segment_size(p->segs[i]);
+    }
+    return sum;
+}
+
+unsigned sl_partition_maintain(struct sl_partition *p, int64_t now_ms)
+{
+    const struct sl_topic_config *cfg = &p->topic->cfg;
+    struct sl_segment *act = p->segs[p->n_segs - 1];
+    uint64_t total = sl_partition_bytes(p);
+    unsigned deleted = 0;
+
+    if (cfg->segment_ms > 0 && sl_segment_size(act) > 0 && p->tail == p->written_end &&
+        now_ms - sl_segment_created_ms(act) >= cfg->segment_ms) {
+        (void)sl_partition_roll(p);
+    }
+    while (p->n_segs > 1) {
+        struct sl_segment *old = p->segs[0];
+        uint64_t size = sl_segment_size(old);
+        int64_t max_ts = sl_segment_max_timestamp(old);
+        bool by_bytes = cfg->retention_bytes >= 0 && total > (uint64_t)cfg->retention_bytes;
+        bool by_age = cfg->retention_ms >= 0 && max_ts < now_ms - cfg->retention_ms;
+
+        if (!by_bytes && !by_age) {
+            break;
+        }
+        if (p->job_inflight && p->job_first_idx == 0) {
+            break;                            /* the fsync thread holds it */
+        }
+        if (sl_segment_base_offset(p->segs[1]) > p->hw) {
+            break;                            /* would drop unacknowledged records */
+        }
+        sl_segment_delete(&old);
+        memmove(p->segs, p->segs + 1, (p->n_segs - 1) * sizeof(*p->segs));
+        p->n_segs--;
+        total -= size;
+        deleted++;
+        if (p->job_inflight) {
+            p->job_first_idx--;
+        }
+        if (p->dirty_idx > 0) {
+            p->dirty_idx--;
+        }
+        p->log_start = sl_segment_base_offset(p->segs[0]);
+    }
+    return deleted;
+}
+
+void sl_partition_describe(const struct sl_partition *p, struct sl_partition_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->partition = p->id;
+    out->log_start_offset = p->log_start;
+    out->high_watermark = p->hw;
+    out->bytes = sl_partition_bytes(p);
+    out->segments = (uint32_t)p->n_segs;
+    out->records_appended = p->records_appended;
+    out->bytes_appended = p->bytes_appended;
+}
+
+void sl_partition_set_hw(struct sl_partition *p, int64_t hw)
+{
+    if (hw <= p->hw) {
+        return;
+    }
+    p->hw = hw;
+    for (struct sl_cursor *c = p->cursors; c != NULL; c = c->next) {
+        if (c->armed && c->pos < hw) {
+            sl_cursor_schedule(c);
+        }
+    }
+}

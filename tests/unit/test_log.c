@@ -1,0 +1,759 @@
+/* Unit tests for the embedded log core (gateway/log/log.c, partition.c, cursor.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "gateway/log/log.h"
+
+struct fixture {
+    char dir[64];
+    struct event_base *base;
+    struct sl_log *log;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct sl_log_options options(struct fixture *f, enum sl_flush flush)
+{
+    struct sl_log_options o;
+
+    memset(&o, 0, sizeof(o));
+    o.data_dir = f->dir;
+    sl_topic_config_defaults(&o.defaults);
+    o.defaults.flush = flush;
+    o.auto_create = true;
+    return o;
+}
+
+static void open_log(struct fixture *f, enum sl_flush flush)
+{
+    struct sl_log_options o = options(f, flush);
+    char *err = NULL;
+
+    f->log = sl_log_open(f->base, &o, &err);
+    if (f->log == NULL) {
+        fprintf(stderr, "sl_log_open: %s\n", err ? err : "?");
+    }
+    free(err);
+    assert_non_null(f->log);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/test_log.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->base = event_base_new();
+    assert_non_null(f->base);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    sl_log_close(&f->log);
+    event_base_free(f->base);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* Run the loop until *flag reaches want (bounded: about 5 s). */
+static void run_until(struct fixture *f, const int *flag, int want)
+{
+    for (int i = 0; i < 5000 && *flag < want; i++) {
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+        if (*flag < want) {
+            usleep(1000);
+        }
+    }
+}
+
+static void run_turns(struct fixture *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+}
+
+struct acks {
+    int n;
+    int errors;
+    int64_t last_offset;
+    int32_t partition;
+};
+
+static void on_ack(void *arg, const struct sl_append_result *res)
+{
+    struct acks *a = arg;
+
+    a->n++;
+    if (res->status != 0) {
+        a->errors++;
+    }
+    a->last_offset = res->last_offset;
+    a->partition = res->partition;
+}
+
+/* Append one record with value "v<i>" (and a key when key != NULL). */
+static void append_one(struct fixture *f, const char *topic, int32_t part, const char *key,
+                       int i, int64_t ts, struct acks *a)
+{
+    char val[64];
+    struct sl_rec_in r;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(val, sizeof(val), "value-%06d-padding-padding-padding", i);
+    r.timestamp = ts;
+    r.key = (const uint8_t *)key;
+    r.key_len = key ? (int32_t)strlen(key) : -1;
+    r.value = (const uint8_t *)val;
+    r.value_len = (int32_t)strlen(val);
+    assert_int_equal(sl_log_append(f->log, topic, part, &r, 1, on_ack, a), 0);
+}
+
+struct collected {
+    int n;
+    int64_t offsets[4096];
+    int64_t timestamps[4096];
+    char values[4096][48];
+};
+
+static int collect(void *arg, const char *topic, int32_t partition, const struct sl_record *rec)
+{
+    struct collected *c = arg;
+
+    (void)topic;
+    (void)partition;
+    if (c->n < 4096) {
+        size_t len = rec->value_len > 0 ? (size_t)rec->value_len : 0;
+
+        if (len > 47) {
+            len = 47;
+        }
+        c->offsets[c->n] = rec->offset;
+        c->timestamps[c->n] = rec->timestamp;
+        memcpy(c->values[c->n], rec->value, len);
+        c->values[c->n][len] = '\0';
+    }
+    c->n++;
+    return 0;
+}
+
+static int read_all(struct fixture *f, const char *topic, int32_t part, int64_t from,
+                    struct collected *c)
+{
+    int64_t next = from;
+    int total = 0;
+
+    memset(c, 0, sizeof(*c));
+    for (int i = 0; i < 10000; i++) {
+        int n = sl_log_read(f->log, topic, part, next, 1000, 0, collect, c, &next);
+
+        assert_true(n >= 0);
+        if (n == 0) {
+            break;
+        }
+        total += n;
+    }
+    return total;
+}
+
+struct info {
+    int64_t log_start, hw;
+    uint32_t segments;
+    uint64_t bytes;
+    int32_t n_parts;
+};
+
+static int on_describe(void *arg, const char *topic, const struct sl_topic_config *cfg,
+                       const struct sl_partition_info *parts, int32_t n)
+{
+    struct info *in = arg;
+
+    (void)topic;
+    (void)cfg;
+    in->log_start = parts[0].log_start_offset;
+    in->hw = parts[0].high_watermark;
+    in->segments = parts[0].segments;
+    in->bytes = parts[0].bytes;
+    in->n_parts = n;
+    return 0;
+}
+
+static struct info describe(struct fixture *f, const char *topic)
+{
+    struct info in;
+
+    memset(&in, 0, sizeof(in));
+    assert_int_equal(sl_log_describe(f->log, topic, on_describe, &in), 0);
+    return in;
+}
+
+/* ---- tests ---- */
+
+static void test_names_and_defaults(void **state)
+{
+    struct sl_topic_config c;
+
+    (void)state;
+    sl_topic_config_defaults(&c);
+    assert_int_equal(c.partitions, 1);
+    assert_int_equal(c.flush, SL_FLUSH_ALWAYS);
+    assert_true(sl_log_topic_name_valid("orders"));
+    assert_true(sl_log_topic_name_valid("a-b.c_d-1"));
+    assert_false(sl_log_topic_name_valid(""));
+    assert_false(sl_log_topic_name_valid("."));
+    assert_false(sl_log_topic_name_valid(".."));
+    assert_false(sl_log_topic_name_valid("a/b"));
+    assert_false(sl_log_topic_name_valid("a b"));
+}
+
+struct rt_check {
+    int n;
+    int bad;
+};
+
+static int check_roundtrip(void *arg, const char *topic, int32_t partition,
+                           const struct sl_record *rec)
+{
+    struct rt_check *c = arg;
+    struct sl_rb_hdr_iter it;
+    struct sl_hdr h;
+    char want[32];
+    int nh = 0;
+
+    snprintf(want, sizeof(want), "val-%d", c->n);
+    if (strcmp(topic, "rt") != 0 || partition != 0 || rec->offset != c->n ||
+        rec->timestamp != 1700000000000LL + c->n || rec->key_len != 3 ||
+        memcmp(rec->key, "key", 3) != 0 || rec->value_len != (int32_t)strlen(want) ||
+        memcmp(rec->value, want, strlen(want)) != 0 || rec->n_headers != 2) {
+        c->bad++;
+    }
+    sl_rb_hdr_iter_init(&it, rec);
+    while (sl_rb_hdr_iter_next(&it, &h) == 1) {
+        if (nh == 0 && (h.name_len != 2 || memcmp(h.name, "h1", 2) != 0 || h.value_len != 2 ||
+                        memcmp(h.value, "v1", 2) != 0)) {
+            c->bad++;
+        }
+        if (nh == 1 && (h.name_len != 2 || memcmp(h.name, "h2", 2) != 0 || h.value_len != -1)) {
+            c->bad++;
+        }
+        nh++;
+    }
+    if (nh != 2) {
+        c->bad++;
+    }
+    c->n++;
+    return 0;
+}
+
+static void test_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_hdr hdrs[2] = {
+        { .name = "h1", .name_len = 2, .value = (const uint8_t *)"v1", .value_len = 2 },
+        { .name = "h2", .name_len = 2, .value = NULL, .value_len = -1 },
+    };
+    struct sl_rec_in recs[10];
+    char vals[10][16];
+    struct acks a = { 0 };
+    struct rt_check chk = { 0 };
+    int64_t next = -1;
+
+    open_log(f, SL_FLUSH_OS);
+    for (int i = 0; i < 10; i++) {
+        snprintf(vals[i], sizeof(vals[i]), "val-%d", i);
+        recs[i] = (struct sl_rec_in){ .timestamp = 1700000000000LL + i,
+                                      .key = (const uint8_t *)"key", .key_len = 3,
+                                      .value = (const uint8_t *)vals[i],
+                                      .value_len = (int32_t)strlen(vals[i]),
+                                      .headers = hdrs, .n_headers = 2 };
+    }
+    assert_int_equal(sl_log_append(f->log, "rt", 0, recs, 4, on_ack, &a), 0);
+    assert_int_equal(sl_log_append(f->log, "rt", 0, recs + 4, 6, on_ack, &a), 0);
+    assert_int_equal(a.n, 2);                /* flush os: acked right away */
+    assert_int_equal(a.errors, 0);
+    assert_int_equal(a.last_offset, 9);
+    assert_int_equal(sl_log_read(f->log, "rt", 0, 0, 100, 0, check_roundtrip, &chk, &next), 10);
+    assert_int_equal(chk.n, 10);
+    assert_int_equal(chk.bad, 0);
+    assert_int_equal(next, 10);
+    /* from the middle: records below the offset are skipped */
+    chk.n = 6;
+    assert_int_equal(sl_log_read(f->log, "rt", 0, 6, 100, 0, check_roundtrip, &chk, &next), 4);
+    assert_int_equal(chk.bad, 0);
+    /* max_records */
+    chk.n = 0;
+    assert_int_equal(sl_log_read(f->log, "rt", 0, 0, 3, 0, check_roundtrip, &chk, &next), 3);
+    assert_int_equal(next, 3);
+    /* at the end, unknown topic, bad partition */
+    assert_int_equal(sl_log_read(f->log, "rt", 0, 10, 100, 0, check_roundtrip, &chk, &next), 0);
+    assert_int_equal(sl_log_read(f->log, "nope", 0, 0, 100, 0, check_roundtrip, &chk, &next),
+                     -ENOENT);
+    assert_int_equal(sl_log_read(f->log, "rt", 5, 0, 100, 0, check_roundtrip, &chk, &next),
+                     -EINVAL);
+}
+
+static void test_partitioner(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_topic_config c;
+    struct acks a = { 0 };
+    int seen[4] = { 0 };
+
+    open_log(f, SL_FLUSH_OS);
+    sl_topic_config_defaults(&c);
+    c.partitions = 4;
+    c.flush = SL_FLUSH_OS;
+    assert_int_equal(sl_log_topic_configure(f->log, "keyed", &c), 0);
+    assert_int_equal(sl_log_partitions(f->log, "keyed"), 4);
+    assert_int_equal(sl_log_partitions(f->log, "missing"), -ENOENT);
+    /* Kafka's Java client: murmur2("foobar") = -790332482 -> partition 2 of 4 */
+    assert_int_equal(sl_log_partition_for(f->log, "keyed", (const uint8_t *)"foobar", 6), 2);
+    for (int i = 0; i < 5; i++) {
+        append_one(f, "keyed", -1, "foobar", i, now_ms(), &a);
+        assert_int_equal(a.partition, 2);
+    }
+    append_one(f, "keyed", -1, "device-17", 0, now_ms(), &a);
+    int32_t p17 = a.partition;
+    append_one(f, "keyed", -1, "device-17", 1, now_ms(), &a);
+    assert_int_equal(a.partition, p17);
+    /* keyless records are spread over all partitions */
+    for (int i = 0; i < 8; i++) {
+        append_one(f, "keyed", -1, NULL, i, now_ms(), &a);
+        seen[a.partition]++;
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(seen[i], 2);
+    }
+    assert_int_equal(a.errors, 0);
+    assert_int_equal(sl_log_partition_for(f->log, "missing", NULL, -1), -ENOENT);
+}
+
+static void small_segments(struct fixture *f, const char *topic, int64_t retention_bytes,
+                           int64_t retention_ms)
+{
+    struct sl_topic_config c;
+
+    sl_topic_config_defaults(&c);
+    c.flush = SL_FLUSH_OS;
+    c.segment_bytes = 4096;
+    c.retention_bytes = retention_bytes;
+    c.retention_ms = retention_ms;
+    assert_int_equal(sl_log_topic_configure(f->log, topic, &c), 0);
+}
+
+static void test_roll_by_size(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = { 0 };
+    struct collected *c = malloc(sizeof(*c));
+    struct info in;
+
+    assert_non_null(c);
+    open_log(f, SL_FLUSH_OS);
+    small_segments(f, "roll", -1, -1);
+    for (int i = 0; i < 500; i++) {
+        append_one(f, "roll", 0, NULL, i, now_ms(), &a);
+    }
+    assert_int_equal(a.n, 500);
+    assert_int_equal(a.errors, 0);
+    in = describe(f, "roll");
+    assert_true(in.segments >= 5);
+    assert_int_equal(in.hw, 500);
+    assert_int_equal(read_all(f, "roll", 0, 0, c), 500);
+    for (int i = 0; i < 500; i++) {
+        char want[48];
+
+        snprintf(want, sizeof(want), "value-%06d-padding-padding-padding", i);
+        assert_int_equal(c->offsets[i], i);
+        assert_string_equal(c->values[i], want);
+    }
+    /* from a later segment */
+    assert_int_equal(read_all(f, "roll", 0, 333, c), 167);
+    assert_int_equal(c->offsets[0], 333);
+    free(c);
+}
+
+static void test_retention_bytes(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = { 0 };
+    struct collected *c = malloc(sizeof(*c));
+    struct sl_log_stats st;
+    struct info before, after;
+
+    assert_non_null(c);
+    open_log(f, SL_FLUSH_OS);
+    small_segments(f, "rb", 8192, -1);
+    for (int i = 0; i < 600; i++) {
+        append_one(f, "rb", 0, NULL, i, now_ms(), &a);
+    }
+    before = describe(f, "rb");
+    assert_int_equal(before.log_start, 0);
+    assert_true(before.bytes > 8192);
+    sl_log_maintain(f->log);
+    after = describe(f, "rb");
+    assert_true(after.log_start > 0);
+    assert_true(after.segments < before.segments);
+    assert_true(after.bytes <= 8192);
+    assert_int_equal(after.hw, 600);
+    sl_log_get_stats(f->log, &st);
+    assert_int_equal(st.segments_deleted, before.segments - after.segments);
+    /* reading from 0 starts at the new log start */
+    assert_int_equal(read_all(f, "rb", 0, 0, c), 600 - after.log_start);
+    assert_int_equal(c->offsets[0], after.log_start);
+    free(c);
+}
+
+static void test_retention_age(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = { 0 };
+    struct info before, after;
+    int64_t old = now_ms() - 10LL * 24 * 3600 * 1000;
+
+    open_log(f, SL_FLUSH_OS);
+    small_segments(f, "ra", -1, 24LL * 3600 * 1000);
+    for (int i = 0; i < 300; i++) {
+        append_one(f, "ra", 0, NULL, i, old, &a);        /* ten days old */
+    }
+    for (int i = 300; i < 400; i++) {
+        append_one(f, "ra", 0, NULL, i, now_ms(), &a);   /* fresh */
+    }
+    before = describe(f, "ra");
+    sl_log_maintain(f->log);
+    after = describe(f, "ra");
+    assert_true(after.segments < before.segments);
+    assert_true(after.log_start > 0);
+    assert_true(after.log_start <= 300);                  /* fresh records stay */
+    assert_true(sl_log_offset_for_time(f->log, "ra", 0, now_ms() - 60000) >= after.log_start);
+}
+
+static void test_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = { 0 };
+    struct collected *c = malloc(sizeof(*c));
+
+    assert_non_null(c);
+    open_log(f, SL_FLUSH_OS);
+    small_segments(f, "re-open-me", -1, -1);
+    for (int i = 0; i < 200; i++) {
+        append_one(f, "re-open-me", 0, NULL, i, now_ms(), &a);
+    }
+    sl_log_close(&f->log);
+    assert_null(f->log);
+    open_log(f, SL_FLUSH_OS);
+    assert_int_equal(sl_log_partitions(f->log, "re-open-me"), 1);
+    assert_int_equal(describe(f, "re-open-me").hw, 200);
+    assert_true(describe(f, "re-open-me").segments > 1);
+    assert_int_equal(read_all(f, "re-open-me", 0, 0, c), 200);
+    assert_int_equal(c->offsets[199], 199);
+    append_one(f, "re-open-me", 0, NULL, 200, now_ms(), &a);
+    assert_int_equal(a.last_offset, 200);
+    free(c);
+}
+
+static void test_recovery(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = { 0 };
+    struct collected *c = malloc(sizeof(*c));
+    struct sl_log_stats st;
+    char path[256];
+    char garbage[333];
+    int fd;
+
+    assert_non_null(c);
+    open_log(f, SL_FLUSH_OS);
+    for (int i = 0; i < 50; i++) {
+        append_one(f, "rec", 0, NULL, i, now_ms(), &a);
+    }
+    sl_log_close(&f->log);
+    snprintf(path, sizeof(path), "%s/rec-0/00000000000000000000.log", f->dir);
+    fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    memset(garbage, 0xA5, sizeof(garbage));
+    assert_int_equal(write(fd, garbage, sizeof(garbage)), (ssize_t)sizeof(garbage));
+    close(fd);
+
+    open_log(f, SL_FLUSH_OS);
+    sl_log_get_stats(f->log, &st);
+    assert_int_equal(st.recovered_truncated_bytes, sizeof(garbage));
+    assert_int_equal(describe(f, "rec").hw, 50);
+    append_one(f, "rec", 0, NULL, 50, now_ms(), &a);
+    assert_int_equal(a.last_offset, 50);
+    assert_int_equal(read_all(f, "rec", 0, 0, c), 51);
+    assert_int_equal(c->offsets[50], 50);
+    assert_string_equal(c->values[50], "value-000050-padding-padding-padding");
+    free(c);
+}
+
+static void test_flush_always_group_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = { 0 };
+    struct sl_log_stats st;
+    struct collected *c = malloc(sizeof(*c));
+    int64_t next = 0;
+
+    assert_non_null(c);
+    open_log(f, SL_FLUSH_ALWAYS);
+    for (int i = 0; i < 200; i++) {
+        append_one(f, "durable", 0, NULL, i, now_ms(), &a);
+    }
+    /* nothing acked nor visible before the fsync */
+    assert_int_equal(a.n, 0);
+    assert_int_equal(describe(f, "durable").hw, 0);
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(sl_log_read(f->log, "durable", 0, 0, 100, 0, collect, c, &next), 0);
+    run_until(f, &a.n, 200);
+    assert_int_equal(a.n, 200);
+    assert_int_equal(a.errors, 0);
+    assert_int_equal(a.last_offset, 199);
+    assert_int_equal(describe(f, "durable").hw, 200);
+    sl_log_get_stats(f->log, &st);
+    assert_true(st.fsyncs >= 1);
+    assert_true(st.fsyncs < 200);             /* shared fsyncs */
+    assert_true(st.fsync_seconds_sum > 0);
+    assert_true(st.fsync_bucket[SL_LOG_FSYNC_BUCKETS - 1] <= st.fsyncs);
+    assert_int_equal(read_all(f, "durable", 0, 0, c), 200);
+    free(c);
+}
+
+/* Each ack issues the next append: a closed loop of producers, like the bench. */
+struct chain {
+    struct fixture *f;
+    int left;
+    int done;
+};
+
+static void chain_ack(void *arg, const struct sl_append_result *res)
+{
+    struct chain *ch = arg;
+    struct sl_rec_in r = { .timestamp = 1, .key_len = -1, .value = (const uint8_t *)"x",
+                           .value_len = 1 };
+
+    assert_int_equal(res->status, 0);
+    ch->done++;
+    if (ch->left > 0) {
+        ch->left--;
+        assert_int_equal(sl_log_append(ch->f->log, "chain", 0, &r, 1, chain_ack, ch), 0);
+    }
+}
+
+static void test_flush_always_chained(void **state)
+{
+    struct fixture *f = *state;
+    struct chain ch = { .f = f, .left = 300, .done = 0 };
+    struct sl_log_stats st;
+    struct sl_rec_in r = { .timestamp = 1, .key_len = -1, .value = (const uint8_t *)"x",
+                           .value_len = 1 };
+
+    open_log(f, SL_FLUSH_ALWAYS);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(sl_log_append(f->log, "chain", 0, &r, 1, chain_ack, &ch), 0);
+    }
+    run_until(f, &ch.done, 320);
+    assert_int_equal(ch.done, 320);
+    assert_int_equal(describe(f, "chain").hw, 320);
+    sl_log_get_stats(f->log, &st);
+    assert_true(st.fsyncs < 320);
+}
+
+static void test_close_fires_pending(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = { 0 };
+
+    open_log(f, SL_FLUSH_ALWAYS);
+    for (int i = 0; i < 10; i++) {
+        append_one(f, "pend", 0, NULL, i, now_ms(), &a);
+    }
+    assert_int_equal(a.n, 0);
+    sl_log_close(&f->log);
+    assert_int_equal(a.n, 10);
+    assert_int_equal(a.errors, 0);
+    open_log(f, SL_FLUSH_ALWAYS);
+    assert_int_equal(describe(f, "pend").hw, 10);
+}
+
+/* ---- cursors ---- */
+
+struct wake_count {
+    int wakes;
+    struct sl_cursor *close_me;
+};
+
+static void on_wake(struct sl_cursor *cur, void *arg)
+{
+    struct wake_count *w = arg;
+
+    (void)cur;
+    w->wakes++;
+    if (w->close_me != NULL) {
+        sl_cursor_close(&w->close_me);
+    }
+}
+
+static void test_cursor_starts(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = { 0 };
+    struct collected *c = malloc(sizeof(*c));
+    struct sl_cursor *cur;
+    int64_t t0 = now_ms() - 100000;
+    int err = 0;
+
+    assert_non_null(c);
+    open_log(f, SL_FLUSH_OS);
+    for (int i = 0; i < 30; i++) {
+        append_one(f, "cur", 0, NULL, i, t0 + i * 1000, &a);
+    }
+    cur = sl_cursor_open(f->log, "cur", 0, (struct sl_start){ SL_START_EARLIEST, 0 },
+                         NULL, NULL, &err);
+    assert_non_null(cur);
+    assert_int_equal(sl_cursor_position(cur), 0);
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(sl_cursor_poll(cur, 10, 0, collect, c), 10);
+    assert_int_equal(sl_cursor_position(cur), 10);
+    assert_int_equal(c->offsets[9], 9);
+    sl_cursor_close(&cur);
+    assert_null(cur);
+
+    cur = sl_cursor_open(f->log, "cur", 0, (struct sl_start){ SL_START_LATEST, 0 },
+                         NULL, NULL, &err);
+    assert_int_equal(sl_cursor_position(cur), 30);
+    assert_int_equal(sl_cursor_poll(cur, 10, 0, collect, c), 0);
+    sl_cursor_close(&cur);
+
+    cur = sl_cursor_open(f->log, "cur", 0, (struct sl_start){ SL_START_OFFSET, 17 },
+                         NULL, NULL, &err);
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(sl_cursor_poll(cur, 100, 0, collect, c), 13);
+    assert_int_equal(c->offsets[0], 17);
+    sl_cursor_seek(cur, 5);
+    assert_int_equal(sl_cursor_position(cur), 5);
+    sl_cursor_close(&cur);
+
+    /* timestamp t0 + 12.5 s: first record at or after it is offset 13 */
+    assert_int_equal(sl_log_offset_for_time(f->log, "cur", 0, t0 + 12500), 13);
+    assert_int_equal(sl_log_offset_for_time(f->log, "cur", 0, t0 + 1000000), 30);
+    cur = sl_cursor_open(f->log, "cur", 0, (struct sl_start){ SL_START_TIME, t0 + 12500 },
+                         NULL, NULL, &err);
+    assert_non_null(cur);
+    assert_int_equal(sl_cursor_position(cur), 13);
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(sl_cursor_poll(cur, 1, 0, collect, c), 1);
+    assert_int_equal(c->timestamps[0], t0 + 13000);
+    sl_cursor_close(&cur);
+
+    /* auto-create off: unknown topic */
+    assert_null(sl_cursor_open(f->log, "cur", 3, (struct sl_start){ SL_START_EARLIEST, 0 },
+                               NULL, NULL, &err));
+    assert_int_equal(err, -EINVAL);
+    free(c);
+}
+
+static void test_cursor_wake(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = { 0 };
+    struct collected *c = malloc(sizeof(*c));
+    struct wake_count w = { 0 };
+    struct wake_count w2 = { 0 };
+    struct sl_cursor *cur, *victim;
+    int err = 0;
+
+    assert_non_null(c);
+    open_log(f, SL_FLUSH_ALWAYS);
+    cur = sl_cursor_open(f->log, "wake", 0, (struct sl_start){ SL_START_LATEST, 0 },
+                         on_wake, &w, &err);
+    assert_non_null(cur);
+    append_one(f, "wake", 0, NULL, 0, now_ms(), &a);
+    append_one(f, "wake", 0, NULL, 1, now_ms(), &a);
+    assert_int_equal(w.wakes, 0);             /* never inside sl_log_append */
+    run_until(f, &a.n, 2);
+    run_turns(f, 3);
+    assert_int_equal(w.wakes, 1);             /* once per arming */
+    append_one(f, "wake", 0, NULL, 2, now_ms(), &a);
+    run_until(f, &a.n, 3);
+    run_turns(f, 3);
+    assert_int_equal(w.wakes, 1);             /* not re-armed until polled to the end */
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(sl_cursor_poll(cur, 100, 0, collect, c), 3);
+    assert_int_equal(sl_cursor_poll(cur, 100, 0, collect, c), 0);
+    append_one(f, "wake", 0, NULL, 3, now_ms(), &a);
+    run_until(f, &a.n, 4);
+    run_turns(f, 3);
+    assert_int_equal(w.wakes, 2);
+
+    /* close inside its own wake callback */
+    victim = sl_cursor_open(f->log, "wake", 0, (struct sl_start){ SL_START_LATEST, 0 },
+                            on_wake, &w2, &err);
+    assert_non_null(victim);
+    w2.close_me = victim;
+    append_one(f, "wake", 0, NULL, 4, now_ms(), &a);
+    run_until(f, &a.n, 5);
+    run_turns(f, 3);
+    assert_int_equal(w2.wakes, 1);
+    assert_null(w2.close_me);
+    sl_cursor_close(&cur);
+    free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names_and_defaults),
+        cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partitioner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roll_by_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_always_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_always_chained, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_fires_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_starts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_wake, setup, teardown),
+    };
+
+    evthread_use_pthreads();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
