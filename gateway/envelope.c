@@ -1,0 +1,585 @@
+#include "gateway/envelope.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* ---- buffers ---- */
+
+struct sl_buf *sl_buf_new(const void *data, size_t len)
+{
+    struct sl_buf *b = malloc(sizeof(*b) + len + 1);
+    if (b == NULL) {
+        return NULL;
+    }
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    if (len > 0) {
+        memcpy(b->data, data, len);
+    }
+    b->data[len] = '\0';
+    return b;
+}
+
+struct sl_buf *sl_buf_ref(struct sl_buf *b)
+{
+    if (b != NULL) {
+        atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    }
+    return b;
+}
+
+void sl_buf_unref(struct sl_buf **bp)
+{
+    struct sl_buf *b = bp != NULL ? *bp : NULL;
+    if (b == NULL) {
+        return;
+    }
+    *bp = NULL;
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+        free(b);
+    }
+}
+
+/* ---- envelopes ---- */
+
+struct sl_env *sl_env_new(void)
+{
+    struct sl_env *env = calloc(1, sizeof(*env));
+    if (env == NULL) {
+        return NULL;
+    }
+    atomic_init(&env->refs, 1);
+    env->partition = -1;
+    env->offset = -1;
+    env->timestamp_ms = -1;
+    return env;
+}
+
+struct sl_env *sl_env_ref(struct sl_env *env)
+{
+    if (env != NULL) {
+        atomic_fetch_add_explicit(&env->refs, 1, memory_order_relaxed);
+    }
+    return env;
+}
+
+void sl_env_unref(struct sl_env **envp)
+{
+    struct sl_env *env = envp != NULL ? *envp : NULL;
+    if (env == NULL) {
+        return;
+    }
+    *envp = NULL;
+    if (atomic_fetch_sub_explicit(&env->refs, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    free(env->id);
+    free(env->source);
+    free(env->type);
+    free(env->subject);
+    free(env->time);
+    free(env->datacontenttype);
+    free(env->dataschema);
+    for (size_t i = 0; i < env->n_ext; i++) {
+        free(env->ext[i].name);
+        free(env->ext[i].value);
+        free(env->ext[i].header_name);
+    }
+    free(env->ext);
+    for (size_t i = 0; i < env->n_headers; i++) {
+        free(env->headers[i].name);
+        sl_buf_unref(&env->headers[i].value);
+    }
+    free(env->headers);
+    sl_buf_unref(&env->key);
+    sl_buf_unref(&env->data);
+    free(env->origin_name);
+    free(env->destination);
+    free(env);
+}
+
+static int set_str(char **field, const char *value, size_t len)
+{
+    char *s = strndup(value, len);
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    free(*field);
+    *field = s;
+    return 0;
+}
+
+static bool ext_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 20) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The context attributes with a field of their own, in the order the Kafka binding
+ * writes them. */
+static char **core_attr(struct sl_env *env, const char *name)
+{
+    if (strcmp(name, "id") == 0) {
+        return &env->id;
+    } else if (strcmp(name, "source") == 0) {
+        return &env->source;
+    } else if (strcmp(name, "type") == 0) {
+        return &env->type;
+    } else if (strcmp(name, "subject") == 0) {
+        return &env->subject;
+    } else if (strcmp(name, "time") == 0) {
+        return &env->time;
+    } else if (strcmp(name, "datacontenttype") == 0) {
+        return &env->datacontenttype;
+    } else if (strcmp(name, "dataschema") == 0) {
+        return &env->dataschema;
+    }
+    return NULL;
+}
+
+int sl_env_set_attr(struct sl_env *env, const char *name, const char *value, size_t len)
+{
+    char **field;
+
+    if (memchr(value, '\0', len) != NULL) {
+        return -EINVAL;
+    }
+    if (strcmp(name, "specversion") == 0) {
+        return (len == 3 && memcmp(value, "1.0", 3) == 0) ? 0 : -EINVAL;
+    }
+    field = core_attr(env, name);
+    if (field != NULL) {
+        if (field == &env->time) {
+            int64_t ms;
+            if (sl_rfc3339_parse_ms(value, len, &ms) != 0) {
+                return -EINVAL;
+            }
+            env->timestamp_ms = ms;
+        } else if ((field == &env->id || field == &env->source || field == &env->type) &&
+                   len == 0) {
+            return -EINVAL;     /* REQUIRED attributes must be non-empty strings */
+        }
+        return set_str(field, value, len);
+    }
+    if (!ext_name_valid(name)) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < env->n_ext; i++) {
+        if (strcmp(env->ext[i].name, name) == 0) {
+            return set_str(&env->ext[i].value, value, len);
+        }
+    }
+    struct sl_env_ext *ext = realloc(env->ext, (env->n_ext + 1) * sizeof(*ext));
+    if (ext == NULL) {
+        return -ENOMEM;
+    }
+    env->ext = ext;
+    ext[env->n_ext].name = strdup(name);
+    ext[env->n_ext].value = strndup(value, len);
+    ext[env->n_ext].header_name = malloc(strlen(name) + 4);
+    if (ext[env->n_ext].name == NULL || ext[env->n_ext].value == NULL ||
+        ext[env->n_ext].header_name == NULL) {
+        free(ext[env->n_ext].name);
+        free(ext[env->n_ext].value);
+        free(ext[env->n_ext].header_name);
+        return -ENOMEM;
+    }
+    memcpy(ext[env->n_ext].header_name, "ce_", 3);
+    strcpy(ext[env->n_ext].header_name + 3, name);
+    env->n_ext++;
+    return 0;
+}
+
+const char *sl_env_get_attr(const struct sl_env *env, const char *name)
+{
+    char **field;
+
+    if (strcmp(name, "specversion") == 0) {
+        return "1.0";
+    }
+    field = core_attr((struct sl_env *)env, name);
+    if (field != NULL) {
+        return *field;
+    }
+    for (size_t i = 0; i < env->n_ext; i++) {
+        if (strcmp(env->ext[i].name, name) == 0) {
+            return env->ext[i].value;
+        }
+    }
+    return NULL;
+}
+
+int sl_env_add_header(struct sl_env *env, const char *name, const void *value,
+                      int32_t value_len)
+{
+    struct sl_env_hdr *h = realloc(env->headers, (env->n_headers + 1) * sizeof(*h));
+    if (h == NULL) {
+        return -ENOMEM;
+    }
+    env->headers = h;
+    h = &env->headers[env->n_headers];
+    h->name = strdup(name);
+    h->value = NULL;
+    if (h->name == NULL) {
+        return -ENOMEM;
+    }
+    if (value != NULL && value_len >= 0) {
+        h->value = sl_buf_new(value, (size_t)value_len);
+        if (h->value == NULL) {
+            free(h->name);
+            return -ENOMEM;
+        }
+    }
+    env->n_headers++;
+    return 0;
+}
+
+const struct sl_env_hdr *sl_env_find_header(const struct sl_env *env, const char *name)
+{
+    for (size_t i = 0; i < env->n_headers; i++) {
+        if (strcmp(env->headers[i].name, name) == 0) {
+            return &env->headers[i];
+        }
+    }
+    return NULL;
+}
+
+int sl_env_set_key(struct sl_env *env, const void *key, size_t len)
+{
+    struct sl_buf *b = sl_buf_new(key, len);
+    if (b == NULL) {
+        return -ENOMEM;
+    }
+    sl_buf_unref(&env->key);
+    env->key = b;
+    return 0;
+}
+
+int sl_env_set_data(struct sl_env *env, const void *data, size_t len)
+{
+    struct sl_buf *b = sl_buf_new(data, len);
+    if (b == NULL) {
+        return -ENOMEM;
+    }
+    sl_buf_unref(&env->data);
+    env->data = b;
+    return 0;
+}
+
+void sl_env_set_data_buf(struct sl_env *env, struct sl_buf *data)
+{
+    struct sl_buf *b = sl_buf_ref(data);
+    sl_buf_unref(&env->data);
+    env->data = b;
+}
+
+int sl_env_set_origin(struct sl_env *env, const char *adapter, const char *name,
+                      const char *destination)
+{
+    snprintf(env->origin_adapter, sizeof(env->origin_adapter), "%s",
+             adapter != NULL ? adapter : "");
+    if (name != NULL && set_str(&env->origin_name, name, strlen(name)) != 0) {
+        return -ENOMEM;
+    }
+    if (destination != NULL && set_str(&env->destination, destination,
+                                       strlen(destination)) != 0) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int make_uuid(char out[37])
+{
+    uint8_t r[16];
+    size_t got = 0;
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        got += (size_t)n;
+    }
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
+    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+             r[12], r[13], r[14], r[15]);
+    return 0;
+}
+
+int sl_env_finalize(struct sl_env *env)
+{
+    char buf[300];
+
+    if (env->id == NULL) {
+        char uuid[37];
+        int rc = make_uuid(uuid);
+        if (rc != 0) {
+            return rc;
+        }
+        if (set_str(&env->id, uuid, strlen(uuid)) != 0) {
+            return -ENOMEM;
+        }
+    }
+    if (env->source == NULL) {
+        int n = snprintf(buf, sizeof(buf), "/sluice/%s/%s",
+                         env->origin_adapter[0] != '\0' ? env->origin_adapter : "core",
+                         env->origin_name != NULL ? env->origin_name : "default");
+        if (set_str(&env->source, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1)
+            != 0) {
+            return -ENOMEM;
+        }
+    }
+    if (env->type == NULL && set_str(&env->type, "io.sluice.message", 17) != 0) {
+        return -ENOMEM;
+    }
+    if (env->time == NULL) {
+        env->timestamp_ms = now_ms();
+        sl_rfc3339_format_ms(env->timestamp_ms, buf, sizeof(buf));
+        if (set_str(&env->time, buf, strlen(buf)) != 0) {
+            return -ENOMEM;
+        }
+    } else if (env->timestamp_ms < 0) {
+        if (sl_rfc3339_parse_ms(env->time, strlen(env->time), &env->timestamp_ms) != 0) {
+            env->timestamp_ms = now_ms();
+        }
+    }
+    return 0;
+}
+
+/* ---- RFC 3339 ---- */
+
+static int digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i])) {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    /* Days since 1970-01-01 in the proleptic Gregorian calendar. */
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int sl_rfc3339_parse_ms(const char *s, size_t len, int64_t *out_ms)
+{
+    int y, mo, d, h, mi, sec, ms = 0;
+    size_t i;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+    if (len < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) ||
+        s[7] != '-' || digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
+        digits(s + 17, 2, &sec)) {
+        return -EINVAL;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60) {
+        return -EINVAL;
+    }
+    i = 19;
+    if (i < len && s[i] == '.') {
+        size_t start = ++i;
+        int scale = 100;
+        while (i < len && isdigit((unsigned char)s[i])) {
+            if (scale > 0) {
+                ms += (s[i] - '0') * scale;
+                scale /= 10;
+            }
+            i++;
+        }
+        if (i == start) {
+            return -EINVAL;
+        }
+    }
+    int64_t offset_min = 0;
+    if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        int oh, om;
+        if (digits(s + i + 1, 2, &oh) || digits(s + i + 4, 2, &om) || oh > 23 || om > 59) {
+            return -EINVAL;
+        }
+        offset_min = (s[i] == '-' ? -1 : 1) * (oh * 60 + om);
+        i += 6;
+    } else {
+        return -EINVAL;
+    }
+    if (i != len) {
+        return -EINVAL;
+    }
+    if (sec == 60) {
+        sec = 59;               /* leap second: clamp */
+    }
+    int64_t days = days_from_civil(y, mo, d);
+    *out_ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + ms;
+    return 0;
+}
+
+void sl_rfc3339_format_ms(int64_t ms, char *out, size_t outsz)
+{
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int frac = (int)(ms - (int64_t)secs * 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+/* ---- Kafka protocol binding ---- */
+
+static const char *const binding_attrs[] = {
+    "id", "source", "type", "subject", "time", "dataschema",
+};
+#define N_BINDING_ATTRS (sizeof(binding_attrs) / sizeof(binding_attrs[0]))
+
+/* Header names for the attributes: "ce_" + name, as literals (no allocation). */
+static const char *const binding_names[] = {
+    "ce_id", "ce_source", "ce_type", "ce_subject", "ce_time", "ce_dataschema",
+};
+
+size_t sl_env_record_headers(const struct sl_env *env)
+{
+    /* ce_specversion + attributes + extensions + content-type + own headers */
+    return 1 + N_BINDING_ATTRS + env->n_ext + 1 + env->n_headers;
+}
+
+static void put_hdr(struct sl_hdr *h, const char *name, size_t name_len, const char *value)
+{
+    h->name = name;
+    h->name_len = name_len;
+    h->value = (const uint8_t *)value;
+    h->value_len = (int32_t)strlen(value);
+}
+
+void sl_env_to_record(const struct sl_env *env, struct sl_hdr *hdrs, struct sl_rec_in *rec)
+{
+    size_t n = 0;
+
+    put_hdr(&hdrs[n++], "ce_specversion", 14, "1.0");
+    for (size_t i = 0; i < N_BINDING_ATTRS; i++) {
+        const char *v = sl_env_get_attr(env, binding_attrs[i]);
+        if (v != NULL) {
+            put_hdr(&hdrs[n++], binding_names[i], strlen(binding_names[i]), v);
+        }
+    }
+    for (size_t i = 0; i < env->n_ext; i++) {
+        put_hdr(&hdrs[n++], env->ext[i].header_name, strlen(env->ext[i].header_name),
+                env->ext[i].value);
+    }
+    if (env->datacontenttype != NULL) {
+        put_hdr(&hdrs[n++], "content-type", 12, env->datacontenttype);
+    }
+    for (size_t i = 0; i < env->n_headers; i++) {
+        hdrs[n].name = env->headers[i].name;
+        hdrs[n].name_len = strlen(env->headers[i].name);
+        if (env->headers[i].value != NULL) {
+            hdrs[n].value = env->headers[i].value->data;
+            hdrs[n].value_len = (int32_t)env->headers[i].value->len;
+        } else {
+            hdrs[n].value = NULL;
+            hdrs[n].value_len = -1;
+        }
+        n++;
+    }
+    rec->timestamp = env->timestamp_ms;
+    rec->key = env->key != NULL ? env->key->data : NULL;
+    rec->key_len = env->key != NULL ? (int32_t)env->key->len : -1;
+    rec->value = env->data != NULL ? env->data->data : NULL;
+    rec->value_len = env->data != NULL ? (int32_t)env->data->len : -1;
+    rec->headers = hdrs;
+    rec->n_headers = n;
+}
+
+struct sl_env *sl_env_from_record(const struct sl_record *rec, int32_t partition)
+{
+    struct sl_env *env = sl_env_new();
+    struct sl_rb_hdr_iter it;
+    struct sl_hdr h;
+    char name[256];
+    int rc;
+
+    if (env == NULL) {
+        return NULL;
+    }
+    env->partition = partition;
+    env->offset = rec->offset;
+    env->timestamp_ms = rec->timestamp;
+    if (rec->key_len >= 0 && sl_env_set_key(env, rec->key, (size_t)rec->key_len) != 0) {
+        goto fail;
+    }
+    if (rec->value_len >= 0 &&
+        sl_env_set_data(env, rec->value, (size_t)rec->value_len) != 0) {
+        goto fail;
+    }
+    sl_rb_hdr_iter_init(&it, rec);
+    while ((rc = sl_rb_hdr_iter_next(&it, &h)) == 1) {
+        if (h.name_len >= sizeof(name)) {
+            continue;               /* longer than any header sluice writes: skip */
+        }
+        memcpy(name, h.name, h.name_len);
+        name[h.name_len] = '\0';
+        if (h.name_len > 3 && memcmp(name, "ce_", 3) == 0 && h.value_len >= 0) {
+            int64_t keep_ts = env->timestamp_ms;
+            rc = sl_env_set_attr(env, name + 3, (const char *)h.value, (size_t)h.value_len);
+            env->timestamp_ms = keep_ts;   /* the record timestamp is authoritative */
+            if (rc == -ENOMEM) {
+                goto fail;
+            }
+            if (rc == 0) {
+                continue;
+            }
+            /* not a valid attribute: keep it as a plain header */
+        } else if (strcmp(name, "content-type") == 0 && h.value_len >= 0) {
+            if (set_str(&env->datacontenttype, (const char *)h.value, (size_t)h.value_len)) {
+                goto fail;
+            }
+            continue;
+        }
+        if (sl_env_add_header(env, name, h.value, h.value_len) != 0) {
+            goto fail;
+        }
+    }
+    if (rc < 0) {
+        goto fail;
+    }
+    return env;
+fail:
+    sl_env_unref(&env);
+    return NULL;
+}
