@@ -612,6 +612,58 @@ static void test_close_fires_pending(void **state)
     assert_int_equal(describe(f, "pend").hw, 10);
 }
 
+static void test_flush_interval(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_topic_config c;
+    struct acks a = { 0 };
+    struct sl_log_stats st;
+
+    open_log(f, SL_FLUSH_OS);
+    sl_topic_config_defaults(&c);
+    c.flush = SL_FLUSH_INTERVAL;
+    c.flush_interval_ms = 10;
+    assert_int_equal(sl_log_topic_configure(f->log, "iv", &c), 0);
+    append_one(f, "iv", 0, NULL, 0, now_ms(), &a);
+    assert_int_equal(a.n, 1);                 /* acked after write() */
+    assert_int_equal(describe(f, "iv").hw, 1);
+    sl_log_get_stats(f->log, &st);
+    assert_int_equal(st.fsyncs, 0);
+    for (int i = 0; i < 500 && st.fsyncs == 0; i++) {
+        run_turns(f, 1);
+        sl_log_get_stats(f->log, &st);
+    }
+    assert_int_equal(st.fsyncs, 1);           /* the timer synced the dirty partition */
+    run_turns(f, 30);
+    sl_log_get_stats(f->log, &st);
+    assert_int_equal(st.fsyncs, 1);           /* clean: no more fsyncs */
+}
+
+static void test_corrupt_read_eio(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = { 0 };
+    struct collected *c = malloc(sizeof(*c));
+    char path[256];
+    int64_t next = 0;
+    int fd;
+
+    assert_non_null(c);
+    open_log(f, SL_FLUSH_OS);
+    for (int i = 0; i < 5; i++) {
+        append_one(f, "bad", 0, NULL, i, now_ms(), &a);
+    }
+    snprintf(path, sizeof(path), "%s/bad-0/00000000000000000000.log", f->dir);
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "XX", 2, 70), 2);   /* inside the first batch's records */
+    close(fd);
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(sl_log_read(f->log, "bad", 0, 0, 100, 0, collect, c, &next), -EIO);
+    assert_int_equal(c->n, 0);
+    free(c);
+}
+
 /* ---- cursors ---- */
 
 struct wake_count {
@@ -750,6 +802,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_always_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_always_chained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_fires_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_read_eio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cursor_starts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cursor_wake, setup, teardown),
     };
