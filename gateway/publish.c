@@ -211,10 +211,11 @@ int sl_gateway_publish(struct sl_gateway *gw, const struct sl_pub_source *src,
         }
         rc = rt_route_ingress(gw->routes, src->listener, src->bridge, env->subject,
                               env_header_value, env, &d);
-        if (rc != 0) {
+        if (rc != 0 && src->topic == NULL) {
             goto out;
         }
-        if (d.rule == NULL && src->topic != NULL) {
+        if ((rc != 0 || d.rule == NULL) && src->topic != NULL) {
+            d.rule = NULL;
             /* Explicit topic (HTTP): the key is what the request gave, nothing else. */
             d.n_topics = 1;
             snprintf(d.topics[0], sizeof(d.topics[0]), "%s", src->topic);

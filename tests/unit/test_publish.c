@@ -1,0 +1,263 @@
+/* The publish path: routing, partition keys, batching, ack after the flush policy. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gateway/gateway.h"
+#include "gateway/log/log.h"
+#include "routing/route.h"
+
+struct fixture {
+    char dir[64];
+    struct sl_gateway gw;
+    struct sl_config *cfg;
+};
+
+struct result {
+    int calls;
+    int status;
+    size_t n;
+    struct sl_pub_item items[16];
+};
+
+static void on_published(void *arg, const struct sl_publish_result *res)
+{
+    struct result *r = arg;
+    r->calls++;
+    r->status = res->status;
+    r->n = res->n;
+    for (size_t i = 0; i < res->n && i < 16; i++) {
+        r->items[i] = res->items[i];
+    }
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct sl_log_options lo;
+    char *err = NULL;
+
+    strcpy(f->dir, "/tmp/sl_publish_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    evthread_use_pthreads();
+    f->gw.base = event_base_new();
+    f->cfg = sl_config_defaults();
+    assert_non_null(f->cfg);
+    free(f->cfg->data_dir);
+    f->cfg->data_dir = strdup(f->dir);
+    f->cfg->topic_defaults.partitions = 4;
+    f->gw.cfg = f->cfg;
+    sl_gateway_log_options(f->cfg, &lo);
+    f->gw.log = sl_log_open(f->gw.base, &lo, &err);
+    assert_non_null(f->gw.log);
+    f->gw.routes = rt_table_new();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    sl_log_close(&f->gw.log);
+    rt_table_free(&f->gw.routes);
+    sl_config_free(&f->cfg);
+    event_base_free(f->gw.base);
+    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static struct sl_env *mk(const char *subject, const char *data)
+{
+    struct sl_env *e = sl_env_new();
+    sl_env_set_attr(e, "subject", subject, strlen(subject));
+    sl_env_set_data(e, data, strlen(data));
+    return e;
+}
+
+static void run_until(struct fixture *f, struct result *r)
+{
+    for (int i = 0; i < 200 && r->calls == 0; i++) {
+        event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+}
+
+struct got {
+    int n;
+    char data[8][64];
+    char subject[8][64];
+    char hdr[8][64];
+};
+
+static int collect(void *arg, const char *topic, int32_t partition, const struct sl_record *rec)
+{
+    struct got *g = arg;
+    struct sl_env *e = sl_env_from_record(rec, partition);
+    (void)topic;
+    if (e != NULL && g->n < 8) {
+        snprintf(g->data[g->n], 64, "%.*s", (int)e->data->len, (const char *)e->data->data);
+        snprintf(g->subject[g->n], 64, "%s", e->subject != NULL ? e->subject : "");
+        const struct sl_env_hdr *h = sl_env_find_header(e, "x-route");
+        snprintf(g->hdr[g->n], 64, "%s", h != NULL ? (const char *)h->value->data : "");
+        g->n++;
+    }
+    sl_env_unref(&e);
+    return 0;
+}
+
+static void test_default_addressing(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    struct sl_pub_source src = {.listener = "mqtt"};
+    struct sl_env *e = mk("orders/eu/created", "one");
+    int64_t next;
+    struct got g = {0};
+
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), 0);
+    run_until(f, &r);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.items[0].topic, "orders");
+    /* key = subject: Kafka's partitioner over 4 partitions */
+    assert_int_equal(r.items[0].partition,
+                     sl_murmur2_partition("orders/eu/created", 17, 4));
+    assert_int_equal(r.items[0].offset, 0);
+    assert_int_equal(sl_log_read(f->gw.log, "orders", r.items[0].partition, 0, 10, 1 << 20,
+                                 collect, &g, &next), 1);
+    assert_string_equal(g.data[0], "one");
+    assert_string_equal(g.subject[0], "orders/eu/created");
+    assert_non_null(e->id);                   /* finalized */
+    sl_env_unref(&e);
+}
+
+static void test_explicit_topic_keyless_batch_is_sticky(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    struct sl_pub_source src = {.listener = "http", .topic = "inbox"};
+    struct sl_env *e[5];
+    for (int i = 0; i < 5; i++) {
+        char d[8];
+        snprintf(d, sizeof(d), "m%d", i);
+        e[i] = mk("anything/else", d);
+    }
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, e, 5, on_published, &r), 0);
+    run_until(f, &r);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.n, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(r.items[i].topic, "inbox");
+        assert_int_equal(r.items[i].partition, r.items[0].partition);  /* one batch */
+        assert_int_equal(r.items[i].offset, i);                          /* in order */
+        sl_env_unref(&e[i]);
+    }
+}
+
+static void test_route_two_topics_header_key_and_rewrite(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    const char *topics[] = {"fleet", "audit"};
+    struct rt_kv set[] = {{"x-route", "fleet-rule"}};
+    struct rt_ingress rule = {.listener = "mqtt", .match = "trucks/+/gps", .topics = topics,
+                              .n_topics = 2, .key = RT_KEY_HEADER, .key_header = "vin",
+                              .set = set, .n_set = 1, .line = 1};
+    char *err = NULL;
+    struct sl_pub_source src = {.listener = "mqtt"};
+    struct sl_env *e = mk("trucks/7/gps", "pos");
+    struct got g = {0};
+    int64_t next;
+
+    assert_int_equal(rt_add_ingress(f->gw.routes, &rule, &err), 0);
+    sl_env_add_header(e, "vin", "VIN123", 6);
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), 0);
+    run_until(f, &r);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.items[0].topic, "fleet");
+    assert_int_equal(r.items[0].partition, sl_murmur2_partition("VIN123", 6, 4));
+    int32_t p = sl_murmur2_partition("VIN123", 6, 4);
+    assert_int_equal(sl_log_read(f->gw.log, "audit", p, 0, 10, 1 << 20, collect, &g, &next), 1);
+    assert_string_equal(g.data[0], "pos");
+    assert_string_equal(g.hdr[0], "fleet-rule");
+    /* another listener does not match the rule: default addressing */
+    struct result r2 = {0};
+    struct sl_pub_source http = {.listener = "http"};
+    struct sl_env *e2 = mk("trucks/7/gps", "x");
+    assert_int_equal(sl_gateway_publish(&f->gw, &http, &e2, 1, on_published, &r2), 0);
+    run_until(f, &r2);
+    assert_string_equal(r2.items[0].topic, "trucks");
+    sl_env_unref(&e);
+    sl_env_unref(&e2);
+}
+
+static void test_ack_waits_for_fsync(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    struct sl_pub_source src = {.listener = "mqtt"};
+    struct sl_env *e = mk("durable/x", "d");
+    /* flush: always (the default): the callback cannot fire inside publish. */
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), 0);
+    assert_int_equal(r.calls, 0);
+    run_until(f, &r);
+    assert_int_equal(r.calls, 1);
+    sl_env_unref(&e);
+}
+
+static void test_refusals(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    struct sl_pub_source src = {.listener = "mqtt"};
+    struct sl_env *e = sl_env_new();
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), -EINVAL);
+    sl_env_unref(&e);
+    e = mk("bad topic!/x", "d");                 /* first level not a Kafka topic name */
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), -EINVAL);
+    sl_env_unref(&e);
+    f->cfg->auto_create = false;
+    e = mk("neverseen/x", "d");
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), -ENOENT);
+    f->cfg->auto_create = true;
+    sl_env_unref(&e);
+    for (int i = 0; i < 20; i++) {
+        event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+    assert_int_equal(r.calls, 0);                 /* refused: never called back */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_default_addressing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_explicit_topic_keyless_batch_is_sticky, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_route_two_topics_header_key_and_rewrite, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ack_waits_for_fsync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
