@@ -1,16 +1,16 @@
 /*
  * Routing table: per-source (ingress) and per-topic (egress) tries over subject levels.
  *
- * A trie node has literal children in an open-addressing hash table keyed by the level
- * text, one child for '+' / '*', the ids of the patterns that end at the node ("here")
- * and the ids of the patterns whose next level is '#' ("rest"). Ids are insertion
- * indexes, so each list is sorted ascending. A lookup splits the subject into levels
- * (and hashes each level once), then walks every branch that can match: the literal
- * child, the '+' child, and the '#' list at each node it reaches. Every node is reached
- * by one path only, so a walk visits at most the nodes of the trie, and in practice
- * a handful: its cost follows the subject's depth and the number of wildcard branches,
- * not the number of rules. Each node also records the smallest and largest rule id
- * below it, so a walk skips subtrees that cannot improve its answer.
+ * A trie node has literal children (found through one table-wide hash of (parent node,
+ * level text) -> child), one child for '+' / '*', the ids of the patterns that end at
+ * the node ("here") and the ids of the patterns whose next level is '#' ("rest"). Ids
+ * are insertion indexes, so each list is sorted ascending. A lookup splits the subject
+ * into levels (and hashes each level once), then walks every branch that can match:
+ * the literal child, the '+' child, and the '#' list at each node it reaches. Every node
+ * is reached by one path only, so a walk visits at most the nodes of the trie, and in
+ * practice a handful: its cost follows the subject's depth and the number of wildcard
+ * branches, not the number of rules. Each node also records the smallest and largest
+ * rule id below it, so a walk skips subtrees that cannot improve its answer.
  */
 #include "routing/route.h"
 
@@ -211,29 +211,38 @@ bool rt_match(const char *pattern, const char *subject)
     return pl.n == sl.n;
 }
 
-/* ---- id lists and the hash map ------------------------------------------------------- */
+/* ---- id lists and the small hash map ------------------------------------------------ */
 
+/* A view of the rule ids at a node, ascending: the first inline, the others after it. */
 struct ids {
-    uint32_t *v;
+    uint32_t first;
     uint32_t n;
-    uint32_t cap;
+    const uint32_t *more;        /* ids 2..n */
 };
 
-static int ids_push(struct ids *l, uint32_t id)
+static uint32_t ids_at(const struct ids *l, uint32_t i)
 {
-    if (l->n == l->cap) {
-        uint32_t cap = l->cap ? l->cap * 2 : 2;
-        uint32_t *v = realloc(l->v, cap * sizeof(*v));
-        if (v == NULL) {
-            return -ENOMEM;
-        }
-        l->v = v;
-        l->cap = cap;
+    return i == 0 ? l->first : l->more[i - 1];
+}
+
+/* Further ids of a node beyond the inline first one (rare: same pattern twice). */
+struct id_vec {
+    uint32_t *v;
+    uint32_t n;
+};
+
+static int id_vec_push(struct id_vec *l, uint32_t id)
+{
+    uint32_t *v = realloc(l->v, (l->n + 1) * sizeof(*v));
+    if (v == NULL) {
+        return -ENOMEM;
     }
+    l->v = v;
     l->v[l->n++] = id;
     return 0;
 }
 
+/* String-keyed open-addressing map for the few sources and egress topics. */
 struct map_ent {
     uint64_t hash;
     const char *key;             /* owned by the value; NULL: empty slot */
@@ -277,7 +286,7 @@ static void map_place(struct map_ent *ent, size_t cap, const struct map_ent *src
 /* Insert a key known to be absent; key must stay valid as long as the map. */
 static int map_put(struct map *m, const char *key, size_t len, uint64_t hash, void *val)
 {
-    if ((m->n + 1) * 2 > m->cap) {   /* keep the load at most 1/2: misses stay short */
+    if ((m->n + 1) * 2 > m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 4;
         struct map_ent *ent = calloc(cap, sizeof(*ent));
         if (ent == NULL) {
@@ -300,52 +309,266 @@ static int map_put(struct map *m, const char *key, size_t len, uint64_t hash, vo
 
 /* ---- trie ----------------------------------------------------------------------------- */
 
-struct node {
-    char *level;                 /* this node's level text (literal children only) */
-    size_t level_len;
-    struct map kids;             /* level text -> struct node */
-    struct node *plus;           /* the '+' / '*' child */
-    struct ids here;             /* patterns that end at this node */
-    struct ids rest;             /* patterns whose next (last) level is '#' */
-    uint32_t min_id;             /* smallest / largest id in here/rest of this subtree */
-    uint32_t max_id;
+/*
+ * All tries of a table live in one forest: nodes in one array (referred to by index;
+ * index 0 is a sentinel meaning "none"), level texts in one arena, and every literal
+ * edge (parent, level text) -> child in one open-addressing table whose 16-byte slots
+ * hold a hash of (parent, level) and the child; a hit is confirmed against the child's
+ * parent and level. Compact on purpose: 10,000 rules take a few hundred KiB, so a
+ * lookup touches few cache lines whatever the rule count.
+ */
+#define NODE_INLINE 8            /* level texts up to this long live in the node */
+
+struct node_extra {
+    struct id_vec here;          /* ids after node.here */
+    struct id_vec rest;          /* ids after node.rest */
 };
 
-static struct node *node_new(const char *level, size_t len)
-{
-    struct node *n = calloc(1, sizeof(*n));
-    if (n == NULL) {
-        return NULL;
-    }
-    n->level = malloc(len + 1);
-    if (n->level == NULL) {
-        free(n);
-        return NULL;
-    }
-    memcpy(n->level, level, len);
-    n->level[len] = '\0';
-    n->level_len = len;
-    n->min_id = RT_NO_ID;
-    n->max_id = 0;
-    return n;
-}
+/*
+ * 64 bytes, cache-line aligned: one miss per node. A node with one literal child keeps
+ * it inline (kid1, with the high half of its edge hash), so chains of single children
+ * never touch the edge table; only nodes with two or more literal children put their
+ * edges there.
+ */
+struct node {
+    uint32_t parent;             /* 0 for a root */
+    uint32_t plus;               /* the '+' / '*' child, 0 if none */
+    uint32_t min_id;             /* smallest / largest id in here/rest of this subtree */
+    uint32_t max_id;
+    uint32_t here;               /* first id of patterns ending here, RT_NO_ID if none */
+    uint32_t rest;               /* first id of patterns with '#' next, RT_NO_ID if none */
+    uint32_t n_kids;             /* literal children */
+    uint32_t kid1;               /* the literal child when n_kids == 1 */
+    uint32_t kid1_tag;
+    uint32_t level_off;          /* level text in the arena (if longer than NODE_INLINE) */
+    uint32_t level_len;
+    uint32_t pad;
+    struct node_extra *extra;    /* NULL unless a list has more than one id */
+    char level[NODE_INLINE];     /* level text (if at most NODE_INLINE bytes) */
+};
 
-static void node_free(struct node *n)
+static struct ids node_ids(const struct node *n, bool rest)
 {
-    if (n == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < n->kids.cap; i++) {
-        if (n->kids.ent[i].key != NULL) {
-            node_free(n->kids.ent[i].val);
+    struct ids l = { .first = rest ? n->rest : n->here, .n = 0, .more = NULL };
+    if (l.first != RT_NO_ID) {
+        l.n = 1;
+        if (n->extra != NULL) {
+            const struct id_vec *v = rest ? &n->extra->rest : &n->extra->here;
+            l.n += v->n;
+            l.more = v->v;
         }
     }
-    free(n->kids.ent);
-    node_free(n->plus);
-    free(n->here.v);
-    free(n->rest.v);
-    free(n->level);
-    free(n);
+    return l;
+}
+
+static int node_push_id(struct node *n, bool rest, uint32_t id)
+{
+    uint32_t *first = rest ? &n->rest : &n->here;
+    if (*first == RT_NO_ID) {
+        *first = id;
+        return 0;
+    }
+    if (n->extra == NULL) {
+        n->extra = calloc(1, sizeof(*n->extra));
+        if (n->extra == NULL) {
+            return -ENOMEM;
+        }
+    }
+    return id_vec_push(rest ? &n->extra->rest : &n->extra->here, id);
+}
+
+_Static_assert(sizeof(struct node) == 64, "a trie node is one cache line");
+
+struct edge {                    /* 8 bytes: 8 slots per cache line */
+    uint32_t tag;                /* high half of the edge hash */
+    uint32_t child;              /* 0: empty slot */
+};
+
+struct forest {
+    struct node *nodes;
+    uint32_t n_nodes, cap_nodes;
+    struct edge *edges;
+    size_t n_edges, cap_edges;   /* cap: 0 or a power of two */
+    char *arena;
+    size_t arena_len, arena_cap;
+};
+
+static uint64_t edge_hash(uint32_t parent, uint64_t level_hash)
+{
+    uint64_t h = level_hash ^ ((uint64_t)parent * 0x9e3779b97f4a7c15ULL);
+    h ^= h >> 32;
+    return h;
+}
+
+static const char *node_level(const struct forest *f, const struct node *n)
+{
+    return n->level_len <= NODE_INLINE ? n->level : f->arena + n->level_off;
+}
+
+static bool is_child(const struct forest *f, uint32_t child, uint32_t parent,
+                     const char *level, size_t len)
+{
+    const struct node *c = &f->nodes[child];
+    return c->parent == parent && c->level_len == len &&
+           memcmp(node_level(f, c), level, len) == 0;
+}
+
+/* The literal child of `parent` named `level`, or 0. */
+static uint32_t child_find(const struct forest *f, uint32_t parent, const char *level,
+                           size_t len, uint64_t level_hash)
+{
+    const struct node *p = &f->nodes[parent];
+    if (p->n_kids == 0) {
+        return 0;
+    }
+    uint64_t h = edge_hash(parent, level_hash);
+    uint32_t tag = (uint32_t)(h >> 32);
+    if (p->n_kids == 1) {
+        return p->kid1_tag == tag && is_child(f, p->kid1, parent, level, len) ? p->kid1 : 0;
+    }
+    size_t mask = f->cap_edges - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        const struct edge *e = &f->edges[i];
+        if (e->child == 0) {
+            return 0;
+        }
+        if (e->tag == tag && is_child(f, e->child, parent, level, len)) {
+            return e->child;
+        }
+    }
+}
+
+static void edge_place(struct edge *edges, size_t cap, uint64_t h, uint32_t child)
+{
+    size_t mask = cap - 1;
+    size_t i = h & mask;
+    while (edges[i].child != 0) {
+        i = (i + 1) & mask;
+    }
+    edges[i].tag = (uint32_t)(h >> 32);
+    edges[i].child = child;
+}
+
+static int edge_add(struct forest *f, uint32_t parent, uint64_t level_hash, uint32_t child)
+{
+    if ((f->n_edges + 1) * 4 > f->cap_edges * 3) {   /* load <= 3/4 */
+        size_t cap = f->cap_edges ? f->cap_edges * 2 : 64;
+        struct edge *edges = calloc(cap, sizeof(*edges));
+        if (edges == NULL) {
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < f->cap_edges; i++) {
+            if (f->edges[i].child != 0) {
+                /* rehash from the child: its parent and level give the full hash */
+                const struct node *c = &f->nodes[f->edges[i].child];
+                uint64_t h = edge_hash(c->parent, hash_bytes(node_level(f, c),
+                                                             c->level_len));
+                edge_place(edges, cap, h, f->edges[i].child);
+            }
+        }
+        free(f->edges);
+        f->edges = edges;
+        f->cap_edges = cap;
+    }
+    edge_place(f->edges, f->cap_edges, edge_hash(parent, level_hash), child);
+    f->n_edges++;
+    return 0;
+}
+
+/* Link a new literal child under parent. 0 or -ENOMEM (then the child is unreachable). */
+static int child_add(struct forest *f, uint32_t parent, uint64_t level_hash, uint32_t child)
+{
+    struct node *p = &f->nodes[parent];
+    if (p->n_kids == 0) {
+        p->kid1 = child;
+        p->kid1_tag = (uint32_t)(edge_hash(parent, level_hash) >> 32);
+        p->n_kids = 1;
+        return 0;
+    }
+    if (p->n_kids == 1) {
+        /* second child: move the first into the edge table */
+        const struct node *k = &f->nodes[p->kid1];
+        if (edge_add(f, parent, hash_bytes(node_level(f, k), k->level_len), p->kid1) < 0) {
+            return -ENOMEM;
+        }
+    }
+    if (edge_add(f, parent, level_hash, child) < 0) {
+        return -ENOMEM;  /* n_kids stays: with 1, kid1 still works; with more, all */
+    }                    /* earlier edges are in the table */
+    f->nodes[parent].n_kids++;
+    return 0;
+}
+
+/* A new node (index, or 0 on out of memory); the arena keeps its level text. */
+static uint32_t node_add(struct forest *f, uint32_t parent, const char *level, size_t len)
+{
+    if (f->n_nodes == 0) {
+        f->n_nodes = 1;          /* index 0: the "none" sentinel */
+    }
+    if (f->n_nodes >= f->cap_nodes) {
+        if (f->cap_nodes >= UINT32_MAX / 2) {
+            return 0;
+        }
+        uint32_t cap = f->cap_nodes ? f->cap_nodes * 2 : 64;
+        struct node *nodes = aligned_alloc(64, (size_t)cap * sizeof(*nodes));
+        if (nodes == NULL) {
+            return 0;
+        }
+        if (f->nodes != NULL) {
+            memcpy(nodes, f->nodes, (size_t)f->n_nodes * sizeof(*nodes));
+        } else {
+            memset(&nodes[0], 0, sizeof(nodes[0]));  /* the sentinel */
+        }
+        free(f->nodes);
+        f->nodes = nodes;
+        f->cap_nodes = cap;
+    }
+    if (len > NODE_INLINE && f->arena_len + len > f->arena_cap) {
+        size_t cap = f->arena_cap ? f->arena_cap * 2 : 1024;
+        while (cap < f->arena_len + len) {
+            cap *= 2;
+        }
+        if (cap > UINT32_MAX) {
+            return 0;
+        }
+        char *arena = realloc(f->arena, cap);
+        if (arena == NULL) {
+            return 0;
+        }
+        f->arena = arena;
+        f->arena_cap = cap;
+    }
+    uint32_t idx = f->n_nodes++;
+    struct node *n = &f->nodes[idx];
+    memset(n, 0, sizeof(*n));
+    n->parent = parent;
+    n->min_id = RT_NO_ID;
+    n->here = RT_NO_ID;
+    n->rest = RT_NO_ID;
+    n->level_len = (uint32_t)len;
+    if (len <= NODE_INLINE) {
+        memcpy(n->level, level, len);
+    } else {
+        n->level_off = (uint32_t)f->arena_len;
+        memcpy(f->arena + f->arena_len, level, len);
+        f->arena_len += len;
+    }
+    return idx;
+}
+
+static void forest_free(struct forest *f)
+{
+    for (uint32_t i = 1; i < f->n_nodes; i++) {
+        if (f->nodes[i].extra != NULL) {
+            free(f->nodes[i].extra->here.v);
+            free(f->nodes[i].extra->rest.v);
+            free(f->nodes[i].extra);
+        }
+    }
+    free(f->nodes);
+    free(f->edges);
+    free(f->arena);
+    memset(f, 0, sizeof(*f));
 }
 
 static void node_note_id(struct node *n, uint32_t id)
@@ -359,67 +582,65 @@ static void node_note_id(struct node *n, uint32_t id)
 }
 
 /* Add pattern p (already split and validated) with id under root. 0 or -ENOMEM.
- * On -ENOMEM the trie may hold new empty nodes, which match nothing. */
-static int trie_insert(struct node *root, const char *p, const struct levels *lv,
-                       uint32_t id)
+ * The id is pushed last, so on failure no list holds it (new empty nodes may stay;
+ * they match nothing). */
+static int trie_insert(struct forest *f, uint32_t root, const char *p,
+                       const struct levels *lv, uint32_t id)
 {
-    struct node *n = root;
+    uint32_t n = root;
     for (int i = 0; i < lv->n; i++) {
-        node_note_id(n, id);
+        node_note_id(&f->nodes[n], id);
         if (level_is(p, lv, i, '#')) {
-            return ids_push(&n->rest, id);
+            return node_push_id(&f->nodes[n], true, id);
         }
-        struct node *next;
+        uint32_t next;
         if (level_is_one(p, lv, i)) {
-            if (n->plus == NULL) {
-                n->plus = node_new("+", 1);
-                if (n->plus == NULL) {
+            next = f->nodes[n].plus;
+            if (next == 0) {
+                next = node_add(f, n, "+", 1);
+                if (next == 0) {
                     return -ENOMEM;
                 }
+                f->nodes[n].plus = next;
             }
-            next = n->plus;
         } else {
             const char *l = p + lv->off[i];
             size_t len = lv->len[i];
             uint64_t h = hash_bytes(l, len);
-            next = map_get(&n->kids, l, len, h);
-            if (next == NULL) {
-                next = node_new(l, len);
-                if (next == NULL) {
-                    return -ENOMEM;
-                }
-                if (map_put(&n->kids, next->level, len, h, next) < 0) {
-                    node_free(next);
+            next = child_find(f, n, l, len, h);
+            if (next == 0) {
+                next = node_add(f, n, l, len);
+                if (next == 0 || child_add(f, n, h, next) < 0) {
                     return -ENOMEM;
                 }
             }
         }
         n = next;
     }
-    node_note_id(n, id);
-    return ids_push(&n->here, id);
+    node_note_id(&f->nodes[n], id);
+    return node_push_id(&f->nodes[n], false, id);
 }
 
-/* A trie with its key in a map (sources: "l:NAME" / "b:NAME"; egress: the topic). */
-struct keyed_trie {
+/* A root with its key in a map (sources: "l:NAME" / "b:NAME"; egress: the topic). */
+struct keyed_root {
     char *key;
     size_t len;
-    struct node *root;
+    uint32_t root;
 };
 
-static void keyed_trie_free(struct keyed_trie *k)
+static void keyed_root_free(struct keyed_root *k)
 {
     if (k != NULL) {
-        node_free(k->root);
         free(k->key);
         free(k);
     }
 }
 
-static struct keyed_trie *keyed_trie_get_or_add(struct map *m, const char *key, size_t len)
+static struct keyed_root *keyed_root_get_or_add(struct map *m, struct forest *f,
+                                                const char *key, size_t len)
 {
     uint64_t h = hash_bytes(key, len);
-    struct keyed_trie *k = map_get(m, key, len, h);
+    struct keyed_root *k = map_get(m, key, len, h);
     if (k != NULL) {
         return k;
     }
@@ -429,9 +650,9 @@ static struct keyed_trie *keyed_trie_get_or_add(struct map *m, const char *key, 
     }
     k->key = strndup(key, len);
     k->len = len;
-    k->root = node_new("", 0);
-    if (k->key == NULL || k->root == NULL || map_put(m, k->key, len, h, k) < 0) {
-        keyed_trie_free(k);
+    k->root = node_add(f, 0, "", 0);
+    if (k->key == NULL || k->root == 0 || map_put(m, k->key, len, h, k) < 0) {
+        keyed_root_free(k);
         return NULL;
     }
     return k;
@@ -441,7 +662,7 @@ static void keyed_map_free(struct map *m)
 {
     for (size_t i = 0; i < m->cap; i++) {
         if (m->ent[i].key != NULL) {
-            keyed_trie_free(m->ent[i].val);
+            keyed_root_free(m->ent[i].val);
         }
     }
     free(m->ent);
@@ -454,6 +675,9 @@ static void keyed_map_free(struct map *m)
 struct in_rule {
     struct rt_ingress pub;       /* first: decisions point here; strings owned */
     bool templated[RT_MAX_TOPICS];
+    const char *topic_ptrs[RT_MAX_TOPICS];  /* pub.topics: point into topic_text */
+    char topic_text[];           /* the topic names, NUL-separated, in this allocation
+                                  * so that resolving a decision touches one block */
 };
 
 struct rt_table {
@@ -461,8 +685,11 @@ struct rt_table {
     size_t n_in, cap_in;
     struct rt_egress **eg;
     size_t n_eg, cap_eg;
-    struct map sources;          /* "l:NAME" / "b:NAME" -> keyed_trie */
-    struct map topics;           /* topic -> keyed_trie */
+    uint8_t *in_when;            /* per ingress id: has header predicates */
+    size_t cap_when;
+    struct map sources;          /* "l:NAME" / "b:NAME" -> keyed_root (ingress tries) */
+    struct map topics;           /* topic -> keyed_root (egress tries) */
+    struct forest forest;        /* the nodes of every trie above */
 };
 
 struct rt_table *rt_table_new(void)
@@ -492,12 +719,6 @@ static void in_rule_free(struct in_rule *r)
     free((char *)p->bridge);
     free((char *)p->match);
     kvs_free(p->when, p->n_when);
-    if (p->topics != NULL) {
-        for (size_t i = 0; i < p->n_topics; i++) {
-            free((char *)p->topics[i]);
-        }
-        free((char **)p->topics);
-    }
     free((char *)p->key_header);
     kvs_free(p->set, p->n_set);
     free(r);
@@ -530,8 +751,10 @@ void rt_table_free(struct rt_table **t)
         egress_free(tb->eg[i]);
     }
     free(tb->eg);
+    free(tb->in_when);
     keyed_map_free(&tb->sources);
     keyed_map_free(&tb->topics);
+    forest_free(&tb->forest);
     free(tb);
     *t = NULL;
 }
@@ -701,11 +924,25 @@ static int check_ingress(const struct rt_ingress *r, struct levels *lv, bool *te
 
 static struct in_rule *in_rule_copy(const struct rt_ingress *r, const bool *templated)
 {
-    struct in_rule *c = calloc(1, sizeof(*c));
+    size_t text = 0;
+    for (size_t i = 0; i < r->n_topics; i++) {
+        text += strlen(r->topics[i]) + 1;
+    }
+    struct in_rule *c = calloc(1, sizeof(*c) + text);
     if (c == NULL) {
         return NULL;
     }
+    char *tp = c->topic_text;
+    for (size_t i = 0; i < r->n_topics; i++) {
+        size_t len = strlen(r->topics[i]) + 1;
+        memcpy(tp, r->topics[i], len);
+        c->topic_ptrs[i] = tp;
+        c->templated[i] = templated[i];
+        tp += len;
+    }
     struct rt_ingress *p = &c->pub;
+    p->topics = c->topic_ptrs;
+    p->n_topics = r->n_topics;
     p->line = r->line;
     p->key = r->key;
     p->listener = dup_str(r->listener);
@@ -715,19 +952,6 @@ static struct in_rule *in_rule_copy(const struct rt_ingress *r, const bool *temp
     if (ok && r->key == RT_KEY_HEADER) {
         p->key_header = strdup(r->key_header);
         ok = p->key_header != NULL;
-    }
-    if (ok) {
-        char **topics = calloc(r->n_topics, sizeof(*topics));
-        p->topics = (const char *const *)topics;
-        ok = topics != NULL;
-        if (ok) {
-            p->n_topics = r->n_topics;
-            for (size_t i = 0; i < r->n_topics && ok; i++) {
-                topics[i] = strdup(r->topics[i]);
-                ok = topics[i] != NULL;
-                c->templated[i] = templated[i];
-            }
-        }
     }
     if (ok && r->n_when > 0) {
         p->when = kvs_dup(r->when, r->n_when);
@@ -766,16 +990,27 @@ int rt_add_ingress(struct rt_table *t, const struct rt_ingress *r, char **err)
     void *v = t->in;
     int grown = grow_ptrs(&v, sizeof(*t->in), t->n_in, &t->cap_in);
     t->in = v;
+    if (grown == 0 && t->cap_when < t->cap_in) {
+        uint8_t *w = realloc(t->in_when, t->cap_in);
+        if (w == NULL) {
+            grown = -ENOMEM;
+        } else {
+            t->in_when = w;
+            t->cap_when = t->cap_in;
+        }
+    }
     if (c == NULL || grown < 0) {
         in_rule_free(c);
         return -ENOMEM;
     }
-    struct keyed_trie *k = keyed_trie_get_or_add(&t->sources, key, (size_t)klen);
-    if (k == NULL || trie_insert(k->root, c->pub.match, &lv, (uint32_t)t->n_in) < 0) {
+    struct keyed_root *k = keyed_root_get_or_add(&t->sources, &t->forest, key, (size_t)klen);
+    if (k == NULL ||
+        trie_insert(&t->forest, k->root, c->pub.match, &lv, (uint32_t)t->n_in) < 0) {
         /* trie_insert pushes the id last: on failure no list holds it. */
         in_rule_free(c);
         return -ENOMEM;
     }
+    t->in_when[t->n_in] = c->pub.n_when > 0;
     t->in[t->n_in++] = c;
     return 0;
 }
@@ -829,8 +1064,9 @@ int rt_add_egress(struct rt_table *t, const struct rt_egress *r, char **err)
         egress_free(c);
         return -ENOMEM;
     }
-    struct keyed_trie *k = keyed_trie_get_or_add(&t->topics, c->topic, strlen(c->topic));
-    if (k == NULL || trie_insert(k->root, c->match, &lv, (uint32_t)t->n_eg) < 0) {
+    struct keyed_root *k = keyed_root_get_or_add(&t->topics, &t->forest, c->topic,
+                                                 strlen(c->topic));
+    if (k == NULL || trie_insert(&t->forest, k->root, c->match, &lv, (uint32_t)t->n_eg) < 0) {
         egress_free(c);
         return -ENOMEM;
     }
@@ -882,34 +1118,43 @@ static bool predicates_hold(const struct rt_ingress *r, rt_header_fn hdr, void *
 
 static void in_consider(struct in_walk *w, const struct ids *l)
 {
-    for (uint32_t i = 0; i < l->n && l->v[i] < w->best; i++) {
-        if (predicates_hold(&w->t->in[l->v[i]]->pub, w->hdr, w->hdr_arg)) {
-            w->best = l->v[i];
+    for (uint32_t i = 0; i < l->n; i++) {
+        uint32_t id = ids_at(l, i);
+        if (id >= w->best) {
+            return;
+        }
+        if (!w->t->in_when[id] ||
+            predicates_hold(&w->t->in[id]->pub, w->hdr, w->hdr_arg)) {
+            w->best = id;
             return;
         }
     }
 }
 
-static void in_walk_node(struct in_walk *w, const struct node *n, int depth)
+static void in_walk_node(struct in_walk *w, uint32_t idx, int depth)
 {
+    const struct forest *f = &w->t->forest;
+    const struct node *n = &f->nodes[idx];
     if (n->min_id >= w->best) {
         return;                 /* nothing below can beat what we have */
     }
     const struct subject *sj = w->sj;
     bool skip_wild = depth == 0 && sj->dollar;
-    if (!skip_wild) {
-        in_consider(w, &n->rest);
+    if (!skip_wild && n->rest != RT_NO_ID) {
+        struct ids l = node_ids(n, true);
+        in_consider(w, &l);
     }
     if (depth == sj->lv.n) {
-        in_consider(w, &n->here);
+        struct ids l = node_ids(n, false);
+        in_consider(w, &l);
         return;
     }
-    const struct node *child = map_get(&n->kids, sj->s + sj->lv.off[depth],
-                                       sj->lv.len[depth], sj->hash[depth]);
-    if (child != NULL) {
+    uint32_t child = child_find(f, idx, sj->s + sj->lv.off[depth], sj->lv.len[depth],
+                               sj->hash[depth]);
+    if (child != 0) {
         in_walk_node(w, child, depth + 1);
     }
-    if (n->plus != NULL && !skip_wild) {
+    if (n->plus != 0 && !skip_wild) {
         in_walk_node(w, n->plus, depth + 1);
     }
 }
@@ -964,7 +1209,7 @@ int rt_route_ingress(const struct rt_table *t, const char *listener, const char 
     int klen = (t != NULL && (listener != NULL || bridge != NULL)) ?
                source_key(listener, bridge, key) : -1;
     if (klen > 0) {
-        const struct keyed_trie *k = map_get(&t->sources, key, (size_t)klen,
+        const struct keyed_root *k = map_get(&t->sources, key, (size_t)klen,
                                              hash_bytes(key, (size_t)klen));
         if (k != NULL) {
             in_walk_node(&w, k->root, 0);
@@ -1000,6 +1245,7 @@ int rt_route_ingress(const struct rt_table *t, const char *listener, const char 
 
 /* Egress walk: the smallest matching binding id >= from. */
 struct eg_walk {
+    const struct forest *f;
     const struct subject *sj;
     uint32_t from;
     uint32_t best;
@@ -1011,37 +1257,40 @@ static void eg_consider(struct eg_walk *w, const struct ids *l)
     uint32_t lo = 0, hi = l->n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (l->v[mid] < w->from) {
+        if (ids_at(l, mid) < w->from) {
             lo = mid + 1;
         } else {
             hi = mid;
         }
     }
-    if (lo < l->n && l->v[lo] < w->best) {
-        w->best = l->v[lo];
+    if (lo < l->n && ids_at(l, lo) < w->best) {
+        w->best = ids_at(l, lo);
     }
 }
 
-static void eg_walk_node(struct eg_walk *w, const struct node *n, int depth)
+static void eg_walk_node(struct eg_walk *w, uint32_t idx, int depth)
 {
+    const struct node *n = &w->f->nodes[idx];
     if (n->min_id >= w->best || n->max_id < w->from) {
         return;
     }
     const struct subject *sj = w->sj;
     bool skip_wild = depth == 0 && sj->dollar;
     if (!skip_wild) {
-        eg_consider(w, &n->rest);
+        struct ids l = node_ids(n, true);
+        eg_consider(w, &l);
     }
     if (depth == sj->lv.n) {
-        eg_consider(w, &n->here);
+        struct ids l = node_ids(n, false);
+        eg_consider(w, &l);
         return;
     }
-    const struct node *child = map_get(&n->kids, sj->s + sj->lv.off[depth],
-                                       sj->lv.len[depth], sj->hash[depth]);
-    if (child != NULL) {
+    uint32_t child = child_find(w->f, idx, sj->s + sj->lv.off[depth], sj->lv.len[depth],
+                               sj->hash[depth]);
+    if (child != 0) {
         eg_walk_node(w, child, depth + 1);
     }
-    if (n->plus != NULL && !skip_wild) {
+    if (n->plus != 0 && !skip_wild) {
         eg_walk_node(w, n->plus, depth + 1);
     }
 }
@@ -1054,12 +1303,12 @@ void rt_route_egress(const struct rt_table *t, const char *topic, const char *su
         return;
     }
     size_t tlen = strlen(topic);
-    const struct keyed_trie *k = map_get(&t->topics, topic, tlen, hash_bytes(topic, tlen));
+    const struct keyed_root *k = map_get(&t->topics, topic, tlen, hash_bytes(topic, tlen));
     if (k == NULL) {
         return;
     }
     /* One walk per match, each finding the next id in file order: no buffer needed. */
-    struct eg_walk w = { .sj = &sj, .from = 0 };
+    struct eg_walk w = { .f = &t->forest, .sj = &sj, .from = 0 };
     for (;;) {
         w.best = RT_NO_ID;
         eg_walk_node(&w, k->root, 0);

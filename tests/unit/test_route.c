@@ -508,6 +508,42 @@ static void test_many_rules(void **state)
     rt_table_free(&t);
 }
 
+static void test_children_and_duplicates(void **state)
+{
+    (void)state;
+    /* one, two, then many literal children under one node; the same pattern twice */
+    struct rt_table *t = rt_table_new();
+    char pat[64], topic[64];
+    for (int i = 0; i < 40; i++) {
+        snprintf(pat, sizeof(pat), "p/level-name-longer-than-eight-%d/x", i);
+        snprintf(topic, sizeof(topic), "t%d", i);
+        add_rule(t, "l", pat, topic, i + 1);
+        /* every child added so far is still found */
+        for (int j = 0; j <= i; j++) {
+            char subj[64];
+            struct rt_decision d;
+            snprintf(subj, sizeof(subj), "p/level-name-longer-than-eight-%d/x", j);
+            assert_int_equal(route_line(t, "l", subj, &d), j + 1);
+        }
+    }
+    add_rule(t, "l", "p/level-name-longer-than-eight-3/x", "dup", 100);
+    add_rule(t, "l", "q/#", "q1", 101);
+    add_rule(t, "l", "q/#", "q2", 102);
+    struct rt_decision d;
+    assert_int_equal(route_line(t, "l", "p/level-name-longer-than-eight-3/x", &d), 4);
+    assert_int_equal(route_line(t, "l", "p/level-name-longer-than-eight-40/x", &d), 0);
+    assert_int_equal(route_line(t, "l", "q/z", &d), 101);
+    /* a later duplicate wins when the earlier one's predicate fails */
+    const char *tq[] = { "q3" };
+    struct rt_kv when[] = { { "h", "v" } };
+    struct rt_ingress r = { .listener = "l", .match = "r/+", .when = when, .n_when = 1,
+                            .topics = tq, .n_topics = 1, .line = 103 };
+    assert_int_equal(rt_add_ingress(t, &r, NULL), 0);
+    add_rule(t, "l", "r/+", "q4", 104);
+    assert_int_equal(route_line(t, "l", "r/a", &d), 104);
+    rt_table_free(&t);
+}
+
 /* ---- egress ------------------------------------------------------------------------- */
 
 struct seen {
@@ -597,6 +633,15 @@ static void test_egress_matching(void **state)
     bad.destination = "out/}";
     assert_int_equal(rt_add_egress(t, &bad, NULL), -EINVAL);
     assert_int_equal(rt_table_n_egress(t), 6);
+
+    /* the same filter twice: both, in order */
+    add_binding(t, "orders", "orders/eu/#", "again", "again", 7);
+    s.n = 0;
+    rt_route_egress(t, "orders", "orders/eu/x", on_binding, &s);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.lines[0], 1);
+    assert_int_equal(s.lines[1], 2);
+    assert_int_equal(s.lines[2], 7);
     rt_table_free(&t);
 }
 
@@ -649,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_dollar_subjects_in_table),
         cmocka_unit_test(test_invalid_ingress_rules),
         cmocka_unit_test(test_many_rules),
+        cmocka_unit_test(test_children_and_duplicates),
         cmocka_unit_test(test_egress_matching),
         cmocka_unit_test(test_render_destination),
     };
