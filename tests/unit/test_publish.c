@@ -158,7 +158,7 @@ static void test_explicit_topic_keyless_batch_is_sticky(void **state)
     struct sl_pub_source src = {.listener = "http", .topic = "inbox"};
     struct sl_env *e[5];
     for (int i = 0; i < 5; i++) {
-        char d[8];
+        char d[16];
         snprintf(d, sizeof(d), "m%d", i);
         e[i] = mk("anything/else", d);
     }
