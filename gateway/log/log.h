@@ -123,7 +123,8 @@ typedef int (*sl_record_fn)(void *arg, const char *topic, int32_t partition,
 
 /*
  * Read visible records from offset (below the log start: from the log start) up to
- * max_records / about max_bytes. *next_offset gets the offset after the last delivered.
+ * max_records / about max_bytes (0: no byte limit). *next_offset gets the offset after
+ * the last delivered; a record for which fn returned nonzero counts as delivered.
  * Returns records delivered (0 at the end), or -ENOENT, -EINVAL, -EIO.
  */
 int sl_log_read(struct sl_log *log, const char *topic, int32_t partition, int64_t offset,
@@ -150,7 +151,9 @@ struct sl_start {
  * fires once, and is re-armed when sl_cursor_poll reaches the high watermark. */
 typedef void (*sl_cursor_wake_fn)(struct sl_cursor *cur, void *arg);
 
-/* Open a cursor; the topic is auto-created if allowed. NULL with -errno in *errp. */
+/* Open a cursor; the topic is auto-created if allowed. NULL with -errno in *errp.
+ * A cursor starts armed; if records are already visible past its start, its wake
+ * fires once from the loop soon after. wake may be NULL (poll only). */
 struct sl_cursor *sl_cursor_open(struct sl_log *log, const char *topic, int32_t partition,
                                  struct sl_start start, sl_cursor_wake_fn wake, void *arg,
                                  int *errp);
