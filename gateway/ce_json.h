@@ -1,0 +1,67 @@
+/*
+ * CloudEvents JSON event format (structured content mode and batch mode) <-> the
+ * envelope. Pure: jansson and OpenSSL's base64 only, no I/O, no globals; any thread.
+ *
+ * Parsing rules (structured mode):
+ * - The event must be a JSON object; "specversion" is required and must be "1.0".
+ * - id, source and type are lenient: a missing one is left NULL, to be filled by
+ *   sl_env_finalize at publish time. A present one must be a non-empty string.
+ * - subject, time (RFC 3339), datacontenttype, dataschema must be strings when present.
+ * - "data" and "data_base64" are mutually exclusive. data_base64 must be valid base64.
+ *   A JSON string under "data" whose datacontenttype is not JSON is stored as its UTF-8
+ *   bytes (and datacontenttype defaults to "text/plain; charset=utf-8"); any other data
+ *   value is stored as compact JSON text (datacontenttype defaults to "application/json").
+ * - Every other member is an extension: name [a-z0-9]{1,20}, value a string, number or
+ *   boolean (stored as text); null members are ignored. The members "offset" and
+ *   "partition" (which reads add) are ignored so that read output can be re-posted.
+ *   The "partitionkey" extension is kept as an extension; callers may use it as the key.
+ *
+ * Output rules (reads): specversion, the attributes that are set (id defaults to
+ * "<partition>-<offset>" for records without one), extensions, then data: JSON when
+ * datacontenttype is JSON and the payload parses, a string when the payload is UTF-8,
+ * else "data_base64". Records read from the log also get "partition", "offset" and,
+ * when the key is UTF-8, "partitionkey".
+ */
+#ifndef SL_CE_JSON_H
+#define SL_CE_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "gateway/envelope.h"
+
+/*
+ * Parse one structured-mode event from json[0..len). Borrows json. Returns a new
+ * envelope (one reference, caller unrefs), or NULL with a message in err (errsz bytes,
+ * may be 0) on bad input or out of memory. Any thread.
+ */
+struct sl_env *ce_json_parse_event(const char *json, size_t len, char *err, size_t errsz);
+
+/* The same from an already parsed JSON value (borrowed). */
+struct sl_env *ce_json_event_from_value(const json_t *obj, char *err, size_t errsz);
+
+/*
+ * Parse a batch (a JSON array of events, at least 1 and at most max_events). On
+ * success returns 0 and sets *out to a malloc'd array of *n new envelopes (free with
+ * ce_json_free_batch). On failure returns -EINVAL (err says which event and why),
+ * -E2BIG (too many events) or -ENOMEM, with *out NULL. Any thread.
+ */
+int ce_json_parse_batch(const char *json, size_t len, size_t max_events,
+                        struct sl_env ***out, size_t *n, char *err, size_t errsz);
+
+/* Unref every envelope and free the array; *envs set to NULL; NULL is a no-op. */
+void ce_json_free_batch(struct sl_env ***envs, size_t n);
+
+/* True for JSON media types: application/json, text/json, anything ending in "+json"
+ * (parameters after ';' ignored, case-insensitive). NULL is false. */
+bool ce_json_is_json_type(const char *content_type);
+
+/*
+ * A new JSON object (caller owns the reference) for env in structured mode, following
+ * the output rules above. env is borrowed. NULL on out of memory. Any thread.
+ */
+json_t *ce_json_from_env(const struct sl_env *env);
+
+#endif
