@@ -1,0 +1,791 @@
+#include "adapters/rest/rest.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include "adapters/rest/rest_api.h"
+#include "gateway/envelope.h"
+#include "gateway/gateway.h"
+#include "gateway/logging.h"
+#include "gateway/mailbox.h"
+#include "gateway/metrics.h"
+
+#define REST_BUCKETS 1024
+#define REST_MAX_HDRS 24
+#define REST_CHUNK 16384
+
+/* The CloudEvents HTTP headers looked up by name (lws 4.1 cannot enumerate unknown
+ * headers). Names as lws_hdr_custom_copy wants them: lower case, with the colon. */
+static const char *const ce_headers[] = {
+    "ce-specversion:", "ce-id:", "ce-source:", "ce-type:", "ce-subject:", "ce-time:",
+    "ce-dataschema:", "ce-partitionkey:", "ce-traceparent:", "ce-tracestate:",
+    "ce-sequence:", "ce-dataref:", "ce-correlationid:", "ce-causationid:", NULL,
+};
+
+struct rest_ctx;
+
+/* One request on its way to the loop, then its answer on its way back. */
+struct rest_msg {
+    struct sl_msg m;                 /* must stay first */
+    struct rest_msg *rnext;          /* reply queue link */
+    struct rest_ctx *ctx;
+    uint64_t conn_id;
+    uint32_t seq;
+    struct rest_req req;
+    char *method;
+    char *path;
+    char *query;
+    struct rest_hdr hdrs[REST_MAX_HDRS];
+    size_t n_hdrs;
+    size_t body_got;
+    bool in_handle;
+    bool answered;
+    bool close_after;
+    struct rest_resp resp;
+};
+
+enum conn_state { CONN_IDLE = 0, CONN_BODY, CONN_WAITING, CONN_WRITING, CONN_DISCARD };
+
+/* lws per-session data: owned by the lws thread. */
+struct rest_conn {
+    struct rest_conn *hnext;
+    struct lws *wsi;
+    uint64_t id;                     /* 0: not registered */
+    uint32_t seq;
+    enum conn_state state;
+    struct rest_msg *msg;            /* request being read, or answer being written */
+    size_t sent;                     /* body bytes written */
+    bool hdr_sent;
+};
+
+struct rest_ctx {
+    atomic_uint refs;
+    struct sl_adapter *a;
+    char *host;
+    int port;
+    int bound_port;
+    uint64_t max_body;
+    int64_t max_wait_ms;
+    uint32_t max_connections;
+    char *web_root;
+    struct rest_api *api;            /* loop thread */
+    struct lws_context *lws;
+    pthread_t thread;
+    bool thread_running;
+    atomic_int stop;
+    /* reply queue: loop -> lws thread */
+    pthread_mutex_t lock;
+    struct rest_msg *rhead;
+    struct rest_msg *rtail;
+    /* lws thread only */
+    struct rest_conn *buckets[REST_BUCKETS];
+    uint64_t next_id;
+    uint32_t n_conns;
+    struct sl_metric *conn_gauge;
+};
+
+static void ctx_unref(struct rest_ctx *ctx)
+{
+    if (atomic_fetch_sub(&ctx->refs, 1) != 1) {
+        return;
+    }
+    while (ctx->rhead != NULL) {
+        struct rest_msg *m = ctx->rhead;
+        ctx->rhead = m->rnext;
+        rest_resp_clear(&m->resp);
+        free(m);
+    }
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx->host);
+    free(ctx->web_root);
+    free(ctx);
+}
+
+static void msg_free_req(struct rest_msg *m)
+{
+    for (size_t i = 0; i < m->n_hdrs; i++) {
+        free(m->hdrs[i].name);
+        free(m->hdrs[i].value);
+    }
+    m->n_hdrs = 0;
+    free(m->method);
+    free(m->path);
+    free(m->query);
+    m->method = m->path = m->query = NULL;
+    sl_buf_unref(&m->req.body);
+}
+
+static void msg_free(struct rest_msg *m)
+{
+    if (m != NULL) {
+        msg_free_req(m);
+        rest_resp_clear(&m->resp);
+        free(m);
+    }
+}
+
+/* ---------- loop side ---------- */
+
+/* Queue an answered message for the lws thread. Loop thread. */
+static void reply_push(struct rest_msg *m)
+{
+    struct rest_ctx *ctx = m->ctx;
+    bool was_empty;
+
+    m->rnext = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    was_empty = ctx->rhead == NULL;
+    if (was_empty) {
+        ctx->rhead = m;
+    } else {
+        ctx->rtail->rnext = m;
+    }
+    ctx->rtail = m;
+    pthread_mutex_unlock(&ctx->lock);
+    if (was_empty && ctx->lws != NULL) {
+        lws_cancel_service(ctx->lws);
+    }
+}
+
+static void on_done(void *arg, struct rest_resp *resp)
+{
+    struct rest_msg *m = arg;
+
+    m->resp = *resp;
+    resp->body = NULL;
+    m->answered = true;
+    if (!m->in_handle) {
+        reply_push(m);
+    }
+}
+
+/* The mailbox message: runs the handler on the loop thread. */
+static void msg_run(struct sl_msg *sm)
+{
+    struct rest_msg *m = (struct rest_msg *)sm;
+    struct rest_ctx *ctx = m->ctx;
+
+    if (ctx->api == NULL) {
+        rest_api_error(&m->resp, 503, "shutting_down", "shutting down");
+        msg_free(m);
+        ctx_unref(ctx);
+        return;
+    }
+    m->req.method = m->method;
+    m->req.path = m->path;
+    m->req.query = m->query;
+    m->req.headers = m->hdrs;
+    m->req.n_headers = m->n_hdrs;
+    m->in_handle = true;
+    rest_api_handle(ctx->api, &m->req, on_done, m);
+    m->in_handle = false;
+    msg_free_req(m);
+    if (m->answered) {
+        reply_push(m);
+    }
+    ctx_unref(ctx);
+}
+
+/* ---------- lws side ---------- */
+
+static void conn_register(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi)
+{
+    size_t b;
+
+    if (c->id != 0) {
+        return;
+    }
+    c->wsi = wsi;
+    c->id = ++ctx->next_id;
+    b = c->id & (REST_BUCKETS - 1);
+    c->hnext = ctx->buckets[b];
+    ctx->buckets[b] = c;
+    ctx->n_conns++;
+    sl_metric_inc_gauge(ctx->conn_gauge, 1);
+}
+
+static void conn_unregister(struct rest_ctx *ctx, struct rest_conn *c)
+{
+    struct rest_conn **pp;
+
+    if (c->id == 0) {
+        return;
+    }
+    for (pp = &ctx->buckets[c->id & (REST_BUCKETS - 1)]; *pp != NULL; pp = &(*pp)->hnext) {
+        if (*pp == c) {
+            *pp = c->hnext;
+            break;
+        }
+    }
+    c->id = 0;
+    ctx->n_conns--;
+    sl_metric_inc_gauge(ctx->conn_gauge, -1);
+    if (c->state != CONN_WAITING) {
+        msg_free(c->msg);      /* WAITING: the loop owns it */
+    }
+    c->msg = NULL;
+}
+
+static struct rest_conn *conn_find(struct rest_ctx *ctx, uint64_t id)
+{
+    struct rest_conn *c = ctx->buckets[id & (REST_BUCKETS - 1)];
+
+    while (c != NULL && c->id != id) {
+        c = c->hnext;
+    }
+    return c;
+}
+
+/* Start writing m's answer on c. */
+static void conn_answer(struct rest_conn *c, struct rest_msg *m)
+{
+    c->msg = m;
+    c->state = CONN_WRITING;
+    c->sent = 0;
+    c->hdr_sent = false;
+    lws_callback_on_writable(c->wsi);
+}
+
+/* An answer made on the lws thread itself (413, 411, 503). */
+static void conn_reject(struct rest_conn *c, int status, const char *reason, const char *text)
+{
+    struct rest_msg *m = c->msg;
+
+    if (m == NULL) {
+        m = calloc(1, sizeof(*m));
+        if (m == NULL) {
+            return;
+        }
+    } else {
+        msg_free_req(m);
+    }
+    rest_api_error(&m->resp, status, reason, text);
+    rest_api_count_response(status);
+    m->close_after = true;
+    conn_answer(c, m);
+}
+
+static void drain_replies(struct rest_ctx *ctx)
+{
+    struct rest_msg *m;
+
+    pthread_mutex_lock(&ctx->lock);
+    m = ctx->rhead;
+    ctx->rhead = ctx->rtail = NULL;
+    pthread_mutex_unlock(&ctx->lock);
+    while (m != NULL) {
+        struct rest_msg *next = m->rnext;
+        struct rest_conn *c = conn_find(ctx, m->conn_id);
+        if (c != NULL && c->seq == m->seq && c->state == CONN_WAITING) {
+            conn_answer(c, m);
+        } else {
+            msg_free(m);       /* the connection went away meanwhile */
+        }
+        m = next;
+    }
+}
+
+static char *hdr_dup(struct lws *wsi, enum lws_token_indexes tok)
+{
+    int len = lws_hdr_total_length(wsi, tok);
+    char *s;
+
+    if (len <= 0) {
+        return NULL;
+    }
+    s = malloc((size_t)len + 1);
+    if (s != NULL && lws_hdr_copy(wsi, s, len + 1, tok) < 0) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+static int add_hdr(struct rest_msg *m, const char *name, char *value)
+{
+    if (value == NULL) {
+        return 0;
+    }
+    if (m->n_hdrs == REST_MAX_HDRS || (m->hdrs[m->n_hdrs].name = strdup(name)) == NULL) {
+        free(value);
+        return -1;
+    }
+    m->hdrs[m->n_hdrs++].value = value;
+    return 0;
+}
+
+/* Append src to *p, percent-encoding what would change meaning in a query. */
+static char *query_escape(char *p, const char *src, size_t len, bool value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        if (ch == '%' || ch == '&' || ch == '+' || ch <= 0x20 || ch >= 0x7f ||
+            (!value && ch == '=')) {
+            *p++ = '%';
+            *p++ = hex[ch >> 4];
+            *p++ = hex[ch & 15];
+        } else {
+            *p++ = (char)ch;
+        }
+    }
+    return p;
+}
+
+/*
+ * The query, re-encoded: lws hands URI arguments over already percent-decoded, one
+ * fragment per argument; rest_api wants the raw form, so each fragment's name and
+ * value are escaped again and joined with '&'.
+ */
+static char *collect_query(struct lws *wsi)
+{
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    char frag[8192];
+    char *q, *p;
+
+    if (total <= 0) {
+        return NULL;
+    }
+    q = malloc((size_t)total * 3 + 256 * 3 + 1);
+    if (q == NULL) {
+        return NULL;
+    }
+    p = q;
+    for (int i = 0; i < 256; i++) {
+        int flen = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
+        const char *eq;
+        if (flen < 0) {
+            break;
+        }
+        if (i > 0) {
+            *p++ = '&';
+        }
+        eq = memchr(frag, '=', (size_t)flen);
+        if (eq == NULL) {
+            p = query_escape(p, frag, (size_t)flen, false);
+        } else {
+            p = query_escape(p, frag, (size_t)(eq - frag), false);
+            *p++ = '=';
+            p = query_escape(p, eq + 1, (size_t)(flen - (eq + 1 - frag)), true);
+        }
+    }
+    *p = '\0';
+    return q;
+}
+
+static const char *method_name(int meth)
+{
+    switch (meth) {
+    case LWSHUMETH_GET:
+        return "GET";
+    case LWSHUMETH_POST:
+        return "POST";
+    case LWSHUMETH_OPTIONS:
+        return "OPTIONS";
+    case LWSHUMETH_PUT:
+        return "PUT";
+    case LWSHUMETH_PATCH:
+        return "PATCH";
+    case LWSHUMETH_DELETE:
+        return "DELETE";
+    case LWSHUMETH_HEAD:
+        return "HEAD";
+    default:
+        return "OTHER";
+    }
+}
+
+static void post_msg(struct rest_ctx *ctx, struct rest_conn *c)
+{
+    struct rest_msg *m = c->msg;
+
+    c->state = CONN_WAITING;
+    m->m.fn = msg_run;
+    atomic_fetch_add(&ctx->refs, 1);
+    sl_mailbox_post(ctx->a->gw->mailbox, &m->m);
+}
+
+/* LWS_CALLBACK_HTTP: a request's head is in. */
+static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, const char *uri)
+{
+    struct rest_msg *m;
+    char *uri_ptr;
+    int uri_len, meth;
+    char *cl;
+    long long clen = -1;
+
+    conn_register(ctx, c, wsi);
+    c->seq++;
+    if (c->state != CONN_WAITING) {
+        msg_free(c->msg);      /* WAITING: the loop owns it (cannot happen with h1) */
+    }
+    c->state = CONN_IDLE;
+    c->msg = m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return -1;
+    }
+    m->ctx = ctx;
+    m->conn_id = c->id;
+    m->seq = c->seq;
+    meth = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
+    m->method = strdup(method_name(meth));
+    m->path = strdup(uri != NULL ? uri : "/");
+    m->query = collect_query(wsi);
+    if (m->method == NULL || m->path == NULL) {
+        return -1;
+    }
+    add_hdr(m, "content-type", hdr_dup(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE));
+    for (size_t i = 0; ce_headers[i] != NULL; i++) {
+        int nlen = (int)strlen(ce_headers[i]);
+        int vlen = lws_hdr_custom_length(wsi, ce_headers[i], nlen);
+        char *v;
+        if (vlen < 0) {
+            continue;
+        }
+        v = malloc((size_t)vlen + 1);
+        if (v != NULL && lws_hdr_custom_copy(wsi, v, vlen + 1, ce_headers[i], nlen) < 0) {
+            free(v);
+            v = NULL;
+        }
+        if (v != NULL) {
+            char name[32];
+            snprintf(name, sizeof(name), "%.*s", nlen - 1, ce_headers[i]);
+            add_hdr(m, name, v);
+        }
+    }
+    cl = hdr_dup(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (cl != NULL) {
+        char *end;
+        clen = strtoll(cl, &end, 10);
+        if (*end != '\0' || clen < 0) {
+            clen = -2;
+        }
+        free(cl);
+    }
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    if (meth == LWSHUMETH_POST || meth == LWSHUMETH_PUT || meth == LWSHUMETH_PATCH) {
+        if (clen == -2) {
+            conn_reject(c, 400, "bad_content_length", "bad Content-Length");
+            return 0;
+        }
+        if (clen == -1 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+            conn_reject(c, 411, "length_required", "Content-Length required");
+            return 0;
+        }
+        if (clen > 0 && (uint64_t)clen > ctx->max_body) {
+            conn_reject(c, 413, "body_too_big", "request body too large");
+            return 0;
+        }
+        if (clen > 0) {
+            struct sl_buf *b = malloc(sizeof(*b) + (size_t)clen + 1);
+            if (b == NULL) {
+                conn_reject(c, 503, "no_memory", "out of memory");
+                return 0;
+            }
+            /* Same layout and allocator as sl_buf_new (envelope.c frees with free()):
+             * the body is written in place as it arrives, copied only once. */
+            atomic_init(&b->refs, 1);
+            b->len = (size_t)clen;
+            b->data[clen] = '\0';
+            m->req.body = b;
+            c->state = CONN_BODY;
+            return 0;
+        }
+    }
+    post_msg(ctx, c);
+    return 0;
+}
+
+static int on_body(struct rest_ctx *ctx, struct rest_conn *c, const void *in, size_t len)
+{
+    struct rest_msg *m = c->msg;
+
+    (void)ctx;
+    if (c->state != CONN_BODY || m == NULL || m->req.body == NULL) {
+        return 0;              /* rejected request: discard its body */
+    }
+    if (m->body_got + len > m->req.body->len) {
+        conn_reject(c, 413, "body_too_big", "request body longer than Content-Length");
+        return 0;
+    }
+    memcpy(m->req.body->data + m->body_got, in, len);
+    m->body_got += len;
+    return 0;
+}
+
+static int on_body_done(struct rest_ctx *ctx, struct rest_conn *c)
+{
+    if (c->state != CONN_BODY || c->msg == NULL) {
+        return 0;
+    }
+    if (c->msg->body_got != c->msg->req.body->len) {
+        conn_reject(c, 400, "short_body", "request body shorter than Content-Length");
+        return 0;
+    }
+    post_msg(ctx, c);
+    return 0;
+}
+
+static int on_writeable(struct rest_conn *c, struct lws *wsi)
+{
+    uint8_t buf[LWS_PRE + REST_CHUNK];
+    uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+    struct rest_msg *m = c->msg;
+    struct rest_resp *r;
+    size_t n;
+
+    if (c->state != CONN_WRITING || m == NULL) {
+        return 0;
+    }
+    r = &m->resp;
+    if (!c->hdr_sent) {
+        if (lws_add_http_common_headers(wsi, (unsigned int)r->status, r->content_type,
+                                        r->body_len, &p, end) != 0) {
+            return -1;
+        }
+        for (size_t i = 0; i < r->n_extra; i++) {
+            if (lws_add_http_header_by_name(wsi, (const unsigned char *)r->extra[i].name,
+                                            (const unsigned char *)r->extra[i].value,
+                                            (int)strlen(r->extra[i].value), &p, end) != 0) {
+                return -1;
+            }
+        }
+        if (m->close_after &&
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                         (const unsigned char *)"close", 5, &p, end) != 0) {
+            return -1;
+        }
+        if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) {
+            return -1;
+        }
+        c->hdr_sent = true;
+    }
+    n = r->body_len - c->sent;
+    if (n > REST_CHUNK) {
+        n = REST_CHUNK;
+    }
+    if (n > 0) {
+        memcpy(start, r->body + c->sent, n);
+        if (lws_write(wsi, start, n,
+                      c->sent + n == r->body_len ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
+            (int)n) {
+            return -1;
+        }
+        c->sent += n;
+    }
+    if (c->sent < r->body_len) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    /* Done: free the answer, then keep the connection for the next request. */
+    {
+        bool close_after = m->close_after;
+        msg_free(m);
+        c->msg = NULL;
+        c->state = CONN_IDLE;
+        if (close_after || lws_http_transaction_completed(wsi) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int rest_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+    struct lws_context *lctx = lws_get_context(wsi);
+    struct rest_ctx *ctx = lctx != NULL ? lws_context_user(lctx) : NULL;
+    struct rest_conn *c = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_http(ctx, c, wsi, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return on_body(ctx, c, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return on_body_done(ctx, c);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return on_writeable(c, wsi);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (c != NULL) {
+            conn_unregister(ctx, c);
+        }
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (ctx != NULL) {
+            drain_replies(ctx);
+        }
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols rest_protocols[] = {
+    {"http", rest_lws_cb, sizeof(struct rest_conn), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void *service_thread(void *arg)
+{
+    struct rest_ctx *ctx = arg;
+
+    while (!atomic_load(&ctx->stop)) {
+        if (lws_service(ctx->lws, 0) < 0) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* ---------- ops ---------- */
+
+static int rest_create(struct sl_adapter *a, const struct sl_listener_cfg *cfg, char **err)
+{
+    struct rest_ctx *ctx = calloc(1, sizeof(*ctx));
+
+    if (ctx == NULL) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    atomic_init(&ctx->refs, 1);
+    atomic_init(&ctx->stop, 0);
+    pthread_mutex_init(&ctx->lock, NULL);
+    ctx->a = a;
+    ctx->host = strdup(cfg->host != NULL ? cfg->host : "127.0.0.1");
+    ctx->port = cfg->port;
+    ctx->bound_port = -1;
+    ctx->max_body = cfg->max_body > 0 ? cfg->max_body : 1024 * 1024;
+    ctx->max_wait_ms = cfg->max_wait_ms > 0 ? cfg->max_wait_ms : 30000;
+    ctx->max_connections = cfg->max_connections > 0 ? cfg->max_connections : 10000;
+    ctx->web_root = cfg->web_root != NULL ? strdup(cfg->web_root) : NULL;
+    a->ctx = ctx;
+    if (ctx->host == NULL || (cfg->web_root != NULL && ctx->web_root == NULL)) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    if (cfg->port < 0 || cfg->port > 65535) {
+        *err = strdup("http: port out of range");
+        return -1;
+    }
+    return 0;
+}
+
+static int rest_start(struct sl_adapter *a, char **err)
+{
+    struct rest_ctx *ctx = a->ctx;
+    struct lws_context_creation_info info;
+    struct rest_api_opts opts = {.listener = a->name,
+                                 .max_body = ctx->max_body,
+                                 .max_wait_ms = ctx->max_wait_ms,
+                                 .web_root = ctx->web_root};
+    struct lws_vhost *vh;
+    char text[160];
+
+    ctx->api = rest_api_new(a->gw, &opts);
+    if (ctx->api == NULL) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    ctx->conn_gauge = sl_metric_gauge("sluice_http_connections", "open HTTP connections",
+                                      "");
+    lws_set_log_level(LLL_ERR, NULL);
+    memset(&info, 0, sizeof(info));
+    info.port = ctx->port;
+    info.iface = (strcmp(ctx->host, "0.0.0.0") == 0 || ctx->host[0] == '\0' ||
+                  strcmp(ctx->host, "*") == 0) ? NULL : ctx->host;
+    info.protocols = rest_protocols;
+    info.vhost_name = "sluice";
+    info.user = ctx;
+    info.gid = -1;
+    info.uid = -1;
+    info.count_threads = 1;
+    info.max_http_header_data = 8192;
+    info.max_http_header_pool = (unsigned short)(ctx->max_connections > 4096
+                                                     ? 4096 : ctx->max_connections);
+    info.fd_limit_per_thread = ctx->max_connections + 16;
+    info.keepalive_timeout = 60;
+    info.timeout_secs = 60;
+    if (info.iface != NULL && strchr(info.iface, ':') == NULL) {
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    }
+    ctx->lws = lws_create_context(&info);
+    if (ctx->lws == NULL) {
+        snprintf(text, sizeof(text), "http: cannot listen on %s:%d", ctx->host, ctx->port);
+        *err = strdup(text);
+        return -1;
+    }
+    vh = lws_get_vhost_by_name(ctx->lws, "sluice");
+    ctx->bound_port = vh != NULL ? lws_get_vhost_listen_port(vh) : ctx->port;
+    if (pthread_create(&ctx->thread, NULL, service_thread, ctx) != 0) {
+        *err = strdup("http: cannot start the service thread");
+        return -1;
+    }
+    ctx->thread_running = true;
+    sl_info("[http:%s] listening on %s:%d", a->name, ctx->host, ctx->bound_port);
+    return 0;
+}
+
+static void rest_stop(struct sl_adapter *a)
+{
+    struct rest_ctx *ctx = a->ctx;
+
+    if (ctx == NULL) {
+        return;
+    }
+    if (ctx->thread_running) {
+        atomic_store(&ctx->stop, 1);
+        lws_cancel_service(ctx->lws);
+        pthread_join(ctx->thread, NULL);
+        ctx->thread_running = false;
+    }
+    if (ctx->lws != NULL) {
+        struct lws_context *l = ctx->lws;
+        ctx->lws = NULL;
+        lws_context_destroy(l);    /* closes connections: their callbacks run here */
+    }
+    rest_api_free(&ctx->api);      /* answers pending requests into the reply queue */
+}
+
+static void rest_destroy(struct sl_adapter *a)
+{
+    struct rest_ctx *ctx = a->ctx;
+
+    if (ctx == NULL) {
+        return;
+    }
+    rest_stop(a);
+    a->ctx = NULL;
+    ctx_unref(ctx);
+}
+
+static void rest_reload(struct sl_adapter *a, const struct sl_listener_cfg *cfg)
+{
+    (void)a;
+    (void)cfg;                     /* bind, limits and web_root apply at the next start */
+}
+
+int rest_adapter_port(const struct sl_adapter *a)
+{
+    const struct rest_ctx *ctx = a != NULL ? a->ctx : NULL;
+
+    return ctx != NULL ? ctx->bound_port : -1;
+}
+
+const struct sl_adapter_ops rest_adapter_ops = {
+    .name = "http",
+    .create = rest_create,
+    .start = rest_start,
+    .reload = rest_reload,
+    .stop = rest_stop,
+    .destroy = rest_destroy,
+};

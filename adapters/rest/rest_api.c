@@ -1,0 +1,1301 @@
+#include "adapters/rest/rest_api.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "gateway/ce_json.h"
+#include "gateway/gateway.h"
+#include "gateway/log/log.h"
+#include "gateway/metrics.h"
+
+#define REST_DEFAULT_MAX_BODY (1024u * 1024u)
+#define REST_DEFAULT_MAX_WAIT 30000
+#define REST_READ_MAX_DEFAULT 100
+#define REST_READ_MAX_CAP 10000
+#define REST_READ_MAX_BYTES (8u * 1024u * 1024u)
+#define REST_BATCH_MAX 10000
+#define REST_STATIC_MAX (16u * 1024u * 1024u)
+#define REST_ERR_LEN 256
+
+#define CT_JSON "application/json"
+#define CT_PROM "text/plain; version=0.0.4"
+
+enum pending_kind { PENDING_PUBLISH, PENDING_READ };
+
+struct pending {
+    struct pending *prev;
+    struct pending *next;
+    struct rest_api *api;          /* NULL once orphaned by rest_api_free */
+    enum pending_kind kind;
+    rest_done_fn done;
+    void *arg;
+    char topic[250];
+    /* publish */
+    bool batch;
+    /* read */
+    struct sl_cursor **curs;
+    size_t n_curs;
+    struct event *timer;
+    size_t max;
+    size_t bytes;
+    json_t *out;
+};
+
+struct rest_api {
+    struct sl_gateway *gw;
+    char *listener;
+    uint64_t max_body;
+    int64_t max_wait_ms;
+    char *web_root;
+    struct pending *pending;
+};
+
+/* ---------- responses ---------- */
+
+void rest_resp_clear(struct rest_resp *resp)
+{
+    if (resp != NULL) {
+        free(resp->body);
+        resp->body = NULL;
+        resp->body_len = 0;
+    }
+}
+
+void rest_api_count_response(int status)
+{
+    char labels[32];
+
+    snprintf(labels, sizeof(labels), "code=\"%d\"", status);
+    sl_metric_incr("sluice_http_requests_total", "HTTP requests answered, by status code",
+                   labels);
+}
+
+void rest_api_error(struct rest_resp *resp, int status, const char *reason, const char *msg)
+{
+    json_t *obj = json_pack("{s:s, s:i}", "error", msg != NULL ? msg : reason, "code", status);
+
+    memset(resp, 0, sizeof(*resp));
+    resp->status = status;
+    resp->content_type = CT_JSON;
+    if (obj != NULL) {
+        resp->body = json_dumps(obj, JSON_COMPACT);
+        json_decref(obj);
+    }
+    if (resp->body == NULL) {
+        /* msg was not UTF-8 or memory is short: a fixed text still says what happened. */
+        resp->body = strdup("{\"error\":\"invalid request\",\"code\":400}");
+        if (resp->body != NULL && status != 400) {
+            snprintf(resp->body + 29, 10, "%d}", status);
+        }
+    }
+    resp->body_len = resp->body != NULL ? strlen(resp->body) : 0;
+    if (status >= 400 && status < 500) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+        sl_metric_incr("sluice_http_invalid_requests_total",
+                       "HTTP requests refused as invalid, by reason", labels);
+    }
+}
+
+/* Deliver a response: count it, call done, free what done left. */
+static void finish(rest_done_fn done, void *arg, struct rest_resp *resp)
+{
+    rest_api_count_response(resp->status);
+    done(arg, resp);
+    rest_resp_clear(resp);
+}
+
+static void reply_error(rest_done_fn done, void *arg, int status, const char *reason,
+                        const char *msg)
+{
+    struct rest_resp resp;
+
+    rest_api_error(&resp, status, reason, msg);
+    finish(done, arg, &resp);
+}
+
+/* Takes the reference to obj. */
+static void reply_json(rest_done_fn done, void *arg, int status, json_t *obj)
+{
+    struct rest_resp resp;
+
+    memset(&resp, 0, sizeof(resp));
+    if (obj != NULL) {
+        resp.body = json_dumps(obj, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(obj);
+    }
+    if (resp.body == NULL) {
+        reply_error(done, arg, 503, "no_memory", "out of memory");
+        return;
+    }
+    resp.status = status;
+    resp.content_type = CT_JSON;
+    resp.body_len = strlen(resp.body);
+    finish(done, arg, &resp);
+}
+
+/*
+ * The one mapping from internal errors (-errno) to HTTP status and reason
+ * (STYLE.md: exactly one place per protocol).
+ */
+static int status_for_errno(int err, const char **reason)
+{
+    switch (err) {
+    case -EINVAL:
+        *reason = "invalid";
+        return 400;
+    case -ENOENT:
+        *reason = "unknown_topic";
+        return 404;
+    case -E2BIG:
+    case -EMSGSIZE:
+        *reason = "too_large";
+        return 413;
+    case -ENOMEM:
+    case -EAGAIN:
+    case -ESHUTDOWN:
+        *reason = "unavailable";
+        return 503;
+    case -ENOSPC:
+        *reason = "no_space";
+        return 507;
+    default:
+        *reason = "internal";
+        return 500;
+    }
+}
+
+static void reply_errno(rest_done_fn done, void *arg, int err, const char *msg)
+{
+    const char *reason;
+    int status = status_for_errno(err, &reason);
+    char text[REST_ERR_LEN];
+
+    snprintf(text, sizeof(text), "%s: %s", msg, strerror(-err));
+    reply_error(done, arg, status, reason, text);
+}
+
+/* ---------- small parsers ---------- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+long rest_pct_decode(const char *src, size_t len, char *dst, int plus)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '%') {
+            int hi, lo;
+            if (i + 2 >= len) {
+                return -1;
+            }
+            hi = hexval((unsigned char)src[i + 1]);
+            lo = hexval((unsigned char)src[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                return -1;
+            }
+            dst[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+' && plus) {
+            dst[o++] = ' ';
+        } else if (c == '\0') {
+            return -1;
+        } else {
+            dst[o++] = c;
+        }
+    }
+    dst[o] = '\0';
+    return (long)o;
+}
+
+/* Find name in the raw query. 1: found (decoded into out), 0: absent, -1: bad. */
+static int query_get(const char *query, const char *name, char *out, size_t outsz)
+{
+    size_t nlen = strlen(name);
+    const char *p = query;
+
+    while (p != NULL && *p != '\0') {
+        const char *amp = strchr(p, '&');
+        size_t seg = amp != NULL ? (size_t)(amp - p) : strlen(p);
+        if (seg > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            size_t vlen = seg - nlen - 1;
+            if (vlen + 1 > outsz) {
+                return -1;
+            }
+            return rest_pct_decode(p + nlen + 1, vlen, out, 1) < 0 ? -1 : 1;
+        }
+        if (seg == nlen && strncmp(p, name, nlen) == 0) {
+            out[0] = '\0';
+            return 1;
+        }
+        p = amp != NULL ? amp + 1 : NULL;
+    }
+    return 0;
+}
+
+static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    if (*s == '\0' || isspace((unsigned char)*s) || *s == '+') {
+        return false;
+    }
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* A numeric query parameter. 1 found, 0 absent (out = dflt), -1 bad. */
+static int query_num(const char *query, const char *name, int64_t min, int64_t max,
+                     int64_t dflt, int64_t *out)
+{
+    char buf[32];
+    int rc = query_get(query, name, buf, sizeof(buf));
+
+    *out = dflt;
+    if (rc <= 0) {
+        return rc;
+    }
+    return parse_i64(buf, min, max, out) ? 1 : -1;
+}
+
+static const char *find_header(const struct rest_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->n_headers; i++) {
+        if (strcmp(req->headers[i].name, name) == 0) {
+            return req->headers[i].value;
+        }
+    }
+    return NULL;
+}
+
+/* Lower-cased media type without parameters into out. */
+static void media_type(const char *ct, char *out, size_t outsz)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    if (ct == NULL) {
+        return;
+    }
+    while (*ct == ' ') {
+        ct++;
+    }
+    while (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ' && n + 1 < outsz) {
+        out[n] = (char)tolower((unsigned char)ct[n]);
+        n++;
+    }
+    out[n] = '\0';
+}
+
+/* ---------- pending list ---------- */
+
+static struct pending *pending_new(struct rest_api *api, enum pending_kind kind,
+                                   const char *topic, rest_done_fn done, void *arg)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+
+    if (p == NULL) {
+        return NULL;
+    }
+    p->api = api;
+    p->kind = kind;
+    p->done = done;
+    p->arg = arg;
+    snprintf(p->topic, sizeof(p->topic), "%s", topic);
+    p->next = api->pending;
+    if (api->pending != NULL) {
+        api->pending->prev = p;
+    }
+    api->pending = p;
+    return p;
+}
+
+static void pending_unlink(struct pending *p)
+{
+    if (p->api == NULL) {
+        return;
+    }
+    if (p->prev != NULL) {
+        p->prev->next = p->next;
+    } else {
+        p->api->pending = p->next;
+    }
+    if (p->next != NULL) {
+        p->next->prev = p->prev;
+    }
+    p->prev = p->next = NULL;
+}
+
+static void pending_free(struct pending *p)
+{
+    for (size_t i = 0; i < p->n_curs; i++) {
+        sl_cursor_close(&p->curs[i]);
+    }
+    free(p->curs);
+    if (p->timer != NULL) {
+        event_free(p->timer);
+    }
+    json_decref(p->out);
+    free(p);
+}
+
+/* ---------- publish ---------- */
+
+static bool is_transport_header(const char *name)
+{
+    static const char *const skip[] = {
+        "host", "content-length", "content-type", "connection", "keep-alive",
+        "transfer-encoding", "te", "trailer", "upgrade", "expect", "accept",
+        "accept-encoding", "accept-language", "user-agent", "authorization", "cookie",
+        "proxy-authorization", "origin", "referer", "cache-control", "pragma", NULL,
+    };
+
+    for (size_t i = 0; skip[i] != NULL; i++) {
+        if (strcmp(skip[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Binary content mode: ce-* headers, Content-Type, body = data. 0 or 400 with err set. */
+static int binary_event(const struct rest_req *req, struct sl_env *env, char *err,
+                        size_t errsz, const char **reason)
+{
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct rest_hdr *h = &req->headers[i];
+        size_t vlen = strlen(h->value);
+        int rc;
+
+        if (strncmp(h->name, "ce-", 3) == 0) {
+            char *dec = malloc(vlen + 1);
+            long n = dec != NULL ? rest_pct_decode(h->value, vlen, dec, 0) : -2;
+            if (n == -2) {
+                return -ENOMEM;
+            }
+            if (n < 0) {
+                free(dec);
+                snprintf(err, errsz, "bad percent-encoding in header %.40s", h->name);
+                *reason = "bad_percent_encoding";
+                return -EINVAL;
+            }
+            rc = sl_env_set_attr(env, h->name + 3, dec, (size_t)n);
+            free(dec);
+            if (rc == -EINVAL) {
+                snprintf(err, errsz, "bad CloudEvents header %.40s", h->name);
+                *reason = "bad_ce_header";
+            }
+        } else if (strcmp(h->name, "content-type") == 0) {
+            rc = sl_env_set_attr(env, "datacontenttype", h->value, vlen);
+            if (rc == -EINVAL) {
+                snprintf(err, errsz, "bad content-type");
+                *reason = "bad_content_type";
+            }
+        } else if (is_transport_header(h->name)) {
+            rc = 0;
+        } else {
+            rc = sl_env_add_header(env, h->name, h->value, (int32_t)vlen);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (req->body != NULL) {
+        sl_env_set_data_buf(env, req->body);
+    }
+    return 0;
+}
+
+/* Subject, key and origin common to every mode. 0 or -errno. */
+static int complete_event(struct rest_api *api, struct sl_env *env, const char *topic,
+                          const char *subject, const char *key, const char *dest)
+{
+    int rc;
+
+    if (subject != NULL) {
+        rc = sl_env_set_attr(env, "subject", subject, strlen(subject));
+    } else if (env->subject == NULL) {
+        rc = sl_env_set_attr(env, "subject", topic, strlen(topic));
+    } else {
+        rc = 0;
+    }
+    if (rc == 0 && key != NULL) {
+        rc = sl_env_set_key(env, key, strlen(key));
+    } else if (rc == 0 && env->key == NULL) {
+        const char *pk = sl_env_get_attr(env, "partitionkey");
+        if (pk != NULL) {
+            rc = sl_env_set_key(env, pk, strlen(pk));
+        }
+    }
+    if (rc == 0) {
+        rc = sl_env_set_origin(env, "http", api->listener, dest);
+    }
+    return rc;
+}
+
+static void publish_done(void *arg, const struct sl_publish_result *res)
+{
+    struct pending *p = arg;
+    json_t *obj;
+
+    if (p->api == NULL) {
+        pending_free(p);       /* orphaned: already answered 503 at shutdown */
+        return;
+    }
+    pending_unlink(p);
+    if (res->status != 0) {
+        reply_errno(p->done, p->arg, res->status, res->error != NULL ? res->error : "publish");
+        pending_free(p);
+        return;
+    }
+    if (!p->batch && res->n >= 1) {
+        obj = json_pack("{s:s, s:i, s:I}", "topic", res->items[0].topic, "partition",
+                        (int)res->items[0].partition, "offset", (json_int_t)res->items[0].offset);
+    } else {
+        json_t *offs = json_array();
+        for (size_t i = 0; offs != NULL && i < res->n; i++) {
+            json_array_append_new(offs, json_pack("{s:i, s:I}", "partition",
+                                                  (int)res->items[i].partition, "offset",
+                                                  (json_int_t)res->items[i].offset));
+        }
+        obj = json_pack("{s:s, s:I, s:o}", "topic", res->n > 0 ? res->items[0].topic : p->topic,
+                        "count", (json_int_t)res->n, "offsets", offs);
+    }
+    reply_json(p->done, p->arg, 201, obj);
+    pending_free(p);
+}
+
+static void handle_publish(struct rest_api *api, const struct rest_req *req, const char *topic,
+                           rest_done_fn done, void *arg)
+{
+    char err[REST_ERR_LEN] = "";
+    char mt[64];
+    char *subject = NULL;
+    char *key = NULL;
+    char dest[300];
+    const char *reason = "bad_event";
+    struct sl_env **envs = NULL;
+    size_t n = 0;
+    bool batch = false;
+    /* publish.c keeps the listener pointer in a cache: it must be a static string. */
+    struct sl_pub_source src = {.listener = "http", .topic = topic};
+    struct pending *p;
+    size_t qlen = req->query != NULL ? strlen(req->query) + 1 : 1;
+    int rc;
+
+    if (req->body != NULL && req->body->len > api->max_body) {
+        reply_error(done, arg, 413, "body_too_big", "request body too large");
+        return;
+    }
+    subject = malloc(qlen);
+    key = malloc(qlen);
+    if (subject == NULL || key == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = query_get(req->query, "subject", subject, qlen);
+    if (rc >= 0) {
+        int krc = query_get(req->query, "key", key, qlen);
+        if (rc == 0) {
+            free(subject);
+            subject = NULL;
+        }
+        if (krc == 0) {
+            free(key);
+            key = NULL;
+        }
+        rc = krc < 0 ? -1 : 0;
+    }
+    if (rc < 0) {
+        reason = "bad_percent_encoding";
+        snprintf(err, sizeof(err), "bad percent-encoding in the query");
+        rc = -EINVAL;
+        goto fail;
+    }
+    if (query_get(req->query, "partition", dest, sizeof(dest)) != 0) {
+        reason = "bad_param";
+        snprintf(err, sizeof(err), "partition= is not supported on publish: use key=");
+        rc = -EINVAL;
+        goto fail;
+    }
+    snprintf(dest, sizeof(dest), "/topics/%s", topic);
+
+    media_type(find_header(req, "content-type"), mt, sizeof(mt));
+    if (strcmp(mt, "application/cloudevents-batch+json") == 0) {
+        batch = true;
+        if (req->body == NULL) {
+            snprintf(err, sizeof(err), "a batch needs a body");
+            reason = "bad_json";
+            rc = -EINVAL;
+            goto fail;
+        }
+        rc = ce_json_parse_batch((const char *)req->body->data, req->body->len, REST_BATCH_MAX,
+                                 &envs, &n, err, sizeof(err));
+        reason = strncmp(err, "bad JSON", 8) == 0 ? "bad_json" : "bad_event";
+        if (rc != 0) {
+            goto fail;
+        }
+    } else if (strcmp(mt, "application/cloudevents+json") == 0) {
+        envs = calloc(1, sizeof(*envs));
+        if (envs == NULL) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        envs[0] = ce_json_parse_event(req->body != NULL ? (const char *)req->body->data : "",
+                                      req->body != NULL ? req->body->len : 0, err, sizeof(err));
+        if (envs[0] == NULL) {
+            reason = strncmp(err, "bad JSON", 8) == 0 ? "bad_json" : "bad_event";
+            rc = -EINVAL;
+            goto fail;
+        }
+        n = 1;
+    } else if (strncmp(mt, "application/cloudevents", 23) == 0) {
+        snprintf(err, sizeof(err), "unsupported CloudEvents format %.60s", mt);
+        reason = "bad_content_type";
+        rc = -EINVAL;
+        goto fail;
+    } else {
+        envs = calloc(1, sizeof(*envs));
+        if (envs == NULL || (envs[0] = sl_env_new()) == NULL) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        n = 1;
+        rc = binary_event(req, envs[0], err, sizeof(err), &reason);
+        if (rc != 0) {
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = complete_event(api, envs[i], topic, subject, key, dest);
+        if (rc != 0) {
+            snprintf(err, sizeof(err), "bad subject or key");
+            reason = "bad_subject";
+            goto fail;
+        }
+    }
+    p = pending_new(api, PENDING_PUBLISH, topic, done, arg);
+    if (p == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    p->batch = batch;
+    rc = sl_gateway_publish(api->gw, &src, envs, n, publish_done, p);
+    if (rc != 0) {
+        pending_unlink(p);
+        pending_free(p);
+        snprintf(err, sizeof(err), "%s", rc == -ENOENT ? "unknown topic" : "cannot publish");
+        reason = rc == -ENOENT ? "unknown_topic" : "bad_subject";
+        goto fail;
+    }
+    ce_json_free_batch(&envs, n);
+    free(subject);
+    free(key);
+    return;
+
+fail:
+    ce_json_free_batch(&envs, n);
+    free(subject);
+    free(key);
+    if (rc == -EINVAL) {
+        reply_error(done, arg, 400, reason, err[0] != '\0' ? err : "invalid request");
+    } else if (rc == -E2BIG) {
+        reply_error(done, arg, 413, "too_many_events", err);
+    } else if (rc == -ENOENT) {
+        reply_error(done, arg, 404, reason, err);
+    } else {
+        reply_errno(done, arg, rc, "publish");
+    }
+}
+
+/* ---------- reads ---------- */
+
+static int record_to_json(void *arg, const char *topic, int32_t partition,
+                          const struct sl_record *rec)
+{
+    struct pending *p = arg;
+    struct sl_env *env = sl_env_from_record(rec, partition);
+    json_t *obj;
+
+    (void)topic;
+    if (env == NULL) {
+        sl_metric_incr("sluice_http_undecodable_records_total",
+                       "records a read could not decode", "");
+        obj = json_pack("{s:s, s:i, s:I}", "error", "undecodable record", "partition",
+                        (int)partition, "offset", (json_int_t)rec->offset);
+    } else {
+        env->partition = partition;
+        env->offset = rec->offset;
+        obj = ce_json_from_env(env);
+        sl_env_unref(&env);
+    }
+    if (obj != NULL) {
+        json_array_append_new(p->out, obj);
+    }
+    p->bytes += (size_t)(rec->value_len > 0 ? rec->value_len : 0) + 64;
+    return json_array_size(p->out) >= p->max || p->bytes >= REST_READ_MAX_BYTES;
+}
+
+static void read_answer(struct pending *p)
+{
+    json_t *out = p->out;
+
+    p->out = NULL;
+    pending_unlink(p);
+    reply_json(p->done, p->arg, 200, out);
+    pending_free(p);
+}
+
+static void read_poll_cursors(struct pending *p)
+{
+    for (size_t i = 0; i < p->n_curs && json_array_size(p->out) < p->max; i++) {
+        int rc = sl_cursor_poll(p->curs[i], p->max - json_array_size(p->out),
+                                REST_READ_MAX_BYTES, record_to_json, p);
+        (void)rc;
+    }
+}
+
+static void read_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pending *p = arg;
+
+    (void)fd;
+    (void)what;
+    read_answer(p);
+}
+
+static void read_wake_cb(struct sl_cursor *cur, void *arg)
+{
+    struct pending *p = arg;
+
+    (void)cur;
+    read_poll_cursors(p);
+    if (json_array_size(p->out) > 0) {
+        /* Answer from the timer callback, not inside the cursor's own callback. */
+        event_active(p->timer, EV_TIMEOUT, 1);
+    }
+}
+
+struct read_spec {
+    int32_t partition;
+    int64_t offset;              /* -1: earliest */
+};
+
+/* Read now; if nothing and wait_ms > 0, park on cursors. Takes specs. */
+static void start_read(struct rest_api *api, const char *topic, struct read_spec *specs,
+                       size_t n, size_t max, int64_t wait_ms, rest_done_fn done, void *arg)
+{
+    struct pending *p = pending_new(api, PENDING_READ, topic, done, arg);
+    int rc = 0;
+
+    if (p == NULL || (p->out = json_array()) == NULL) {
+        if (p != NULL) {
+            pending_unlink(p);
+            pending_free(p);
+        }
+        free(specs);
+        reply_errno(done, arg, -ENOMEM, "read");
+        return;
+    }
+    p->max = max;
+    for (size_t i = 0; i < n && json_array_size(p->out) < max; i++) {
+        int64_t next;
+        rc = sl_log_read(api->gw->log, topic, specs[i].partition,
+                         specs[i].offset < 0 ? 0 : specs[i].offset,
+                         max - json_array_size(p->out), REST_READ_MAX_BYTES, record_to_json, p,
+                         &next);
+        if (rc == -EINVAL) {
+            rc = 0;            /* past the high watermark: nothing yet */
+        }
+        if (rc < 0) {
+            break;
+        }
+    }
+    if (rc < 0) {
+        pending_unlink(p);
+        pending_free(p);
+        free(specs);
+        reply_errno(done, arg, rc, "read");
+        return;
+    }
+    if (json_array_size(p->out) > 0 || wait_ms <= 0) {
+        free(specs);
+        read_answer(p);
+        return;
+    }
+    p->curs = calloc(n, sizeof(*p->curs));
+    p->timer = evtimer_new(api->gw->base, read_timer_cb, p);
+    if (p->curs == NULL || p->timer == NULL) {
+        rc = -ENOMEM;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct sl_start st = {.kind = specs[i].offset < 0 ? SL_START_EARLIEST : SL_START_OFFSET,
+                              .value = specs[i].offset};
+        int err = 0;
+        p->curs[i] = sl_cursor_open(api->gw->log, topic, specs[i].partition, st, read_wake_cb, p,
+                                    &err);
+        if (p->curs[i] == NULL) {
+            rc = err != 0 ? err : -ENOMEM;
+            break;
+        }
+        p->n_curs = i + 1;
+    }
+    free(specs);
+    if (rc != 0) {
+        pending_unlink(p);
+        pending_free(p);
+        reply_errno(done, arg, rc, "read");
+        return;
+    }
+    {
+        struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
+        evtimer_add(p->timer, &tv);
+    }
+}
+
+/* Common read parameters: max and wait_ms. false after answering 400. */
+static bool read_params(struct rest_api *api, const struct rest_req *req, size_t *max,
+                        int64_t *wait_ms, rest_done_fn done, void *arg)
+{
+    int64_t m, w;
+
+    if (query_num(req->query, "max", 1, INT32_MAX, REST_READ_MAX_DEFAULT, &m) < 0) {
+        reply_error(done, arg, 400, "bad_number", "max must be a positive integer");
+        return false;
+    }
+    if (query_num(req->query, "wait_ms", 0, INT64_MAX / 2, 0, &w) < 0) {
+        reply_error(done, arg, 400, "bad_number", "wait_ms must be a non-negative integer");
+        return false;
+    }
+    *max = m > REST_READ_MAX_CAP ? REST_READ_MAX_CAP : (size_t)m;
+    *wait_ms = w > api->max_wait_ms ? api->max_wait_ms : w;
+    return true;
+}
+
+static void handle_partition_read(struct rest_api *api, const struct rest_req *req,
+                                  const char *topic, const char *pstr, rest_done_fn done,
+                                  void *arg)
+{
+    int32_t parts = sl_log_partitions(api->gw->log, topic);
+    struct read_spec *spec;
+    int64_t p, off, wait_ms;
+    size_t max;
+
+    if (parts < 0) {
+        reply_error(done, arg, 404, "unknown_topic", "unknown topic");
+        return;
+    }
+    if (!parse_i64(pstr, 0, INT32_MAX, &p)) {
+        reply_error(done, arg, 400, "bad_number", "partition must be a non-negative integer");
+        return;
+    }
+    if (p >= parts) {
+        reply_error(done, arg, 404, "unknown_partition", "unknown partition");
+        return;
+    }
+    if (query_num(req->query, "offset", 0, INT64_MAX, 0, &off) < 0) {
+        reply_error(done, arg, 400, "bad_number", "offset must be a non-negative integer");
+        return;
+    }
+    if (!read_params(api, req, &max, &wait_ms, done, arg)) {
+        return;
+    }
+    spec = malloc(sizeof(*spec));
+    if (spec == NULL) {
+        reply_errno(done, arg, -ENOMEM, "read");
+        return;
+    }
+    spec->partition = (int32_t)p;
+    spec->offset = off;
+    start_read(api, topic, spec, 1, max, wait_ms, done, arg);
+}
+
+static bool group_valid(const char *g)
+{
+    return g[0] != '\0' && sl_log_topic_name_valid(g);
+}
+
+static void handle_group_read(struct rest_api *api, const struct rest_req *req,
+                              const char *topic, rest_done_fn done, void *arg)
+{
+    int32_t parts = sl_log_partitions(api->gw->log, topic);
+    char group[256];
+    struct read_spec *specs;
+    int64_t wait_ms;
+    size_t max;
+
+    if (query_get(req->query, "group", group, sizeof(group)) != 1 || !group_valid(group)) {
+        reply_error(done, arg, 400, "bad_group", "group= is required: [a-zA-Z0-9._-]{1,249}");
+        return;
+    }
+    if (parts < 0) {
+        reply_error(done, arg, 404, "unknown_topic", "unknown topic");
+        return;
+    }
+    if (!read_params(api, req, &max, &wait_ms, done, arg)) {
+        return;
+    }
+    specs = calloc((size_t)parts, sizeof(*specs));
+    if (specs == NULL) {
+        reply_errno(done, arg, -ENOMEM, "read");
+        return;
+    }
+    for (int32_t i = 0; i < parts; i++) {
+        specs[i].partition = i;
+        specs[i].offset = sl_group_committed(api->gw->log, group, topic, i);
+    }
+    start_read(api, topic, specs, (size_t)parts, max, wait_ms, done, arg);
+}
+
+static void handle_commit(struct rest_api *api, const struct rest_req *req, const char *topic,
+                          rest_done_fn done, void *arg)
+{
+    int32_t parts = sl_log_partitions(api->gw->log, topic);
+    char group[256];
+    json_t *root, *offs, *item;
+    size_t i;
+    int rc = 0;
+
+    if (query_get(req->query, "group", group, sizeof(group)) != 1 || !group_valid(group)) {
+        reply_error(done, arg, 400, "bad_group", "group= is required: [a-zA-Z0-9._-]{1,249}");
+        return;
+    }
+    if (parts < 0) {
+        reply_error(done, arg, 404, "unknown_topic", "unknown topic");
+        return;
+    }
+    root = req->body != NULL ? json_loadb((const char *)req->body->data, req->body->len, 0, NULL)
+                             : NULL;
+    offs = json_object_get(root, "offsets");
+    if (root == NULL || !json_is_array(offs) || json_array_size(offs) == 0) {
+        json_decref(root);
+        reply_error(done, arg, 400, "bad_json",
+                    "want {\"offsets\":[{\"partition\":P,\"offset\":N}, ...]}");
+        return;
+    }
+    json_array_foreach(offs, i, item) {
+        json_t *jp = json_object_get(item, "partition");
+        json_t *jo = json_object_get(item, "offset");
+        if (!json_is_integer(jp) || !json_is_integer(jo) || json_integer_value(jo) < 0) {
+            json_decref(root);
+            reply_error(done, arg, 400, "bad_json", "partition and offset must be integers >= 0");
+            return;
+        }
+        if (json_integer_value(jp) < 0 || json_integer_value(jp) >= parts) {
+            json_decref(root);
+            reply_error(done, arg, 404, "unknown_partition", "unknown partition");
+            return;
+        }
+    }
+    json_array_foreach(offs, i, item) {
+        rc = sl_group_commit(api->gw->log, group, topic,
+                             (int32_t)json_integer_value(json_object_get(item, "partition")),
+                             json_integer_value(json_object_get(item, "offset")));
+        if (rc != 0) {
+            break;
+        }
+    }
+    if (rc != 0) {
+        json_decref(root);
+        reply_errno(done, arg, rc, "commit");
+        return;
+    }
+    reply_json(done, arg, 200, json_pack("{s:s, s:s, s:o}", "topic", topic, "group", group,
+                                         "offsets", json_incref(offs)));
+    json_decref(root);
+}
+
+/* ---------- topics, health, metrics ---------- */
+
+static const char *flush_name(enum sl_flush f)
+{
+    switch (f) {
+    case SL_FLUSH_ALWAYS:
+        return "always";
+    case SL_FLUSH_INTERVAL:
+        return "interval";
+    default:
+        return "os";
+    }
+}
+
+static int list_topic_fn(void *arg, const char *topic, const struct sl_topic_config *cfg,
+                         const struct sl_partition_info *parts, int32_t n_parts)
+{
+    json_t *hw = json_array();
+
+    (void)cfg;
+    for (int32_t i = 0; hw != NULL && i < n_parts; i++) {
+        json_array_append_new(hw, json_integer(parts[i].high_watermark));
+    }
+    json_array_append_new(arg, json_pack("{s:s, s:i, s:o}", "name", topic, "partitions",
+                                         (int)n_parts, "high_watermarks", hw));
+    return 0;
+}
+
+static int describe_fn(void *arg, const char *topic, const struct sl_topic_config *cfg,
+                       const struct sl_partition_info *parts, int32_t n_parts)
+{
+    json_t **out = arg;
+    json_t *arr = json_array();
+
+    for (int32_t i = 0; arr != NULL && i < n_parts; i++) {
+        json_array_append_new(arr, json_pack("{s:i, s:I, s:I, s:I, s:I}", "partition",
+                                             (int)parts[i].partition, "log_start_offset",
+                                             (json_int_t)parts[i].log_start_offset,
+                                             "high_watermark", (json_int_t)parts[i].high_watermark,
+                                             "bytes", (json_int_t)parts[i].bytes, "segments",
+                                             (json_int_t)parts[i].segments));
+    }
+    *out = json_pack("{s:s, s:o, s:{s:i, s:I, s:I, s:I, s:I, s:s, s:I}}", "name", topic,
+                     "partitions", arr, "config", "partitions", (int)cfg->partitions,
+                     "segment_bytes", (json_int_t)cfg->segment_bytes, "segment_ms",
+                     (json_int_t)cfg->segment_ms, "retention_bytes",
+                     (json_int_t)cfg->retention_bytes, "retention_ms",
+                     (json_int_t)cfg->retention_ms, "flush", flush_name(cfg->flush),
+                     "flush_interval_ms", (json_int_t)cfg->flush_interval_ms);
+    return 1;
+}
+
+static void handle_metrics(rest_done_fn done, void *arg)
+{
+    struct evbuffer *eb = evbuffer_new();
+    struct rest_resp resp;
+
+    memset(&resp, 0, sizeof(resp));
+    if (eb == NULL) {
+        reply_errno(done, arg, -ENOMEM, "metrics");
+        return;
+    }
+    sl_metrics_render(eb);
+    resp.body_len = evbuffer_get_length(eb);
+    resp.body = malloc(resp.body_len + 1);
+    if (resp.body == NULL) {
+        evbuffer_free(eb);
+        reply_errno(done, arg, -ENOMEM, "metrics");
+        return;
+    }
+    evbuffer_remove(eb, resp.body, resp.body_len);
+    resp.body[resp.body_len] = '\0';
+    evbuffer_free(eb);
+    resp.status = 200;
+    resp.content_type = CT_PROM;
+    finish(done, arg, &resp);
+}
+
+/* ---------- static files ---------- */
+
+static const char *content_type_for(const char *path)
+{
+    static const struct {
+        const char *ext;
+        const char *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},   {".json", "application/json"},
+        {".svg", "image/svg+xml"},             {".png", "image/png"},
+        {".ico", "image/x-icon"},              {".txt", "text/plain; charset=utf-8"},
+    };
+    const char *dot = strrchr(path, '.');
+
+    for (size_t i = 0; dot != NULL && i < sizeof(types) / sizeof(types[0]); i++) {
+        if (strcasecmp(dot, types[i].ext) == 0) {
+            return types[i].type;
+        }
+    }
+    return "application/octet-stream";
+}
+
+/* Only plain names: no "..", no dot-files, no '%', '\\' or empty segments. */
+static bool static_path_ok(const char *path)
+{
+    const char *seg = path + 1;
+
+    if (strlen(path) > 512 || strpbrk(path, "%\\") != NULL) {
+        return false;
+    }
+    while (*seg != '\0') {
+        size_t n = strcspn(seg, "/");
+        if (n == 0 || seg[0] == '.') {
+            return false;
+        }
+        seg += n;
+        if (*seg == '/') {
+            seg++;
+        }
+    }
+    return true;
+}
+
+static void handle_static(struct rest_api *api, const char *path, bool head, rest_done_fn done,
+                          void *arg)
+{
+    char full[PATH_MAX];
+    struct stat st;
+    struct rest_resp resp;
+    int fd;
+
+    if (api->web_root == NULL || !static_path_ok(path)) {
+        reply_error(done, arg, 404, "not_found", "not found");
+        return;
+    }
+    if (strcmp(path, "/") == 0) {
+        path = "/index.html";
+    }
+    if ((size_t)snprintf(full, sizeof(full), "%s%s", api->web_root, path) >= sizeof(full)) {
+        reply_error(done, arg, 404, "not_found", "not found");
+        return;
+    }
+    fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size > REST_STATIC_MAX) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        reply_error(done, arg, 404, "not_found", "not found");
+        return;
+    }
+    memset(&resp, 0, sizeof(resp));
+    resp.body = malloc((size_t)st.st_size + 1);
+    if (resp.body == NULL) {
+        close(fd);
+        reply_errno(done, arg, -ENOMEM, "static");
+        return;
+    }
+    while (resp.body_len < (size_t)st.st_size) {
+        ssize_t r = read(fd, resp.body + resp.body_len, (size_t)st.st_size - resp.body_len);
+        if (r <= 0) {
+            break;
+        }
+        resp.body_len += (size_t)r;
+    }
+    close(fd);
+    if (head) {
+        resp.body_len = 0;
+    }
+    resp.status = 200;
+    resp.content_type = content_type_for(full);
+    resp.n_extra = 1;
+    resp.extra[0].name = "cache-control:";
+    snprintf(resp.extra[0].value, sizeof(resp.extra[0].value), "no-cache");
+    finish(done, arg, &resp);
+}
+
+/* ---------- routing ---------- */
+
+static void method_not_allowed(rest_done_fn done, void *arg, const char *allow)
+{
+    struct rest_resp resp;
+
+    rest_api_error(&resp, 405, "method_not_allowed", "method not allowed");
+    resp.n_extra = 1;
+    resp.extra[0].name = "allow:";
+    snprintf(resp.extra[0].value, sizeof(resp.extra[0].value), "%s", allow);
+    finish(done, arg, &resp);
+}
+
+/* Split "/topics/..." into at most 5 segments. Returns the count, or -1 if too many. */
+static int split_path(const char *path, char segs[5][256])
+{
+    int n = 0;
+    const char *p = path;
+
+    while (*p == '/') {
+        size_t len;
+        p++;
+        len = strcspn(p, "/");
+        if (len == 0 && *p == '\0') {
+            break;             /* trailing slash */
+        }
+        if (n == 5 || len >= 256) {
+            return -1;
+        }
+        memcpy(segs[n], p, len);
+        segs[n][len] = '\0';
+        n++;
+        p += len;
+    }
+    return *p == '\0' ? n : -1;
+}
+
+static void handle_topics(struct rest_api *api, const struct rest_req *req, char segs[5][256],
+                          int n, rest_done_fn done, void *arg)
+{
+    bool get = strcmp(req->method, "GET") == 0;
+    bool post = strcmp(req->method, "POST") == 0;
+    const char *topic = segs[1];
+
+    if (n == 1) {
+        json_t *arr;
+        if (!get) {
+            method_not_allowed(done, arg, "GET");
+            return;
+        }
+        arr = json_array();
+        sl_log_foreach_topic(api->gw->log, list_topic_fn, arr);
+        reply_json(done, arg, 200, json_pack("{s:o}", "topics", arr));
+        return;
+    }
+    if (!sl_log_topic_name_valid(topic)) {
+        reply_error(done, arg, 400, "bad_topic", "bad topic name: [a-zA-Z0-9._-]{1,249}");
+        return;
+    }
+    if (n == 2) {
+        json_t *obj = NULL;
+        if (post) {
+            handle_publish(api, req, topic, done, arg);
+        } else if (get) {
+            if (sl_log_describe(api->gw->log, topic, describe_fn, &obj) < 0) {
+                json_decref(obj);
+                reply_error(done, arg, 404, "unknown_topic", "unknown topic");
+            } else {
+                reply_json(done, arg, 200, obj);
+            }
+        } else {
+            method_not_allowed(done, arg, "GET, POST");
+        }
+    } else if (n == 3 && strcmp(segs[2], "records") == 0) {
+        if (get) {
+            handle_group_read(api, req, topic, done, arg);
+        } else {
+            method_not_allowed(done, arg, "GET");
+        }
+    } else if (n == 3 && strcmp(segs[2], "offsets") == 0) {
+        if (post) {
+            handle_commit(api, req, topic, done, arg);
+        } else {
+            method_not_allowed(done, arg, "POST");
+        }
+    } else if (n == 5 && strcmp(segs[2], "partitions") == 0 && strcmp(segs[4], "records") == 0) {
+        if (get) {
+            handle_partition_read(api, req, topic, segs[3], done, arg);
+        } else {
+            method_not_allowed(done, arg, "GET");
+        }
+    } else {
+        reply_error(done, arg, 404, "not_found", "no such endpoint");
+    }
+}
+
+void rest_api_handle(struct rest_api *api, const struct rest_req *req, rest_done_fn done,
+                     void *arg)
+{
+    char segs[5][256];
+    bool get = strcmp(req->method, "GET") == 0;
+    bool head = strcmp(req->method, "HEAD") == 0;
+    int n;
+
+    if (req->path == NULL || req->path[0] != '/') {
+        reply_error(done, arg, 400, "bad_path", "bad request path");
+        return;
+    }
+    if (strcmp(req->path, "/healthz") == 0) {
+        if (get) {
+            reply_json(done, arg, 200, json_pack("{s:s}", "status", "ok"));
+        } else {
+            method_not_allowed(done, arg, "GET");
+        }
+        return;
+    }
+    if (strcmp(req->path, "/metrics") == 0) {
+        if (get) {
+            handle_metrics(done, arg);
+        } else {
+            method_not_allowed(done, arg, "GET");
+        }
+        return;
+    }
+    if (strcmp(req->path, "/topics") == 0 || strncmp(req->path, "/topics/", 8) == 0) {
+        n = split_path(req->path, segs);
+        if (n < 1) {
+            reply_error(done, arg, 404, "not_found", "no such endpoint");
+            return;
+        }
+        handle_topics(api, req, segs, n, done, arg);
+        return;
+    }
+    if (get || head) {
+        handle_static(api, req->path, head, done, arg);
+        return;
+    }
+    reply_error(done, arg, 404, "not_found", "no such endpoint");
+}
+
+/* ---------- lifetime ---------- */
+
+struct rest_api *rest_api_new(struct sl_gateway *gw, const struct rest_api_opts *opts)
+{
+    struct rest_api *api = calloc(1, sizeof(*api));
+
+    if (api == NULL) {
+        return NULL;
+    }
+    api->gw = gw;
+    api->listener = strdup(opts->listener != NULL ? opts->listener : "http");
+    api->max_body = opts->max_body > 0 ? opts->max_body : REST_DEFAULT_MAX_BODY;
+    api->max_wait_ms = opts->max_wait_ms > 0 ? opts->max_wait_ms : REST_DEFAULT_MAX_WAIT;
+    if (opts->web_root != NULL) {
+        api->web_root = strdup(opts->web_root);
+    }
+    if (api->listener == NULL || (opts->web_root != NULL && api->web_root == NULL)) {
+        free(api->listener);
+        free(api->web_root);
+        free(api);
+        return NULL;
+    }
+    return api;
+}
+
+void rest_api_free(struct rest_api **apip)
+{
+    struct rest_api *api = apip != NULL ? *apip : NULL;
+
+    if (api == NULL) {
+        return;
+    }
+    while (api->pending != NULL) {
+        struct pending *p = api->pending;
+        if (p->kind == PENDING_READ) {
+            read_answer(p);    /* unlinks and frees p */
+        } else {
+            pending_unlink(p);
+            p->api = NULL;     /* publish_done frees it when the log answers */
+            reply_error(p->done, p->arg, 503, "shutting_down", "shutting down");
+        }
+    }
+    free(api->listener);
+    free(api->web_root);
+    free(api);
+    *apip = NULL;
+}

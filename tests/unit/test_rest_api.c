@@ -1,0 +1,524 @@
+/* The REST handlers (adapters/rest/rest_api.c) on a real log and event loop, no sockets. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "adapters/rest/rest_api.h"
+#include "gateway/gateway.h"
+#include "gateway/log/log.h"
+#include "gateway/metrics.h"
+#include "routing/route.h"
+
+struct fixture {
+    char dir[64];
+    char web[96];
+    struct sl_gateway gw;
+    struct sl_config *cfg;
+    struct rest_api *api;
+};
+
+struct result {
+    int calls;
+    int status;
+    char ctype[64];
+    char *body;
+    json_t *json;
+    char extra[128];
+};
+
+static void on_done(void *arg, struct rest_resp *resp)
+{
+    struct result *r = arg;
+
+    r->calls++;
+    r->status = resp->status;
+    snprintf(r->ctype, sizeof(r->ctype), "%s", resp->content_type);
+    free(r->body);
+    r->body = strndup(resp->body != NULL ? resp->body : "", resp->body_len);
+    json_decref(r->json);
+    r->json = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY, NULL);
+    r->extra[0] = '\0';
+    if (resp->n_extra > 0) {
+        snprintf(r->extra, sizeof(r->extra), "%s %s", resp->extra[0].name, resp->extra[0].value);
+    }
+}
+
+static void result_clear(struct result *r)
+{
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct sl_log_options lo;
+    struct rest_api_opts opts = {.listener = "http", .max_body = 4096, .max_wait_ms = 2000};
+    char *err = NULL;
+    FILE *fp;
+
+    strcpy(f->dir, "/tmp/sl_rest_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->web, sizeof(f->web), "%s/web", f->dir);
+    assert_int_equal(mkdir(f->web, 0700), 0);
+    fp = fopen(strcat(strcpy((char[128]){0}, f->web), "/index.html"), "w");
+    assert_non_null(fp);
+    fputs("<html>hello</html>", fp);
+    fclose(fp);
+    evthread_use_pthreads();
+    f->gw.base = event_base_new();
+    f->cfg = sl_config_defaults();
+    assert_non_null(f->cfg);
+    free(f->cfg->data_dir);
+    f->cfg->data_dir = strdup(f->dir);
+    f->cfg->topic_defaults.partitions = 2;
+    f->gw.cfg = f->cfg;
+    sl_gateway_log_options(f->cfg, &lo);
+    f->gw.log = sl_log_open(f->gw.base, &lo, &err);
+    assert_non_null(f->gw.log);
+    f->gw.routes = rt_table_new();
+    opts.web_root = f->web;
+    f->api = rest_api_new(&f->gw, &opts);
+    assert_non_null(f->api);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    rest_api_free(&f->api);
+    assert_null(f->api);
+    sl_log_close(&f->gw.log);
+    rt_table_free(&f->gw.routes);
+    sl_config_free(&f->cfg);
+    event_base_free(f->gw.base);
+    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void run_until(struct fixture *f, struct result *r, int max_ms)
+{
+    for (int i = 0; i < max_ms && r->calls == 0; i++) {
+        event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        if (r->calls == 0) {
+            usleep(1000);
+        }
+    }
+}
+
+/* Issue a request; headers as "name", "value" pairs ending with NULL. */
+static void request(struct fixture *f, struct result *r, const char *method, const char *path,
+                    const char *query, const char *body, ...)
+{
+    struct rest_hdr hdrs[8];
+    struct rest_req req = {.method = method, .path = path, .query = query, .headers = hdrs};
+    va_list ap;
+    const char *name;
+
+    result_clear(r);
+    va_start(ap, body);
+    while ((name = va_arg(ap, const char *)) != NULL && req.n_headers < 8) {
+        hdrs[req.n_headers].name = (char *)name;
+        hdrs[req.n_headers].value = va_arg(ap, char *);
+        req.n_headers++;
+    }
+    va_end(ap);
+    req.body = body != NULL ? sl_buf_new(body, strlen(body)) : NULL;
+    rest_api_handle(f->api, &req, on_done, r);
+    sl_buf_unref(&req.body);
+    run_until(f, r, 2000);
+    assert_int_equal(r->calls, 1);
+}
+
+static void assert_error(struct result *r, int status)
+{
+    if (r->status != status) {
+        fail_msg("want %d, got %d: %s", status, r->status, r->body);
+    }
+    assert_string_equal(r->ctype, "application/json");
+    assert_non_null(r->json);
+    assert_int_equal(json_integer_value(json_object_get(r->json, "code")), status);
+    assert_true(json_is_string(json_object_get(r->json, "error")));
+}
+
+static int64_t counter(const char *name, const char *labels)
+{
+    return sl_metric_value(sl_metric_counter(name, "", labels));
+}
+
+static void test_health_metrics_static(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+
+    request(f, &r, "GET", "/healthz", NULL, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "status")), "ok");
+    request(f, &r, "GET", "/metrics", NULL, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.ctype, "text/plain; version=0.0.4");
+    assert_non_null(strstr(r.body, "sluice_http_requests_total{code=\"200\"}"));
+    request(f, &r, "GET", "/", NULL, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.ctype, "text/html; charset=utf-8");
+    assert_string_equal(r.body, "<html>hello</html>");
+    request(f, &r, "GET", "/../web/index.html", NULL, NULL, NULL);
+    assert_error(&r, 404);
+    request(f, &r, "GET", "/.hidden", NULL, NULL, NULL);
+    assert_error(&r, 404);
+    request(f, &r, "GET", "/missing.js", NULL, NULL, NULL);
+    assert_error(&r, 404);
+    request(f, &r, "POST", "/healthz", NULL, NULL, NULL);
+    assert_error(&r, 405);
+    assert_string_equal(r.extra, "allow: GET");
+    request(f, &r, "PUT", "/whatever", NULL, NULL, NULL);
+    assert_error(&r, 404);
+    result_clear(&r);
+}
+
+static void test_publish_binary_and_read(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    json_t *ev;
+    int64_t part;
+    char path[64];
+
+    request(f, &r, "POST", "/topics/orders", "key=k%201&subject=orders%2Feu", "payload",
+            "content-type", "text/plain", "ce-id", "id-1", "ce-source", "%2Fdev%2F1", "ce-type",
+            "com.example", "ce-myext", "v", "x-trace", "t1", NULL);
+    if (r.status != 201) {
+        fail_msg("publish: %d %s", r.status, r.body);
+    }
+    assert_string_equal(json_string_value(json_object_get(r.json, "topic")), "orders");
+    assert_int_equal(json_integer_value(json_object_get(r.json, "offset")), 0);
+    part = json_integer_value(json_object_get(r.json, "partition"));
+    assert_true(part == 0 || part == 1);
+
+    snprintf(path, sizeof(path), "/topics/orders/partitions/%d/records", (int)part);
+    request(f, &r, "GET", path, "offset=0&max=10", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_array(r.json));
+    assert_int_equal(json_array_size(r.json), 1);
+    ev = json_array_get(r.json, 0);
+    assert_string_equal(json_string_value(json_object_get(ev, "id")), "id-1");
+    assert_string_equal(json_string_value(json_object_get(ev, "source")), "/dev/1");
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "com.example");
+    assert_string_equal(json_string_value(json_object_get(ev, "subject")), "orders/eu");
+    assert_string_equal(json_string_value(json_object_get(ev, "myext")), "v");
+    assert_string_equal(json_string_value(json_object_get(ev, "partitionkey")), "k 1");
+    assert_string_equal(json_string_value(json_object_get(ev, "data")), "payload");
+    assert_int_equal(json_integer_value(json_object_get(ev, "offset")), 0);
+    assert_int_equal(json_integer_value(json_object_get(ev, "partition")), part);
+
+    /* The same key lands on the same partition. */
+    request(f, &r, "POST", "/topics/orders", "key=k%201", "second", NULL);
+    assert_int_equal(r.status, 201);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "partition")), part);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "offset")), 1);
+
+    /* Past the end: [] at once without wait_ms. */
+    request(f, &r, "GET", path, "offset=100", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 0);
+
+    request(f, &r, "GET", "/topics", NULL, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    ev = json_array_get(json_object_get(r.json, "topics"), 0);
+    assert_string_equal(json_string_value(json_object_get(ev, "name")), "orders");
+    assert_int_equal(json_integer_value(json_object_get(ev, "partitions")), 2);
+
+    request(f, &r, "GET", "/topics/orders", NULL, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    ev = json_array_get(json_object_get(r.json, "partitions"), (size_t)part);
+    assert_int_equal(json_integer_value(json_object_get(ev, "high_watermark")), 2);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "config"),
+                                                          "flush")),
+                        "always");
+    result_clear(&r);
+}
+
+static void test_publish_structured_and_batch(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    json_t *offs, *ev;
+
+    request(f, &r, "POST", "/topics/evt", NULL,
+            "{\"specversion\":\"1.0\",\"id\":\"s1\",\"partitionkey\":\"pk\",\"data\":{\"x\":1}}",
+            "content-type", "application/cloudevents+json; charset=utf-8", NULL);
+    if (r.status != 201) {
+        fail_msg("structured: %d %s", r.status, r.body);
+    }
+    request(f, &r, "POST", "/topics/evt", "key=bk",
+            "[{\"specversion\":\"1.0\",\"data\":\"a\",\"datacontenttype\":\"text/plain\"},"
+            "{\"specversion\":\"1.0\",\"data\":2},{\"specversion\":\"1.0\",\"data_base64\":\"AP8=\"}]",
+            "content-type", "application/cloudevents-batch+json", NULL);
+    if (r.status != 201) {
+        fail_msg("batch: %d %s", r.status, r.body);
+    }
+    assert_int_equal(json_integer_value(json_object_get(r.json, "count")), 3);
+    offs = json_object_get(r.json, "offsets");
+    assert_int_equal(json_array_size(offs), 3);
+    /* one key: one partition, consecutive offsets */
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(offs, 1), "offset")),
+                     json_integer_value(json_object_get(json_array_get(offs, 0), "offset")) + 1);
+    {
+        char path[64];
+        int p = (int)json_integer_value(json_object_get(json_array_get(offs, 0), "partition"));
+        int64_t o = json_integer_value(json_object_get(json_array_get(offs, 0), "offset"));
+        char q[64];
+        snprintf(path, sizeof(path), "/topics/evt/partitions/%d/records", p);
+        snprintf(q, sizeof(q), "offset=%lld", (long long)o);
+        request(f, &r, "GET", path, q, NULL, NULL);
+    }
+    assert_int_equal(json_array_size(r.json), 3);
+    ev = json_array_get(r.json, 0);
+    assert_string_equal(json_string_value(json_object_get(ev, "data")), "a");
+    assert_string_equal(json_string_value(json_object_get(ev, "partitionkey")), "bk");
+    ev = json_array_get(r.json, 1);
+    assert_int_equal(json_integer_value(json_object_get(ev, "data")), 2);
+    ev = json_array_get(r.json, 2);
+    assert_string_equal(json_string_value(json_object_get(ev, "data_base64")), "AP8=");
+    result_clear(&r);
+}
+
+static double now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return tv.tv_sec * 1000.0 + tv.tv_usec / 1000.0;
+}
+
+static void test_long_poll(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0}, poll = {0};
+    struct sl_topic_config tc;
+    struct rest_req req = {.method = "GET", .path = "/topics/lp/partitions/0/records",
+                           .query = "offset=0&wait_ms=1500"};
+    double t0;
+
+    sl_topic_config_defaults(&tc);
+    tc.partitions = 1;
+    assert_int_equal(sl_log_topic_configure(f->gw.log, "lp", &tc), 0);
+
+    /* Timeout: [] after about wait_ms (capped at max_wait_ms = 2000). */
+    t0 = now_ms();
+    request(f, &r, "GET", "/topics/lp/partitions/0/records", "offset=0&wait_ms=60", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 0);
+    assert_true(now_ms() - t0 >= 50);
+
+    /* Woken by a later publish. */
+    rest_api_handle(f->api, &req, on_done, &poll);
+    for (int i = 0; i < 20; i++) {
+        event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    assert_int_equal(poll.calls, 0);
+    t0 = now_ms();
+    request(f, &r, "POST", "/topics/lp", NULL, "wake", NULL);
+    assert_int_equal(r.status, 201);
+    run_until(f, &poll, 1000);
+    assert_int_equal(poll.calls, 1);
+    assert_true(now_ms() - t0 < 1000);
+    assert_int_equal(poll.status, 200);
+    assert_int_equal(json_array_size(poll.json), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(poll.json, 0), "data")),
+                        "wake");
+
+    /* A wait still pending at shutdown is answered by rest_api_free. */
+    result_clear(&poll);
+    req.query = "offset=1&wait_ms=2000";
+    rest_api_handle(f->api, &req, on_done, &poll);
+    event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    assert_int_equal(poll.calls, 0);
+    rest_api_free(&f->api);
+    assert_int_equal(poll.calls, 1);
+    assert_int_equal(json_array_size(poll.json), 0);
+    result_clear(&poll);
+    result_clear(&r);
+}
+
+static void test_group_read_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    struct sl_topic_config tc;
+
+    sl_topic_config_defaults(&tc);
+    tc.partitions = 1;
+    assert_int_equal(sl_log_topic_configure(f->gw.log, "g", &tc), 0);
+    for (int i = 0; i < 3; i++) {
+        char body[16];
+        snprintf(body, sizeof(body), "m%d", i);
+        request(f, &r, "POST", "/topics/g", NULL, body, NULL);
+        assert_int_equal(r.status, 201);
+    }
+    request(f, &r, "GET", "/topics/g/records", "group=app&max=2", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(r.json, 1), "offset")), 1);
+    /* no auto-commit: the same again */
+    request(f, &r, "GET", "/topics/g/records", "group=app&max=2", NULL, NULL);
+    assert_int_equal(json_array_size(r.json), 2);
+    request(f, &r, "POST", "/topics/g/offsets", "group=app",
+            "{\"offsets\":[{\"partition\":0,\"offset\":2}]}", NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(sl_group_committed(f->gw.log, "app", "g", 0), 2);
+    request(f, &r, "GET", "/topics/g/records", "group=app", NULL, NULL);
+    assert_int_equal(json_array_size(r.json), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r.json, 0), "data")),
+                        "m2");
+    /* caught up, with a short wait: [] */
+    request(f, &r, "GET", "/topics/g/records", "group=app&wait_ms=20&max=5", NULL, NULL);
+    request(f, &r, "POST", "/topics/g/offsets", "group=app",
+            "{\"offsets\":[{\"partition\":0,\"offset\":3}]}", NULL);
+    request(f, &r, "GET", "/topics/g/records", "group=app&wait_ms=20", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 0);
+    result_clear(&r);
+}
+
+static void test_errors(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    char big[5000];
+    int64_t bad_json = counter("sluice_http_invalid_requests_total", "reason=\"bad_json\"");
+
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    request(f, &r, "POST", "/topics/ok", NULL, "x", NULL);
+    assert_int_equal(r.status, 201);
+
+    request(f, &r, "POST", "/topics/bad%20name", NULL, "x", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "GET", "/topics/nope", NULL, NULL, NULL);
+    assert_error(&r, 404);
+    request(f, &r, "GET", "/topics/nope/partitions/0/records", NULL, NULL, NULL);
+    assert_error(&r, 404);
+    request(f, &r, "GET", "/topics/ok/partitions/9/records", NULL, NULL, NULL);
+    assert_error(&r, 404);
+    request(f, &r, "GET", "/topics/ok/partitions/x/records", NULL, NULL, NULL);
+    assert_error(&r, 400);
+    request(f, &r, "GET", "/topics/ok/partitions/0/records", "offset=-1", NULL, NULL);
+    assert_error(&r, 400);
+    request(f, &r, "GET", "/topics/ok/partitions/0/records", "offset=1x", NULL, NULL);
+    assert_error(&r, 400);
+    request(f, &r, "GET", "/topics/ok/partitions/0/records", "max=0", NULL, NULL);
+    assert_error(&r, 400);
+    request(f, &r, "GET", "/topics/ok/partitions/0/records", "wait_ms=soon", NULL, NULL);
+    assert_error(&r, 400);
+    request(f, &r, "GET", "/topics/ok/partitions/0/other", NULL, NULL, NULL);
+    assert_error(&r, 404);
+    request(f, &r, "DELETE", "/topics/ok", NULL, NULL, NULL);
+    assert_error(&r, 405);
+    request(f, &r, "POST", "/topics/ok", NULL, "{bad", "content-type",
+            "application/cloudevents+json", NULL);
+    assert_error(&r, 400);
+    assert_int_equal(counter("sluice_http_invalid_requests_total", "reason=\"bad_json\""),
+                     bad_json + 1);
+    request(f, &r, "POST", "/topics/ok", NULL, "{\"specversion\":\"2.0\"}", "content-type",
+            "application/cloudevents+json", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok", NULL, "{\"specversion\":\"1.0\"}", "content-type",
+            "application/cloudevents-batch+json", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok", NULL, "[]", "content-type",
+            "application/cloudevents-batch+json", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok", NULL, "x", "content-type",
+            "application/cloudevents-bundle+json", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok", NULL, "x", "ce-time", "not-a-time", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok", NULL, "x", "ce-specversion", "0.3", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok", NULL, "x", "ce-id", "bad%zz", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok", "key=%zz", "x", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok", "partition=1", "x", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok", NULL, big, NULL);
+    assert_error(&r, 413);
+    request(f, &r, "GET", "/topics/ok/records", NULL, NULL, NULL);
+    assert_error(&r, 400);
+    request(f, &r, "GET", "/topics/ok/records", "group=bad%20group", NULL, NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok/offsets", "group=g", "{}", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok/offsets", "group=g",
+            "{\"offsets\":[{\"partition\":0,\"offset\":-4}]}", NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok/offsets", "group=g",
+            "{\"offsets\":[{\"partition\":7,\"offset\":1}]}", NULL);
+    assert_error(&r, 404);
+    request(f, &r, "POST", "/topics/nope/offsets", "group=g",
+            "{\"offsets\":[{\"partition\":0,\"offset\":1}]}", NULL);
+    assert_error(&r, 404);
+    request(f, &r, "GET", "/topics/ok/offsets", "group=g", NULL, NULL);
+    assert_error(&r, 405);
+    request(f, &r, "GET", "/topics/a/b/c/d/e/f", NULL, NULL, NULL);
+    assert_error(&r, 404);
+    request(f, &r, "GET", "relative", NULL, NULL, NULL);
+    assert_error(&r, 400);
+    assert_true(counter("sluice_http_requests_total", "code=\"400\"") >= 20);
+    result_clear(&r);
+}
+
+static void test_pct_decode(void **state)
+{
+    char out[32];
+
+    (void)state;
+    assert_int_equal(rest_pct_decode("a%2Fb+c", 7, out, 1), 5);
+    assert_string_equal(out, "a/b c");
+    assert_int_equal(rest_pct_decode("a+b", 3, out, 0), 3);
+    assert_string_equal(out, "a+b");
+    assert_int_equal(rest_pct_decode("%4", 2, out, 0), -1);
+    assert_int_equal(rest_pct_decode("%00", 3, out, 0), -1);
+    assert_int_equal(rest_pct_decode("%g1", 3, out, 0), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_health_metrics_static, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_binary_and_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_structured_and_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_read_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test(test_pct_decode),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
