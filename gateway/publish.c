@@ -223,6 +223,9 @@ int sl_gateway_publish(struct sl_gateway *gw, const struct sl_pub_source *src,
         }
         if (d.rule != NULL) {
             for (size_t s = 0; s < d.rule->n_set; s++) {
+                if (d.rule->set[s].value == NULL) {
+                    continue;       /* removal is not supported yet: keep the header */
+                }
                 if (sl_env_add_header(env, d.rule->set[s].name, d.rule->set[s].value,
                                       (int32_t)strlen(d.rule->set[s].value)) != 0) {
                     rc = -ENOMEM;
