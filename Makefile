@@ -51,12 +51,13 @@ all: $(BUILD)/sluice
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@
-	ar rcs $@ $^
+	@rm -f $@
+	@ar rcs $@ $^
 
 $(BUILD)/sluice: $(BUILD)/obj/gateway/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -74,7 +75,8 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 $(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -O1 -g -D_GNU_SOURCE -DSL_FUZZING -pthread -I. $(PKG_CFLAGS) $(FUZZ_FLAGS) \
+	@echo "  CLANG   $<"
+	@clang -std=gnu11 -O1 -g -D_GNU_SOURCE -DSL_FUZZING -pthread -I. $(PKG_CFLAGS) $(FUZZ_FLAGS) \
 	    -MMD -MP -c $< -o $@
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
 	@mkdir -p $(dir $@)
