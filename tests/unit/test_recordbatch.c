@@ -394,6 +394,58 @@ static void test_empty_batch(void **state)
     sl_rb_builder_free(&b);
 }
 
+/* Encoded by kafka-python 2.0.2's DefaultRecordBatchBuilder (an independent encoder):
+ * 3 records, ts 1700000000000/+5/+2, keys "k1"/null/"k3", values "value-one"/"value-two"/
+ * null, headers [ce_type=order, nullh=null], [], [a="", b="x"*20]. */
+static const uint8_t kafka_python_batch[] = {
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x8b,
+    0x00, 0x00, 0x00, 0x00, 0x02, 0x77, 0x41, 0x9e, 0x35, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x02, 0x00, 0x00, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00, 0x00,
+    0x00, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x05, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00,
+    0x03, 0x4c, 0x00, 0x00, 0x00, 0x04, 0x6b, 0x31, 0x12, 0x76, 0x61, 0x6c,
+    0x75, 0x65, 0x2d, 0x6f, 0x6e, 0x65, 0x04, 0x0e, 0x63, 0x65, 0x5f, 0x74,
+    0x79, 0x70, 0x65, 0x0a, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x0a, 0x6e, 0x75,
+    0x6c, 0x6c, 0x68, 0x01, 0x1e, 0x00, 0x0a, 0x02, 0x01, 0x12, 0x76, 0x61,
+    0x6c, 0x75, 0x65, 0x2d, 0x74, 0x77, 0x6f, 0x00, 0x44, 0x00, 0x04, 0x04,
+    0x04, 0x6b, 0x33, 0x01, 0x04, 0x02, 0x61, 0x00, 0x02, 0x62, 0x28, 0x78,
+    0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78,
+    0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78,
+};
+
+static void test_kafka_python_batch(void **state)
+{
+    (void)state;
+    static const struct sl_hdr h1[] = {
+        {"ce_type", 7, (const uint8_t *)"order", 5},
+        {"nullh", 5, NULL, -1},
+    };
+    static const char xs[] = "xxxxxxxxxxxxxxxxxxxx";
+    static const struct sl_hdr h3[] = {
+        {"a", 1, (const uint8_t *)"", 0},
+        {"b", 1, (const uint8_t *)xs, 20},
+    };
+    const struct sl_rec_in in[] = {
+        {INT64_C(1700000000000), (const uint8_t *)"k1", 2, (const uint8_t *)"value-one", 9, h1, 2},
+        {INT64_C(1700000000005), NULL, -1, (const uint8_t *)"value-two", 9, NULL, 0},
+        {INT64_C(1700000000002), (const uint8_t *)"k3", 2, NULL, -1, h3, 2},
+    };
+    /* Our decoder reads theirs... */
+    check_batch(kafka_python_batch, sizeof(kafka_python_batch), 0, in, 3);
+    /* ...and our encoder produces the very same bytes. */
+    struct sl_rb_builder b;
+    size_t len;
+    sl_rb_builder_init(&b);
+    sl_rb_builder_reset(&b, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sl_rb_builder_add(&b, &in[i]), 0);
+    }
+    const uint8_t *buf = sl_rb_builder_finish(&b, &len);
+    assert_int_equal(len, sizeof(kafka_python_batch));
+    assert_memory_equal(buf, kafka_python_batch, len);
+    sl_rb_builder_free(&b);
+}
+
 /* ---- exact layout ---- */
 
 static void test_layout(void **state)
@@ -631,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_1000),
         cmocka_unit_test(test_empty_batch),
         cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_kafka_python_batch),
         cmocka_unit_test(test_corrupt_crc),
         cmocka_unit_test(test_truncated_short),
         cmocka_unit_test(test_record_framing),
