@@ -134,4 +134,14 @@ int sl_parse_duration_ms(const char *s, int64_t *out);
 /* Print every option with its type, default and help (for --help-config). */
 void sl_config_print_help(FILE *out);
 
+/*
+ * For a reload: the options that differ between `old` and `cur` but take effect only
+ * after a restart (data_dir, log.backend, log.kafka, listeners, bridges, ...; every
+ * option --help-config does not mark reloadable). Writes their dotted names,
+ * comma-separated, into buf (NUL-terminated, truncated to len; buf may be NULL) and
+ * returns how many; 0 means `cur` can be applied in full. Borrows both. Any thread.
+ */
+int sl_config_restart_changes(const struct sl_config *old, const struct sl_config *cur,
+                              char *buf, size_t len);
+
 #endif
