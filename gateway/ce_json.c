@@ -375,6 +375,18 @@ static int set_str(json_t *obj, const char *key, const char *value)
     return json_object_set_new(obj, key, s);
 }
 
+/* Text: no NUL or control characters other than tab, CR, LF (UTF-8 validity is
+ * checked by json_stringn). */
+static bool is_text(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') || p[i] == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int set_data(json_t *obj, const struct sl_env *env)
 {
     const struct sl_buf *d = env->data;
@@ -389,7 +401,7 @@ static int set_data(json_t *obj, const struct sl_env *env)
             return json_object_set_new(obj, "data", v);
         }
     }
-    v = json_stringn((const char *)d->data, d->len);
+    v = is_text(d->data, d->len) ? json_stringn((const char *)d->data, d->len) : NULL;
     if (v != NULL) {
         return json_object_set_new(obj, "data", v);
     }

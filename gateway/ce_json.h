@@ -18,8 +18,8 @@
  *
  * Output rules (reads): specversion, the attributes that are set (id defaults to
  * "<partition>-<offset>" for records without one), extensions, then data: JSON when
- * datacontenttype is JSON and the payload parses, a string when the payload is UTF-8,
- * else "data_base64". Records read from the log also get "partition", "offset" and,
+ * datacontenttype is JSON and the payload parses, a string when the payload is UTF-8
+ * text (no control characters but tab, CR, LF), else "data_base64". Records read from the log also get "partition", "offset" and,
  * when the key is UTF-8, "partitionkey".
  */
 #ifndef SL_CE_JSON_H

@@ -563,10 +563,21 @@ static int on_writeable(struct rest_conn *c, struct lws *wsi)
                                          (const unsigned char *)"close", 5, &p, end) != 0) {
             return -1;
         }
-        if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) {
+        if (lws_finalize_http_header(wsi, &p, end) != 0) {
             return -1;
         }
         c->hdr_sent = true;
+        if ((size_t)(end - p) >= r->body_len) {
+            /* Small answer: head and body in one write (one syscall). On h1 a headers
+             * write is sent as is. */
+            memcpy(p, r->body, r->body_len);
+            p += r->body_len;
+            c->sent = r->body_len;
+        }
+        if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) !=
+            (int)(p - start)) {
+            return -1;
+        }
     }
     n = r->body_len - c->sent;
     if (n > REST_CHUNK) {

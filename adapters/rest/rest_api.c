@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,13 +76,27 @@ void rest_resp_clear(struct rest_resp *resp)
     }
 }
 
+/* Per-code counters, created on first use and then updated without a lookup (the
+ * registry's sl_metric_incr takes a lock and scans: too slow per request). The cache
+ * assumes no sl_metrics_reset while the process serves requests. */
+static _Atomic(struct sl_metric *) code_counters[600];
+
 void rest_api_count_response(int status)
 {
+    struct sl_metric *m;
     char labels[32];
 
-    snprintf(labels, sizeof(labels), "code=\"%d\"", status);
-    sl_metric_incr("sluice_http_requests_total", "HTTP requests answered, by status code",
-                   labels);
+    if (status < 100 || status > 599) {
+        status = 500;
+    }
+    m = atomic_load_explicit(&code_counters[status], memory_order_acquire);
+    if (m == NULL) {
+        snprintf(labels, sizeof(labels), "code=\"%d\"", status);
+        m = sl_metric_counter("sluice_http_requests_total",
+                              "HTTP requests answered, by status code", labels);
+        atomic_store_explicit(&code_counters[status], m, memory_order_release);
+    }
+    sl_metric_add(m, 1);
 }
 
 void rest_api_error(struct rest_resp *resp, int status, const char *reason, const char *msg)

@@ -211,6 +211,17 @@ static void test_output(void **state)
     assert_null(json_object_get(o, "data"));
     assert_string_equal(json_string_value(json_object_get(o, "data_base64")), "/wAB");
     json_decref(o);
+
+    /* Valid UTF-8 with control bytes is not text either. */
+    assert_int_equal(sl_env_set_data(env, "\x01\x02", 2), 0);
+    o = out_of(env);
+    assert_null(json_object_get(o, "data"));
+    assert_string_equal(json_string_value(json_object_get(o, "data_base64")), "AQI=");
+    json_decref(o);
+    assert_int_equal(sl_env_set_data(env, "a\tb\n", 4), 0);
+    o = out_of(env);
+    assert_string_equal(json_string_value(json_object_get(o, "data")), "a\tb\n");
+    json_decref(o);
     sl_env_unref(&env);
 
     /* No id, from the log: "<partition>-<offset>". Not from the log: no offset members. */

@@ -1,0 +1,314 @@
+#!/usr/bin/python3
+"""The REST API against a running sluice (env SLUICE_URL, e.g. http://127.0.0.1:8080).
+
+Real HTTP with the standard library only. Prints "N passed, N failed" and exits
+non-zero on any failure.
+"""
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+import uuid
+
+URL = os.environ.get("SLUICE_URL", "http://127.0.0.1:8080")
+U = urllib.parse.urlparse(URL)
+HOST, PORT = U.hostname, U.port or 80
+RUN = uuid.uuid4().hex[:8]
+
+PASSED = 0
+FAILED = 0
+
+
+def conn():
+    return http.client.HTTPConnection(HOST, PORT, timeout=15)
+
+
+def req(method, path, body=None, headers=None, c=None):
+    """One request; returns (status, headers dict lower-cased, body bytes)."""
+    own = c is None
+    c = c or conn()
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        if own:
+            c.close()
+
+
+def jreq(method, path, body=None, headers=None, c=None):
+    st, h, data = req(method, path, body, headers, c)
+    try:
+        j = json.loads(data) if data else None
+    except ValueError:
+        j = None
+    return st, h, j
+
+
+def check(name, cond, detail=""):
+    global PASSED, FAILED
+    if cond:
+        PASSED += 1
+        print("  ok   " + name)
+    else:
+        FAILED += 1
+        print("  FAIL " + name + ("  (" + str(detail)[:300] + ")" if detail else ""))
+
+
+def expect_error(name, status, want, j, h):
+    check(name, status == want and isinstance(j, dict) and j.get("code") == want
+          and isinstance(j.get("error"), str) and "json" in h.get("content-type", ""),
+          (status, j))
+
+
+def topic(name):
+    return "%s-%s" % (name, RUN)
+
+
+def read(t, p, offset=0, **kw):
+    q = {"offset": offset}
+    q.update(kw)
+    return jreq("GET", "/topics/%s/partitions/%d/records?%s" % (t, p, urllib.parse.urlencode(q)))
+
+
+def test_health():
+    st, h, j = jreq("GET", "/healthz")
+    check("GET /healthz -> 200 ok", st == 200 and j == {"status": "ok"}, (st, j))
+
+
+def test_binary_publish():
+    t = topic("bin")
+    st, h, j = jreq("POST", "/topics/%s?key=dev-1&subject=%s%%2Feu" % (t, t), b"hello binary",
+                    {"Content-Type": "text/plain", "ce-id": "e-1", "ce-source": "%2Fsensors%2F1",
+                     "ce-type": "com.example.reading", "ce-time": "2024-05-01T10:00:00Z"})
+    check("binary publish -> 201", st == 201 and j and j.get("topic") == t and "offset" in j, (st, j))
+    if st != 201:
+        return
+    p, o = j["partition"], j["offset"]
+    st, h, arr = read(t, p, o)
+    ev = arr[0] if st == 200 and arr else {}
+    check("read back by offset", st == 200 and len(arr) == 1 and ev.get("offset") == o, (st, arr))
+    check("ce-* headers mapped (percent-decoded)",
+          ev.get("id") == "e-1" and ev.get("source") == "/sensors/1"
+          and ev.get("type") == "com.example.reading" and ev.get("subject") == t + "/eu", ev)
+    check("data as text, content type kept",
+          ev.get("data") == "hello binary" and ev.get("datacontenttype") == "text/plain", ev)
+    check("key returned as partitionkey", ev.get("partitionkey") == "dev-1", ev)
+    # same key, same partition
+    parts = set()
+    for i in range(5):
+        st, h, j = jreq("POST", "/topics/%s?key=dev-1" % t, "m%d" % i)
+        parts.add(j.get("partition") if j else None)
+    check("same key -> same partition", parts == {p}, parts)
+
+
+def test_structured_and_batch():
+    t = topic("ce")
+    ev = {"specversion": "1.0", "id": "s-1", "source": "/app", "type": "t.created",
+          "datacontenttype": "application/json", "data": {"n": 1, "s": "x"},
+          "partitionkey": "order-9", "tenant": "acme"}
+    st, h, j = jreq("POST", "/topics/" + t, ev, {"Content-Type": "application/cloudevents+json"})
+    check("structured publish -> 201", st == 201 and j and "offset" in j, (st, j))
+    if st == 201:
+        st2, h2, arr = read(t, j["partition"], j["offset"])
+        got = arr[0] if arr else {}
+        check("structured read back: JSON data, extension, partitionkey",
+              got.get("data") == {"n": 1, "s": "x"} and got.get("tenant") == "acme"
+              and got.get("partitionkey") == "order-9" and got.get("id") == "s-1", got)
+    batch = [{"specversion": "1.0", "data": "b%d" % i, "datacontenttype": "text/plain"}
+             for i in range(4)]
+    batch.append({"specversion": "1.0", "data_base64": "AAECAw=="})
+    st, h, j = jreq("POST", "/topics/%s?key=k" % t, batch,
+                    {"Content-Type": "application/cloudevents-batch+json"})
+    ok = st == 201 and j and j.get("count") == 5 and len(j.get("offsets", [])) == 5
+    check("batch publish -> 201 with count and offsets", ok, (st, j))
+    if ok:
+        first = j["offsets"][0]
+        st, h, arr = read(t, first["partition"], first["offset"], max=5)
+        check("batch read back in order",
+              [e.get("data") for e in arr[:4]] == ["b0", "b1", "b2", "b3"], arr)
+        check("binary data comes back as data_base64",
+              len(arr) == 5 and arr[4].get("data_base64") == "AAECAw==", arr[-1:])
+        st, h, arr2 = read(t, first["partition"], first["offset"], max=2)
+        check("max limits the number of records", st == 200 and len(arr2) == 2, arr2)
+
+
+def test_long_poll():
+    t = topic("lp")
+    st, h, j = jreq("POST", "/topics/%s?key=a" % t, "first")
+    p, o = j["partition"], j["offset"]
+    result = {}
+
+    def waiter():
+        t0 = time.time()
+        result["r"] = read(t, p, o + 1, wait_ms=5000)
+        result["dt"] = time.time() - t0
+
+    th = threading.Thread(target=waiter)
+    th.start()
+    time.sleep(0.3)
+    jreq("POST", "/topics/%s?key=a" % t, "second")
+    th.join(10)
+    st, h, arr = result.get("r", (0, {}, None))
+    check("long-poll woken by a publish", st == 200 and arr and arr[0].get("data") == "second"
+          and result["dt"] < 4, (st, arr, result.get("dt")))
+    t0 = time.time()
+    st, h, arr = read(t, p, o + 2, wait_ms=400)
+    dt = time.time() - t0
+    check("long-poll times out with []", st == 200 and arr == [] and 0.3 <= dt < 3, (st, arr, dt))
+    st, h, arr = read(t, p, 10 ** 6)
+    check("offset past the end -> [] at once", st == 200 and arr == [], (st, arr))
+
+
+def test_groups():
+    t = topic("grp")
+    for i in range(3):
+        jreq("POST", "/topics/%s?key=same" % t, "g%d" % i)
+    st, h, arr = jreq("GET", "/topics/%s/records?group=app&max=2" % t)
+    check("group read from the start", st == 200 and [e.get("data") for e in arr] == ["g0", "g1"],
+          (st, arr))
+    if st != 200 or not arr:
+        return
+    last = arr[-1]
+    st, h, j = jreq("POST", "/topics/%s/offsets?group=app" % t,
+                    {"offsets": [{"partition": last["partition"], "offset": last["offset"] + 1}]})
+    check("commit -> 200", st == 200, (st, j))
+    st, h, arr = jreq("GET", "/topics/%s/records?group=app" % t)
+    check("group read resumes after the commit",
+          st == 200 and [e.get("data") for e in arr] == ["g2"], (st, arr))
+
+
+def test_topics_and_metrics():
+    t = topic("bin")
+    st, h, j = jreq("GET", "/topics")
+    names = [x.get("name") for x in (j or {}).get("topics", [])]
+    check("GET /topics lists topics", st == 200 and t in names, (st, names[:10]))
+    st, h, j = jreq("GET", "/topics/" + t)
+    parts = (j or {}).get("partitions", [])
+    check("GET /topics/{t} describes partitions",
+          st == 200 and j.get("name") == t and len(parts) >= 1
+          and all("high_watermark" in x and "log_start_offset" in x for x in parts)
+          and sum(x["high_watermark"] for x in parts) >= 6, (st, j))
+    st, h, data = req("GET", "/metrics")
+    check("GET /metrics in Prometheus text",
+          st == 200 and h.get("content-type", "").startswith("text/plain")
+          and b"sluice_http_requests_total" in data, (st, h.get("content-type")))
+    st, h, data = req("GET", "/")
+    check("GET / serves the web page", st == 200 and b"<html" in data.lower()
+          and "text/html" in h.get("content-type", ""), (st, data[:80]))
+
+
+def test_keep_alive():
+    c = conn()
+    try:
+        ok = True
+        for i in range(20):
+            st, h, j = jreq("POST", "/topics/%s?key=ka" % topic("ka"), "k%d" % i, c=c)
+            ok = ok and st == 201
+        st, h, j = jreq("GET", "/healthz", c=c)
+        check("20 publishes + a GET on one keep-alive connection", ok and st == 200)
+    finally:
+        c.close()
+
+
+def test_concurrent():
+    t = topic("conc")
+    results = []
+    lock = threading.Lock()
+
+    def worker(n):
+        c = conn()
+        try:
+            for i in range(25):
+                st, h, j = jreq("POST", "/topics/" + t, "w%d-%d" % (n, i), c=c)
+                with lock:
+                    results.append((st, j.get("partition") if j else None,
+                                    j.get("offset") if j else None))
+        finally:
+            c.close()
+
+    ths = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(30)
+    uniq = {(p, o) for s, p, o in results}
+    check("200 concurrent publishes all acked with distinct offsets",
+          len(results) == 200 and all(s == 201 for s, _, _ in results) and len(uniq) == 200,
+          (len(results), len(uniq)))
+
+
+def test_errors():
+    t = topic("err")
+    jreq("POST", "/topics/" + t, "x")
+    cases = [
+        ("bad topic name", "POST", "/topics/bad$name", "x", {}, 400),
+        ("topic name too long", "POST", "/topics/" + "a" * 250, "x", {}, 400),
+        ("unknown topic", "GET", "/topics/nope-" + RUN, None, {}, 404),
+        ("unknown topic read", "GET", "/topics/nope-%s/partitions/0/records" % RUN, None, {}, 404),
+        ("unknown partition", "GET", "/topics/%s/partitions/99/records" % t, None, {}, 404),
+        ("bad partition number", "GET", "/topics/%s/partitions/x/records" % t, None, {}, 400),
+        ("bad offset", "GET", "/topics/%s/partitions/0/records?offset=-5" % t, None, {}, 400),
+        ("bad max", "GET", "/topics/%s/partitions/0/records?max=lots" % t, None, {}, 400),
+        ("bad wait_ms", "GET", "/topics/%s/partitions/0/records?wait_ms=x" % t, None, {}, 400),
+        ("bad JSON (structured)", "POST", "/topics/" + t, "{nope",
+         {"Content-Type": "application/cloudevents+json"}, 400),
+        ("wrong specversion", "POST", "/topics/" + t, '{"specversion":"0.3"}',
+         {"Content-Type": "application/cloudevents+json"}, 400),
+        ("batch that is not an array", "POST", "/topics/" + t, '{"specversion":"1.0"}',
+         {"Content-Type": "application/cloudevents-batch+json"}, 400),
+        ("unknown CloudEvents format", "POST", "/topics/" + t, "x",
+         {"Content-Type": "application/cloudevents-foo+json"}, 400),
+        ("bad ce-time", "POST", "/topics/" + t, "x", {"ce-time": "yesterday"}, 400),
+        ("bad ce-specversion", "POST", "/topics/" + t, "x", {"ce-specversion": "2.0"}, 400),
+        ("bad percent-encoding in ce header", "POST", "/topics/" + t, "x", {"ce-id": "a%zz"}, 400),
+        ("body too big", "POST", "/topics/" + t, b"z" * (1024 * 1024 + 10), {}, 413),
+        ("group read without group", "GET", "/topics/%s/records" % t, None, {}, 400),
+        ("commit with bad body", "POST", "/topics/%s/offsets?group=g" % t, "[]", {}, 400),
+        ("commit with negative offset", "POST", "/topics/%s/offsets?group=g" % t,
+         '{"offsets":[{"partition":0,"offset":-1}]}', {}, 400),
+        ("wrong method", "DELETE", "/topics/" + t, None, {}, 405),
+        ("unknown endpoint", "GET", "/topics/%s/nothing/here" % t, None, {}, 404),
+        ("missing static file", "GET", "/no-such-file.js", None, {}, 404),
+    ]
+    for name, m, path, body, hdrs, want in cases:
+        try:
+            st, h, j = jreq(m, path, body, hdrs)
+        except (OSError, http.client.HTTPException) as e:
+            st, h, j = 0, {}, str(e)
+        expect_error(name + " -> %d JSON" % want, st, want, j, h)
+    st, h, data = req("GET", "/metrics")
+    check("invalid requests are counted",
+          b'sluice_http_invalid_requests_total{reason="bad_json"}' in data
+          and b'sluice_http_requests_total{code="400"}' in data)
+    st, h, j = jreq("GET", "/healthz")
+    check("service still answers after bad input", st == 200 and j == {"status": "ok"})
+
+
+def main():
+    tests = [test_health, test_binary_publish, test_structured_and_batch, test_long_poll,
+             test_groups, test_topics_and_metrics, test_keep_alive, test_concurrent,
+             test_errors]
+    global FAILED
+    for t in tests:
+        print(t.__name__)
+        try:
+            t()
+        except Exception:
+            FAILED += 1
+            print("  FAIL %s raised:\n%s" % (t.__name__, traceback.format_exc()))
+    print("%d passed, %d failed" % (PASSED, FAILED))
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
