@@ -63,6 +63,7 @@ struct rest_conn {
     struct rest_msg *msg;            /* request being read, or answer being written */
     size_t sent;                     /* body bytes written */
     bool hdr_sent;
+    bool body_pending;               /* request body bytes still to come */
 };
 
 struct rest_ctx {
@@ -471,6 +472,7 @@ static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, c
         free(cl);
     }
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    c->body_pending = clen > 0;
     if (meth == LWSHUMETH_POST || meth == LWSHUMETH_PUT || meth == LWSHUMETH_PATCH) {
         if (clen == -2) {
             conn_reject(c, 400, "bad_content_length", "bad Content-Length");
@@ -523,6 +525,10 @@ static int on_body(struct rest_ctx *ctx, struct rest_conn *c, const void *in, si
 
 static int on_body_done(struct rest_ctx *ctx, struct rest_conn *c)
 {
+    c->body_pending = false;
+    if (c->state == CONN_DISCARD) {
+        return -1;             /* the early answer went out; the body is drained: close */
+    }
     if (c->state != CONN_BODY || c->msg == NULL) {
         return 0;
     }
@@ -602,6 +608,14 @@ static int on_writeable(struct rest_conn *c, struct lws *wsi)
         msg_free(m);
         c->msg = NULL;
         c->state = CONN_IDLE;
+        if (close_after && c->body_pending) {
+            /* Answered early (413...): read and drop the rest of the body before
+             * closing, so that a client still sending sees the answer, not a reset.
+             * Bounded by a timeout. */
+            c->state = CONN_DISCARD;
+            lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, 5);
+            return 0;
+        }
         if (close_after || lws_http_transaction_completed(wsi) != 0) {
             return -1;
         }
