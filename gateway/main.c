@@ -183,6 +183,12 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         sd_notify(0, "READY=1");
         return;
     }
+    {
+        char changed[512];
+        if (sl_config_restart_changes(gw->cfg, cfg, changed, sizeof(changed)) > 0) {
+            sl_warn("[core] reload: changes to %s take effect only after a restart", changed);
+        }
+    }
     if (sl_gateway_apply_topics(gw, cfg, &err) != 0) {
         sl_error("[core] reload: %s (other settings applied)", err);
         free(err);
