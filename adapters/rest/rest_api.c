@@ -494,10 +494,24 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
         pending_free(p);
         return;
     }
-    if (!p->batch && res->n >= 1) {
-        obj = json_pack("{s:s, s:i, s:I}", "topic", res->items[0].topic, "partition",
-                        (int)res->items[0].partition, "offset", (json_int_t)res->items[0].offset);
-    } else {
+    if (!p->batch && res->n >= 1 && sl_log_topic_name_valid(res->items[0].topic)) {
+        /* The hot path: a valid topic name needs no JSON escaping, so format directly. */
+        struct rest_resp resp = {.status = 201, .content_type = CT_JSON};
+        char buf[320];
+        int len = snprintf(buf, sizeof(buf), "{\"topic\":\"%s\",\"partition\":%d,\"offset\":%lld}",
+                           res->items[0].topic, (int)res->items[0].partition,
+                           (long long)res->items[0].offset);
+        resp.body = len > 0 && (size_t)len < sizeof(buf) ? strdup(buf) : NULL;
+        if (resp.body == NULL) {
+            reply_errno(p->done, p->arg, -ENOMEM, "publish");
+        } else {
+            resp.body_len = (size_t)len;
+            finish(p->done, p->arg, &resp);
+        }
+        pending_free(p);
+        return;
+    }
+    {
         json_t *offs = json_array();
         for (size_t i = 0; offs != NULL && i < res->n; i++) {
             json_array_append_new(offs, json_pack("{s:i, s:I}", "partition",
