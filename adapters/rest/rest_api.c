@@ -112,10 +112,9 @@ void rest_api_error(struct rest_resp *resp, int status, const char *reason, cons
     }
     if (resp->body == NULL) {
         /* msg was not UTF-8 or memory is short: a fixed text still says what happened. */
-        resp->body = strdup("{\"error\":\"invalid request\",\"code\":400}");
-        if (resp->body != NULL && status != 400) {
-            snprintf(resp->body + 29, 10, "%d}", status);
-        }
+        char text[64];
+        snprintf(text, sizeof(text), "{\"error\":\"request failed\",\"code\":%d}", status);
+        resp->body = strdup(text);
     }
     resp->body_len = resp->body != NULL ? strlen(resp->body) : 0;
     if (status >= 400 && status < 500) {
