@@ -201,6 +201,8 @@ uint8_t mqtt_err_reason(int err)
 const char *mqtt_err_str(int err)
 {
     switch (err) {
+    case 0:
+        return "ok";
     case MQTT_ERR_MALFORMED:
         return "malformed packet";
     case MQTT_ERR_PROTOCOL:

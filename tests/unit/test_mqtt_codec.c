@@ -1020,7 +1020,7 @@ static void test_reject_subscribe(void **state)
     /* filters */
     expect_err("82080001 0003 612b62 00", MQTT_V311, MQTT_ERR_TOPIC_FILTER, 0x8f);
     expect_err("82080001 0003 23 2f61 00", MQTT_V311, MQTT_ERR_TOPIC_FILTER, 0x8f);
-    expect_err("82080001 0003 61 2f23 00", MQTT_V311, 0, 0x80) ;
+    expect_err("82080001 0003 61 2f23 00", MQTT_V311, 0, 0x80);
     expect_err("82050001 0000 00", MQTT_V311, MQTT_ERR_TOPIC_FILTER, 0x8f);  /* empty */
     /* shared subscriptions (v5) */
     expect_ok("82100001 00 000a 2473686172652f672f78 00", MQTT_V5);
