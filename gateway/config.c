@@ -1,649 +1,22 @@
 /*
  * sluice configuration loader.
  *
- * Two stages: libyaml's event parser builds a small node tree (each node keeps its
- * line), then option tables map the tree onto struct sl_config. The tables carry
- * name, type, offset, default, reloadable flag and help; the same tables apply the
- * defaults and print --help-config. Every error is collected as
+ * Two stages: gateway/config_yaml.c turns the text into a small node tree (each node
+ * keeps its line), then the option tables here map the tree onto struct sl_config. The
+ * tables carry name, type, offset, default, reloadable flag and help; the same tables
+ * apply the defaults and print --help-config. Every error is collected as
  * "FILE:LINE: KEY: message" and all of them are returned together, sorted by line.
  */
 #include "gateway/config.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <yaml.h>
 
-#define MAX_DEPTH 64              /* deepest nesting of YAML collections accepted */
-#define MAX_ERRORS 200            /* errors kept; the rest are counted */
+#include "gateway/config_yaml.h"
+
 #define MAX_FILE_BYTES (16u << 20)
-#define PATH_LEN 384
-#define VAL_FMT "%.80s"           /* values quoted in messages are cut to 80 bytes */
-
-/* ---------------------------------------------------------------- node tree ---- */
-
-enum node_kind { N_SCALAR, N_SEQ, N_MAP, N_ALIAS };
-
-struct node {
-    enum node_kind kind;
-    int line;
-    bool plain;                /* plain (unquoted) scalar: may mean null */
-    char *str;                 /* scalar text, alias name */
-    struct node **kids;        /* sequence items; mapping: key0, value0, key1, value1 ... */
-    size_t n, cap;
-};
-
-struct cerr {
-    int line;
-    size_t seq;
-    char *msg;
-};
-
-struct ctx {
-    const char *name;
-    struct sl_config *cfg;
-    struct cerr *errs;
-    size_t n_errs, cap_errs, dropped;
-    bool oom;
-};
-
-static void node_free(struct node *n)
-{
-    if (!n) {
-        return;
-    }
-    for (size_t i = 0; i < n->n; i++) {
-        node_free(n->kids[i]);
-    }
-    free(n->kids);
-    free(n->str);
-    free(n);
-}
-
-static bool is_null(const struct node *n)
-{
-    if (!n) {
-        return true;
-    }
-    if (n->kind != N_SCALAR || !n->plain) {
-        return false;
-    }
-    return n->str[0] == '\0' || strcmp(n->str, "~") == 0 || strcmp(n->str, "null") == 0 ||
-           strcmp(n->str, "Null") == 0 || strcmp(n->str, "NULL") == 0;
-}
-
-/* The value of `key` in mapping m (first occurrence) and the key node, or NULL. */
-static const struct node *map_get(const struct node *m, const char *key,
-                                  const struct node **keynode)
-{
-    if (!m || m->kind != N_MAP) {
-        return NULL;
-    }
-    for (size_t i = 0; i + 1 < m->n; i += 2) {
-        const struct node *k = m->kids[i];
-        if (k->kind == N_SCALAR && strcmp(k->str, key) == 0) {
-            if (keynode) {
-                *keynode = k;
-            }
-            return m->kids[i + 1];
-        }
-    }
-    return NULL;
-}
-
-/* Line of `key` in m, or `dflt` when m has no such key. */
-static int key_line(const struct node *m, const char *key, int dflt)
-{
-    const struct node *k = NULL;
-    if (map_get(m, key, &k) && k) {
-        return k->line;
-    }
-    return dflt;
-}
-
-/* ------------------------------------------------------------------- errors ---- */
-
-static void *xcalloc(struct ctx *c, size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        c->oom = true;
-    }
-    return p;
-}
-
-static char *xstrdup(struct ctx *c, const char *s)
-{
-    char *d = strdup(s);
-    if (!d) {
-        c->oom = true;
-    }
-    return d;
-}
-
-static void join_path(char *out, const char *parent, const char *key)
-{
-    if (!parent || !*parent) {
-        snprintf(out, PATH_LEN, "%.200s", key);
-    } else {
-        snprintf(out, PATH_LEN, "%.*s.%.100s", PATH_LEN - 110, parent, key);
-    }
-}
-
-__attribute__((format(printf, 4, 5)))
-static void err_at(struct ctx *c, int line, const char *path, const char *fmt, ...)
-{
-    if (c->n_errs >= MAX_ERRORS) {
-        c->dropped++;
-        return;
-    }
-    if (c->n_errs == c->cap_errs) {
-        size_t cap = c->cap_errs ? c->cap_errs * 2 : 16;
-        struct cerr *v = realloc(c->errs, cap * sizeof(*v));
-        if (!v) {
-            c->oom = true;
-            return;
-        }
-        c->errs = v;
-        c->cap_errs = cap;
-    }
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    char *text = NULL;
-    int r;
-    if (path && *path) {
-        r = asprintf(&text, "%s:%d: %s: %s", c->name, line, path, msg);
-    } else {
-        r = asprintf(&text, "%s:%d: %s", c->name, line, msg);
-    }
-    if (r < 0) {
-        c->oom = true;
-        return;
-    }
-    for (char *p = text; *p; p++) {     /* one error per line, whatever the keys hold */
-        if ((unsigned char)*p < 0x20) {
-            *p = '?';
-        }
-    }
-    c->errs[c->n_errs].line = line;
-    c->errs[c->n_errs].seq = c->n_errs;
-    c->errs[c->n_errs].msg = text;
-    c->n_errs++;
-}
-
-static int cerr_cmp(const void *a, const void *b)
-{
-    const struct cerr *x = a, *y = b;
-    if (x->line != y->line) {
-        return x->line < y->line ? -1 : 1;
-    }
-    return x->seq < y->seq ? -1 : (x->seq > y->seq);
-}
-
-/* All errors, sorted by line, one per line; NULL if none (or out of memory). */
-static char *errors_text(struct ctx *c)
-{
-    if (c->oom) {
-        char *t = NULL;
-        if (asprintf(&t, "%s: out of memory while loading the configuration\n", c->name) < 0) {
-            return NULL;
-        }
-        return t;
-    }
-    if (c->n_errs == 0) {
-        return NULL;
-    }
-    qsort(c->errs, c->n_errs, sizeof(*c->errs), cerr_cmp);
-    size_t len = 1;
-    for (size_t i = 0; i < c->n_errs; i++) {
-        len += strlen(c->errs[i].msg) + 1;
-    }
-    len += 64;
-    char *t = malloc(len);
-    if (!t) {
-        return NULL;
-    }
-    size_t off = 0;
-    for (size_t i = 0; i < c->n_errs; i++) {
-        size_t l = strlen(c->errs[i].msg);
-        memcpy(t + off, c->errs[i].msg, l);
-        off += l;
-        t[off++] = '\n';
-    }
-    if (c->dropped) {
-        off += (size_t)snprintf(t + off, len - off, "%s: %zu more errors\n", c->name,
-                                c->dropped);
-    }
-    t[off] = '\0';
-    return t;
-}
-
-static void ctx_clear(struct ctx *c)
-{
-    for (size_t i = 0; i < c->n_errs; i++) {
-        free(c->errs[i].msg);
-    }
-    free(c->errs);
-    c->errs = NULL;
-    c->n_errs = c->cap_errs = 0;
-}
-
-/* ------------------------------------------------------------- YAML loading ---- */
-
-static void syntax_error(struct ctx *c, yaml_parser_t *p)
-{
-    int line = (int)p->problem_mark.line + 1;
-    if (p->error == YAML_MEMORY_ERROR) {
-        c->oom = true;
-        return;
-    }
-    if (p->error == YAML_READER_ERROR) {
-        err_at(c, line, NULL, "YAML error: %s (at byte %zu)",
-               p->problem ? p->problem : "cannot read input", p->problem_offset);
-        return;
-    }
-    if (p->context) {
-        err_at(c, line, NULL, "YAML syntax error: %s %s (line %d)",
-               p->problem ? p->problem : "error", p->context, (int)p->context_mark.line + 1);
-    } else {
-        err_at(c, line, NULL, "YAML syntax error: %s", p->problem ? p->problem : "error");
-    }
-}
-
-static bool node_push(struct ctx *c, struct node *parent, struct node *kid)
-{
-    if (parent->n == parent->cap) {
-        size_t cap = parent->cap ? parent->cap * 2 : 8;
-        struct node **v = realloc(parent->kids, cap * sizeof(*v));
-        if (!v) {
-            c->oom = true;
-            return false;
-        }
-        parent->kids = v;
-        parent->cap = cap;
-    }
-    parent->kids[parent->n++] = kid;
-    return true;
-}
-
-/* Build a node from `ev` (consumed) and, for a collection, the events up to its end.
- * NULL on failure (error recorded). */
-static struct node *load_node(struct ctx *c, yaml_parser_t *p, yaml_event_t *ev, int depth)
-{
-    struct node *n = xcalloc(c, 1, sizeof(*n));
-    if (!n) {
-        yaml_event_delete(ev);
-        return NULL;
-    }
-    n->line = (int)ev->start_mark.line + 1;
-    yaml_event_type_t end = YAML_NO_EVENT;
-    switch (ev->type) {
-    case YAML_SCALAR_EVENT: {
-        const char *v = (const char *)ev->data.scalar.value;
-        size_t len = ev->data.scalar.length;
-        n->kind = N_SCALAR;
-        n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-        if (memchr(v, '\0', len)) {
-            err_at(c, n->line, NULL, "a NUL character in a value is not allowed");
-            yaml_event_delete(ev);
-            node_free(n);
-            return NULL;
-        }
-        n->str = strndup(v, len);
-        yaml_event_delete(ev);
-        if (!n->str) {
-            c->oom = true;
-            node_free(n);
-            return NULL;
-        }
-        return n;
-    }
-    case YAML_ALIAS_EVENT:
-        n->kind = N_ALIAS;
-        n->str = strdup((const char *)ev->data.alias.anchor);
-        yaml_event_delete(ev);
-        if (!n->str) {
-            c->oom = true;
-            node_free(n);
-            return NULL;
-        }
-        return n;
-    case YAML_SEQUENCE_START_EVENT:
-        n->kind = N_SEQ;
-        end = YAML_SEQUENCE_END_EVENT;
-        break;
-    case YAML_MAPPING_START_EVENT:
-        n->kind = N_MAP;
-        end = YAML_MAPPING_END_EVENT;
-        break;
-    default:
-        err_at(c, n->line, NULL, "YAML error: unexpected event");
-        yaml_event_delete(ev);
-        node_free(n);
-        return NULL;
-    }
-    yaml_event_delete(ev);
-    if (depth >= MAX_DEPTH) {
-        err_at(c, n->line, NULL, "nesting deeper than %d levels", MAX_DEPTH);
-        node_free(n);
-        return NULL;
-    }
-    for (;;) {
-        yaml_event_t kev;
-        if (!yaml_parser_parse(p, &kev)) {
-            syntax_error(c, p);
-            node_free(n);
-            return NULL;
-        }
-        if (kev.type == end) {
-            yaml_event_delete(&kev);
-            return n;
-        }
-        struct node *kid = load_node(c, p, &kev, depth + 1);
-        if (!kid || !node_push(c, n, kid)) {
-            node_free(kid);
-            node_free(n);
-            return NULL;
-        }
-    }
-}
-
-/* Parse text into a tree. Returns false on a YAML error (recorded). *root NULL for an
- * empty stream. */
-static bool load_tree(struct ctx *c, const char *text, size_t len, struct node **root)
-{
-    yaml_parser_t p;
-    yaml_event_t ev;
-    bool ok = false;
-    *root = NULL;
-    if (!yaml_parser_initialize(&p)) {
-        c->oom = true;
-        return false;
-    }
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    int docs = 0;
-    for (;;) {
-        if (!yaml_parser_parse(&p, &ev)) {
-            syntax_error(c, &p);
-            break;
-        }
-        yaml_event_type_t t = ev.type;
-        if (t == YAML_STREAM_END_EVENT) {
-            yaml_event_delete(&ev);
-            ok = true;
-            break;
-        }
-        if (t == YAML_DOCUMENT_START_EVENT) {
-            int line = (int)ev.start_mark.line + 1;
-            yaml_event_delete(&ev);
-            if (++docs > 1) {
-                err_at(c, line, NULL, "only one YAML document is allowed");
-                break;
-            }
-            continue;
-        }
-        if (t == YAML_STREAM_START_EVENT || t == YAML_DOCUMENT_END_EVENT) {
-            yaml_event_delete(&ev);
-            continue;
-        }
-        *root = load_node(c, &p, &ev, 0);
-        if (!*root) {
-            break;
-        }
-    }
-    yaml_parser_delete(&p);
-    if (!ok) {
-        node_free(*root);
-        *root = NULL;
-    }
-    return ok;
-}
-
-/* ------------------------------------------------------------ value parsers ---- */
-
-struct unit {
-    const char *name;
-    uint64_t mult;
-};
-
-static const struct unit size_units[] = {
-    {"", 1}, {"B", 1},
-    {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40},
-    {"KB", 1000ull}, {"MB", 1000000ull}, {"GB", 1000000000ull}, {"TB", 1000000000000ull},
-    {"k", 1ull << 10}, {"K", 1ull << 10}, {"m", 1ull << 20}, {"M", 1ull << 20},
-    {"g", 1ull << 30}, {"G", 1ull << 30}, {"t", 1ull << 40}, {"T", 1ull << 40},
-    {NULL, 0},
-};
-
-static const struct unit duration_units[] = {
-    {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
-    {"d", 86400000}, {"w", 604800000}, {NULL, 0},
-};
-
-/* Digits, an optional space, a unit from the table. Rejects signs, overflow, junk. */
-static int parse_units(const char *s, const struct unit *units, uint64_t *out)
-{
-    if (!s || !isdigit((unsigned char)s[0])) {
-        return -EINVAL;
-    }
-    uint64_t n = 0;
-    const char *p = s;
-    while (isdigit((unsigned char)*p)) {
-        uint64_t d = (uint64_t)(*p - '0');
-        if (n > (UINT64_MAX - d) / 10) {
-            return -EINVAL;
-        }
-        n = n * 10 + d;
-        p++;
-    }
-    bool space = *p == ' ';
-    if (space) {
-        p++;
-    }
-    for (const struct unit *u = units; u->name; u++) {
-        if (strcmp(p, u->name) != 0 || (space && !*p)) {
-            continue;
-        }
-        if (n > UINT64_MAX / u->mult) {
-            return -EINVAL;
-        }
-        *out = n * u->mult;
-        return 0;
-    }
-    return -EINVAL;
-}
-
-int sl_parse_size(const char *s, uint64_t *out)
-{
-    return parse_units(s, size_units, out);
-}
-
-int sl_parse_duration_ms(const char *s, int64_t *out)
-{
-    uint64_t v;
-    if (parse_units(s, duration_units, &v) != 0 || v > (uint64_t)INT64_MAX) {
-        return -EINVAL;
-    }
-    *out = (int64_t)v;
-    return 0;
-}
-
-static int parse_int(const char *s, int64_t *out)
-{
-    if (!*s || isspace((unsigned char)*s)) {
-        return -EINVAL;
-    }
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end) {
-        return -EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_bool(const char *s, bool *out)
-{
-    static const char *const yes[] = {"true", "yes", "on", NULL};
-    static const char *const no[] = {"false", "no", "off", NULL};
-    for (size_t i = 0; yes[i]; i++) {
-        if (strcasecmp(s, yes[i]) == 0) {
-            *out = true;
-            return 0;
-        }
-        if (strcasecmp(s, no[i]) == 0) {
-            *out = false;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-static bool is_unlimited(const char *s)
-{
-    return strcmp(s, "-1") == 0 || strcmp(s, "unlimited") == 0;
-}
-
-/* Kafka's rule, kept local: [a-zA-Z0-9._-], 1..249 chars, not "." or "..". */
-static const char *check_topic(const char *s)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 ||
-        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len) {
-        return "invalid topic name (1 to 249 characters of a-z A-Z 0-9 . _ -, not '.' or '..')";
-    }
-    return NULL;
-}
-
-static const char *check_name(const char *s)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > 128 ||
-        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len) {
-        return "invalid name (1 to 128 characters of a-z A-Z 0-9 . _ -)";
-    }
-    return NULL;
-}
-
-/* '/'-separated levels; '+' or '*' only as a whole level; '#' only as the whole last. */
-static const char *check_pattern(const char *s)
-{
-    if (!*s) {
-        return "empty pattern";
-    }
-    const char *lvl = s;
-    for (;;) {
-        const char *slash = strchr(lvl, '/');
-        size_t len = slash ? (size_t)(slash - lvl) : strlen(lvl);
-        const char *hash = memchr(lvl, '#', len);
-        if (hash && (len != 1 || slash)) {
-            return "'#' must be a whole level and the last one";
-        }
-        if ((memchr(lvl, '+', len) || memchr(lvl, '*', len)) && len != 1) {
-            return "'+' and '*' must be a whole level";
-        }
-        if (!slash) {
-            return NULL;
-        }
-        lvl = slash + 1;
-    }
-}
-
-/* Text with {subject} and {topic} placeholders only. */
-static const char *check_template(const char *s)
-{
-    if (!*s) {
-        return "empty destination";
-    }
-    for (const char *p = s; *p; p++) {
-        if (*p == '{') {
-            if (strncmp(p, "{subject}", 9) == 0) {
-                p += 8;
-            } else if (strncmp(p, "{topic}", 7) == 0) {
-                p += 6;
-            } else {
-                return "unknown placeholder (use {subject} or {topic})";
-            }
-        } else if (*p == '}') {
-            return "unbalanced '}'";
-        }
-    }
-    return NULL;
-}
-
-/* HOST:PORT, [IPv6]:PORT; host an IPv4 address, a bracketed IPv6 one or a DNS name. */
-static const char *parse_bind(const char *s, char **host, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s) {
-        return "expected HOST:PORT (for IPv6: [ADDRESS]:PORT)";
-    }
-    int64_t v;
-    if (parse_int(colon + 1, &v) != 0 || v < 0 || v > 65535 || colon[1] == '+' ||
-        colon[1] == '-') {
-        return "port must be a number from 0 to 65535";
-    }
-    const char *h = s;
-    size_t hlen = (size_t)(colon - s);
-    char buf[256];
-    if (h[0] == '[') {
-        if (hlen < 3 || h[hlen - 1] != ']' || hlen - 2 >= sizeof(buf)) {
-            return "expected [IPv6]:PORT";
-        }
-        memcpy(buf, h + 1, hlen - 2);
-        buf[hlen - 2] = '\0';
-        struct in6_addr a6;
-        if (inet_pton(AF_INET6, buf, &a6) != 1) {
-            return "not an IPv6 address";
-        }
-    } else {
-        if (hlen >= sizeof(buf) || hlen > 253) {
-            return "host name too long";
-        }
-        memcpy(buf, h, hlen);
-        buf[hlen] = '\0';
-        struct in_addr a4;
-        if (strspn(buf, "0123456789.") == hlen) {
-            if (inet_pton(AF_INET, buf, &a4) != 1) {
-                return "not an IPv4 address";
-            }
-        } else if (strchr(buf, ':')) {
-            return "IPv6 addresses go in brackets: [ADDRESS]:PORT";
-        } else {
-            const char *lbl = buf;
-            for (;;) {
-                const char *dot = strchr(lbl, '.');
-                size_t l = dot ? (size_t)(dot - lbl) : strlen(lbl);
-                if (l == 0 || l > 63 || lbl[0] == '-' || lbl[l - 1] == '-' ||
-                    strspn(lbl, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                "0123456789-") < l) {
-                    return "not a valid host name";
-                }
-                if (!dot) {
-                    break;
-                }
-                lbl = dot + 1;
-            }
-        }
-    }
-    char *d = strdup(buf);
-    if (!d) {
-        return "out of memory";
-    }
-    free(*host);
-    *host = d;
-    *port = (int)v;
-    return NULL;
-}
 
 /* ------------------------------------------------------------ option tables ---- */
 
@@ -672,7 +45,7 @@ struct table {
     size_t base_off;           /* added to the base pointer for this table's offsets */
 };
 
-typedef void (*opt_fn)(struct ctx *c, const struct opt *o, const struct node *v,
+typedef void (*opt_fn)(struct cy_ctx *c, const struct opt *o, const struct cy_node *v,
                        void *field, const char *path, int keyline);
 
 struct opt {
@@ -696,19 +69,19 @@ struct opt {
 #define FIELD(T, f) .off = offsetof(T, f), .size = sizeof(((T *)0)->f)
 #define LIST(T, f, n) .off = offsetof(T, f), .count_off = offsetof(T, n)
 
-static void listener_fn(struct ctx *, const struct opt *, const struct node *, void *,
+static void listener_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
                         const char *, int);
-static void bind_fn(struct ctx *, const struct opt *, const struct node *, void *,
+static void bind_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
                     const char *, int);
-static void topics_fn(struct ctx *, const struct opt *, const struct node *, void *,
+static void topics_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
                       const char *, int);
-static void bridges_fn(struct ctx *, const struct opt *, const struct node *, void *,
+static void bridges_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
                        const char *, int);
-static void mqtt_version_fn(struct ctx *, const struct opt *, const struct node *, void *,
+static void mqtt_version_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
                             const char *, int);
-static void routes_fn(struct ctx *, const struct opt *, const struct node *, void *,
+static void routes_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
                       const char *, int);
-static void key_fn(struct ctx *, const struct opt *, const struct node *, void *,
+static void key_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
                    const char *, int);
 
 static const struct enum_name log_levels[] = {
@@ -848,7 +221,7 @@ static const struct opt bridge_opts[] = {
     {.name = "consume", .type = OPT_STRLIST, LIST(struct sl_bridge_cfg, consume, n_consume),
      .help = "amqp: queues to consume; kafka: topics to consume."},
     {.name = "subscribe", .type = OPT_STRLIST,
-     LIST(struct sl_bridge_cfg, subscribe, n_subscribe), .check = check_pattern,
+     LIST(struct sl_bridge_cfg, subscribe, n_subscribe), .check = cy_check_pattern,
      .help = "mqtt: topic filters to subscribe to."},
     {.name = NULL},
 };
@@ -857,11 +230,11 @@ static const struct opt from_opts[] = {
     {.name = "listener", .type = OPT_STRING, FIELD(struct sl_route_cfg, from_listener),
      .enums = listener_names, .help = "Ingress from a listener."},
     {.name = "bridge", .type = OPT_STRING, FIELD(struct sl_route_cfg, from_bridge),
-     .check = check_name, .help = "Ingress from a bridge named in bridges."},
+     .check = cy_check_name, .help = "Ingress from a bridge named in bridges."},
     {.name = "topic", .type = OPT_STRING, FIELD(struct sl_route_cfg, from_topic),
-     .check = check_topic, .help = "Egress: records of this log topic."},
+     .check = cy_check_topic, .help = "Egress: records of this log topic."},
     {.name = "match", .type = OPT_STRING, FIELD(struct sl_route_cfg, match), .def = "#",
-     .check = check_pattern,
+     .check = cy_check_pattern,
      .help = "Subject pattern: '/'-separated, '+' or '*' one level, '#' the rest."},
     {.name = "headers", .type = OPT_KV,
      LIST(struct sl_route_cfg, when_headers, n_when_headers),
@@ -871,9 +244,9 @@ static const struct opt from_opts[] = {
 
 static const struct opt to_opts[] = {
     {.name = "topic", .type = OPT_STRLIST, LIST(struct sl_route_cfg, to_topics, n_to_topics),
-     .flags = OPT_SINGLE, .check = check_topic, .help = "Ingress: the log topic."},
+     .flags = OPT_SINGLE, .check = cy_check_topic, .help = "Ingress: the log topic."},
     {.name = "topics", .type = OPT_STRLIST,
-     LIST(struct sl_route_cfg, to_topics, n_to_topics), .check = check_topic,
+     LIST(struct sl_route_cfg, to_topics, n_to_topics), .check = cy_check_topic,
      .help = "Ingress: several log topics."},
     {.name = "key", .type = OPT_CUSTOM, .fn = key_fn, .type_name = "subject | none | header:NAME",
      .def = "subject", .help = "Ingress: the partition key."},
@@ -881,11 +254,11 @@ static const struct opt to_opts[] = {
      LIST(struct sl_route_cfg, set_headers, n_set_headers),
      .help = "Ingress: set header NAME to VALUE."},
     {.name = "bridge", .type = OPT_STRING, FIELD(struct sl_route_cfg, to_bridge),
-     .check = check_name, .help = "Egress: a bridge named in bridges."},
+     .check = cy_check_name, .help = "Egress: a bridge named in bridges."},
     {.name = "listener", .type = OPT_STRING, FIELD(struct sl_route_cfg, to_listener),
      .enums = listener_names, .help = "Egress: that listener's subscribers."},
     {.name = "destination", .type = OPT_STRING, FIELD(struct sl_route_cfg, destination),
-     .def = "{subject}", .check = check_template,
+     .def = "{subject}", .check = cy_check_template,
      .help = "Egress: destination template with {subject} and {topic}."},
     {.name = NULL},
 };
@@ -981,7 +354,7 @@ static const struct enum_name *enum_find(const struct enum_name *e, const char *
 }
 
 /* Set a scalar-valued option from text; 0, or -1 with the error recorded. */
-static int set_scalar(struct ctx *c, const struct opt *o, const char *s, void *base,
+static int set_scalar(struct cy_ctx *c, const struct opt *o, const char *s, void *base,
                       const char *path, int line)
 {
     void *p = (char *)base + o->off;
@@ -989,20 +362,20 @@ static int set_scalar(struct ctx *c, const struct opt *o, const char *s, void *b
     switch (o->type) {
     case OPT_STRING: {
         if (!*s) {
-            err_at(c, line, path, "must not be empty");
+            cy_err(c, line, path, "must not be empty");
             return -1;
         }
         if (o->enums && !enum_find(o->enums, s)) {
             enum_list(o->enums, list, sizeof(list));
-            err_at(c, line, path, "'" VAL_FMT "' is not one of: %s", s, list);
+            cy_err(c, line, path, "'" CY_VAL_FMT "' is not one of: %s", s, list);
             return -1;
         }
         const char *why = o->check ? o->check(s) : NULL;
         if (why) {
-            err_at(c, line, path, "'" VAL_FMT "': %s", s, why);
+            cy_err(c, line, path, "'" CY_VAL_FMT "': %s", s, why);
             return -1;
         }
-        char *d = xstrdup(c, s);
+        char *d = cy_strdup(c, s);
         if (!d) {
             return -1;
         }
@@ -1012,8 +385,8 @@ static int set_scalar(struct ctx *c, const struct opt *o, const char *s, void *b
     }
     case OPT_BOOL: {
         bool b;
-        if (parse_bool(s, &b) != 0) {
-            err_at(c, line, path, "'" VAL_FMT "' is not a boolean (true or false)", s);
+        if (cy_parse_bool(s, &b) != 0) {
+            cy_err(c, line, path, "'" CY_VAL_FMT "' is not a boolean (true or false)", s);
             return -1;
         }
         *(bool *)p = b;
@@ -1021,8 +394,8 @@ static int set_scalar(struct ctx *c, const struct opt *o, const char *s, void *b
     }
     case OPT_INT: {
         int64_t v;
-        if (parse_int(s, &v) != 0 || v < o->min || v > o->max) {
-            err_at(c, line, path, "'" VAL_FMT "' is not an integer from %" PRId64 " to %" PRId64,
+        if (cy_parse_int(s, &v) != 0 || v < o->min || v > o->max) {
+            cy_err(c, line, path, "'" CY_VAL_FMT "' is not an integer from %" PRId64 " to %" PRId64,
                    s, o->min, o->max);
             return -1;
         }
@@ -1031,17 +404,17 @@ static int set_scalar(struct ctx *c, const struct opt *o, const char *s, void *b
     }
     case OPT_SIZE: {
         uint64_t v;
-        if ((o->flags & OPT_UNLIMITED) && is_unlimited(s)) {
+        if ((o->flags & OPT_UNLIMITED) && cy_is_unlimited(s)) {
             store_int(p, o->size, -1);
             return 0;
         }
         if (sl_parse_size(s, &v) != 0) {
-            err_at(c, line, path, "'" VAL_FMT "' is not a size (like 4096, 64KiB, 128MiB, 1GB)%s",
-                   s, (o->flags & OPT_UNLIMITED) ? " or -1 / unlimited" : "");
+            cy_err(c, line, path, "'" CY_VAL_FMT "' is not a size (like 4096, 64KiB, 128MiB, "
+                   "1GB)%s", s, (o->flags & OPT_UNLIMITED) ? " or -1 / unlimited" : "");
             return -1;
         }
         if (v < (uint64_t)o->min || v > (uint64_t)o->max) {
-            err_at(c, line, path, "'" VAL_FMT "' is out of range (%" PRId64 " to %" PRId64
+            cy_err(c, line, path, "'" CY_VAL_FMT "' is out of range (%" PRId64 " to %" PRId64
                    " bytes)", s, o->min, o->max);
             return -1;
         }
@@ -1050,18 +423,18 @@ static int set_scalar(struct ctx *c, const struct opt *o, const char *s, void *b
     }
     case OPT_DURATION: {
         int64_t v;
-        if ((o->flags & OPT_UNLIMITED) && is_unlimited(s)) {
+        if ((o->flags & OPT_UNLIMITED) && cy_is_unlimited(s)) {
             store_int(p, o->size, -1);
             return 0;
         }
         if (sl_parse_duration_ms(s, &v) != 0) {
-            err_at(c, line, path, "'" VAL_FMT "' is not a duration (like 50ms, 30s, 5m, 12h, "
+            cy_err(c, line, path, "'" CY_VAL_FMT "' is not a duration (like 50ms, 30s, 5m, 12h, "
                    "7d, 2w; a bare number is milliseconds)%s", s,
                    (o->flags & OPT_UNLIMITED) ? " or -1 / unlimited" : "");
             return -1;
         }
         if (v < o->min || v > o->max) {
-            err_at(c, line, path, "'" VAL_FMT "' is out of range (at least %" PRId64 " ms)",
+            cy_err(c, line, path, "'" CY_VAL_FMT "' is out of range (at least %" PRId64 " ms)",
                    s, o->min);
             return -1;
         }
@@ -1072,7 +445,7 @@ static int set_scalar(struct ctx *c, const struct opt *o, const char *s, void *b
         const struct enum_name *e = enum_find(o->enums, s);
         if (!e) {
             enum_list(o->enums, list, sizeof(list));
-            err_at(c, line, path, "'" VAL_FMT "' is not one of: %s", s, list);
+            cy_err(c, line, path, "'" CY_VAL_FMT "' is not one of: %s", s, list);
             return -1;
         }
         store_int(p, o->size, e->value);
@@ -1083,55 +456,55 @@ static int set_scalar(struct ctx *c, const struct opt *o, const char *s, void *b
     }
 }
 
-static const char *kind_name(const struct node *v)
+static const char *kind_name(const struct cy_node *v)
 {
     switch (v->kind) {
-    case N_MAP:
+    case CY_MAP:
         return "a mapping";
-    case N_SEQ:
+    case CY_SEQ:
         return "a list";
-    case N_ALIAS:
+    case CY_ALIAS:
         return "an alias";
     default:
         return "a value";
     }
 }
 
-static int node_line(const struct node *v, int keyline)
+static int node_line(const struct cy_node *v, int keyline)
 {
-    return (!v || is_null(v)) && keyline > 0 ? keyline : (v ? v->line : keyline);
+    return (!v || cy_is_null(v)) && keyline > 0 ? keyline : (v ? v->line : keyline);
 }
 
 /* The text of a non-null scalar, or NULL with the error recorded. */
-static const char *expect_scalar(struct ctx *c, const struct node *v, const char *path,
+static const char *expect_scalar(struct cy_ctx *c, const struct cy_node *v, const char *path,
                                  int keyline)
 {
     int line = node_line(v, keyline);
-    if (v->kind == N_ALIAS) {
-        err_at(c, line, path, "aliases (*" VAL_FMT ") are not supported", v->str);
+    if (v->kind == CY_ALIAS) {
+        cy_err(c, line, path, "aliases (*" CY_VAL_FMT ") are not supported", v->str);
         return NULL;
     }
-    if (v->kind != N_SCALAR) {
-        err_at(c, line, path, "expected a single value, not %s", kind_name(v));
+    if (v->kind != CY_SCALAR) {
+        cy_err(c, line, path, "expected a single value, not %s", kind_name(v));
         return NULL;
     }
-    if (is_null(v)) {
-        err_at(c, line, path, "missing value");
+    if (cy_is_null(v)) {
+        cy_err(c, line, path, "missing value");
         return NULL;
     }
     return v->str;
 }
 
-static bool expect_map(struct ctx *c, const struct node *v, const char *path, int keyline)
+static bool expect_map(struct cy_ctx *c, const struct cy_node *v, const char *path, int keyline)
 {
-    if (v->kind == N_MAP) {
+    if (v->kind == CY_MAP) {
         return true;
     }
-    if (v->kind == N_ALIAS) {
-        err_at(c, node_line(v, keyline), path, "aliases (*" VAL_FMT ") are not supported",
+    if (v->kind == CY_ALIAS) {
+        cy_err(c, node_line(v, keyline), path, "aliases (*" CY_VAL_FMT ") are not supported",
                v->str);
     } else {
-        err_at(c, node_line(v, keyline), path, "expected a mapping, not %s", kind_name(v));
+        cy_err(c, node_line(v, keyline), path, "expected a mapping, not %s", kind_name(v));
     }
     return false;
 }
@@ -1153,17 +526,17 @@ static int keyref_cmp(const void *a, const void *b)
 }
 
 /* Mapping keys must be scalars and unique. */
-static void check_keys(struct ctx *c, const struct node *m, const char *path)
+static void check_keys(struct cy_ctx *c, const struct cy_node *m, const char *path)
 {
     size_t n = m->n / 2, k = 0;
-    struct keyref *refs = xcalloc(c, n, sizeof(*refs));
+    struct keyref *refs = cy_calloc(c, n, sizeof(*refs));
     if (!refs) {
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        const struct node *key = m->kids[2 * i];
-        if (key->kind != N_SCALAR) {
-            err_at(c, key->line, path, "a mapping key must be a plain value, not %s",
+        const struct cy_node *key = m->kids[2 * i];
+        if (key->kind != CY_SCALAR) {
+            cy_err(c, key->line, path, "a mapping key must be a plain value, not %s",
                    kind_name(key));
             continue;
         }
@@ -1173,19 +546,19 @@ static void check_keys(struct ctx *c, const struct node *m, const char *path)
         k++;
     }
     qsort(refs, k, sizeof(*refs), keyref_cmp);
-    char kp[PATH_LEN];
+    char kp[CY_PATH_LEN];
     for (size_t i = 1; i < k; i++) {
         size_t first = i - 1;
         while (i < k && strcmp(refs[i].s, refs[first].s) == 0) {
-            join_path(kp, path, refs[i].s);
-            err_at(c, refs[i].line, kp, "duplicate key (first at line %d)", refs[first].line);
+            cy_join_path(kp, path, refs[i].s);
+            cy_err(c, refs[i].line, kp, "duplicate key (first at line %d)", refs[first].line);
             i++;
         }
     }
     free(refs);
 }
 
-static void apply_map(struct ctx *c, const struct node *m, const struct table *tabs,
+static void apply_map(struct cy_ctx *c, const struct cy_node *m, const struct table *tabs,
                       void *base, const char *path, int keyline);
 
 static void free_kv(struct sl_kv *kv, size_t n)
@@ -1205,41 +578,41 @@ static void free_strv(char **v, size_t n)
     free(v);
 }
 
-static void set_kv(struct ctx *c, const struct opt *o, const struct node *v, void *base,
+static void set_kv(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *base,
                    const char *path, int keyline)
 {
     struct sl_kv **pv = (struct sl_kv **)(void *)((char *)base + o->off);
     size_t *pn = (size_t *)(void *)((char *)base + o->count_off);
-    if (is_null(v) || !expect_map(c, v, path, keyline)) {
+    if (cy_is_null(v) || !expect_map(c, v, path, keyline)) {
         return;
     }
     check_keys(c, v, path);
-    struct sl_kv *kv = xcalloc(c, v->n / 2, sizeof(*kv));
+    struct sl_kv *kv = cy_calloc(c, v->n / 2, sizeof(*kv));
     if (!kv) {
         return;
     }
     free_kv(*pv, *pn);
     *pv = kv;
     *pn = 0;
-    char kp[PATH_LEN];
+    char kp[CY_PATH_LEN];
     for (size_t i = 0; i + 1 < v->n; i += 2) {
-        const struct node *k = v->kids[i], *val = v->kids[i + 1];
-        if (k->kind != N_SCALAR) {
+        const struct cy_node *k = v->kids[i], *val = v->kids[i + 1];
+        if (k->kind != CY_SCALAR) {
             continue;
         }
-        join_path(kp, path, k->str);
+        cy_join_path(kp, path, k->str);
         const char *s = expect_scalar(c, val, kp, k->line);
         if (!s) {
             continue;
         }
-        kv[*pn].key = xstrdup(c, k->str);
-        kv[*pn].value = xstrdup(c, s);
+        kv[*pn].key = cy_strdup(c, k->str);
+        kv[*pn].value = cy_strdup(c, s);
         kv[*pn].line = k->line;
         (*pn)++;
     }
 }
 
-static void strlist_add(struct ctx *c, const struct opt *o, const struct node *item,
+static void strlist_add(struct cy_ctx *c, const struct opt *o, const struct cy_node *item,
                         void *base, const char *path, int keyline)
 {
     char ***pv = (char ***)(void *)((char *)base + o->off);
@@ -1250,12 +623,12 @@ static void strlist_add(struct ctx *c, const struct opt *o, const struct node *i
     }
     int line = node_line(item, keyline);
     if (!*s) {
-        err_at(c, line, path, "empty value");
+        cy_err(c, line, path, "empty value");
         return;
     }
     const char *why = o->check ? o->check(s) : NULL;
     if (why) {
-        err_at(c, line, path, "'" VAL_FMT "': %s", s, why);
+        cy_err(c, line, path, "'" CY_VAL_FMT "': %s", s, why);
         return;
     }
     char **nv = realloc(*pv, (*pn + 1) * sizeof(*nv));
@@ -1264,27 +637,27 @@ static void strlist_add(struct ctx *c, const struct opt *o, const struct node *i
         return;
     }
     *pv = nv;
-    nv[*pn] = xstrdup(c, s);
+    nv[*pn] = cy_strdup(c, s);
     if (nv[*pn]) {
         (*pn)++;
     }
 }
 
-static void set_strlist(struct ctx *c, const struct opt *o, const struct node *v, void *base,
+static void set_strlist(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *base,
                         const char *path, int keyline)
 {
-    if (v->kind != N_SEQ || (o->flags & OPT_SINGLE)) {
+    if (v->kind != CY_SEQ || (o->flags & OPT_SINGLE)) {
         strlist_add(c, o, v, base, path, keyline);
         return;
     }
-    char ip[PATH_LEN];
+    char ip[CY_PATH_LEN];
     for (size_t i = 0; i < v->n; i++) {
-        snprintf(ip, sizeof(ip), "%.*s[%zu]", PATH_LEN - 30, path, i);
+        snprintf(ip, sizeof(ip), "%.*s[%zu]", CY_PATH_LEN - 30, path, i);
         strlist_add(c, o, v->kids[i], base, ip, v->kids[i]->line);
     }
 }
 
-static void apply_opt(struct ctx *c, const struct opt *o, const struct node *v, void *base,
+static void apply_opt(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *base,
                       const char *path, int keyline)
 {
     switch (o->type) {
@@ -1312,38 +685,38 @@ static void apply_opt(struct ctx *c, const struct opt *o, const struct node *v, 
 
 /* Apply mapping m to base through tabs: unknown keys and duplicates are errors; options
  * are applied in table order; a null m is an empty mapping. */
-static void apply_map(struct ctx *c, const struct node *m, const struct table *tabs,
+static void apply_map(struct cy_ctx *c, const struct cy_node *m, const struct table *tabs,
                       void *base, const char *path, int keyline)
 {
-    char kp[PATH_LEN];
-    if (is_null(m) || !expect_map(c, m, path, keyline)) {
+    char kp[CY_PATH_LEN];
+    if (cy_is_null(m) || !expect_map(c, m, path, keyline)) {
         m = NULL;
     } else {
         check_keys(c, m, path);
         for (size_t i = 0; i + 1 < m->n; i += 2) {
-            const struct node *k = m->kids[i];
-            if (k->kind == N_SCALAR && !find_opt(tabs, k->str, NULL)) {
-                join_path(kp, path, k->str);
-                err_at(c, k->line, kp, "unknown key");
+            const struct cy_node *k = m->kids[i];
+            if (k->kind == CY_SCALAR && !find_opt(tabs, k->str, NULL)) {
+                cy_join_path(kp, path, k->str);
+                cy_err(c, k->line, kp, "unknown key");
             }
         }
     }
     for (const struct table *t = tabs; t->opts; t++) {
         for (const struct opt *o = t->opts; o->name; o++) {
-            const struct node *k = NULL;
-            const struct node *v = map_get(m, o->name, &k);
-            join_path(kp, path, o->name);
+            const struct cy_node *k = NULL;
+            const struct cy_node *v = cy_map_get(m, o->name, &k);
+            cy_join_path(kp, path, o->name);
             if (v) {
                 apply_opt(c, o, v, (char *)base + t->base_off, kp, k->line);
             } else if (o->flags & OPT_REQUIRED) {
-                err_at(c, keyline > 0 ? keyline : 1, kp, "required key is missing");
+                cy_err(c, keyline > 0 ? keyline : 1, kp, "required key is missing");
             }
         }
     }
 }
 
 /* Defaults from the tables' `def` texts (sections recursively). */
-static void apply_defaults(struct ctx *c, const struct table *tabs, void *base)
+static void apply_defaults(struct cy_ctx *c, const struct table *tabs, void *base)
 {
     for (const struct table *t = tabs; t->opts; t++) {
         void *b = (char *)base + t->base_off;
@@ -1360,18 +733,18 @@ static void apply_defaults(struct ctx *c, const struct table *tabs, void *base)
 
 /* ------------------------------------------------------------ custom options ---- */
 
-static void listener_init(struct ctx *c, const struct opt *o, struct sl_listener_cfg *l)
+static void listener_init(struct cy_ctx *c, const struct opt *o, struct sl_listener_cfg *l)
 {
     l->present = true;
     l->enabled = true;
-    const char *why = parse_bind(o->def, &l->host, &l->port);
+    const char *why = cy_parse_bind(o->def, &l->host, &l->port);
     if (why) {
-        err_at(c, 0, o->name, "built-in default: %s", why);
+        cy_err(c, 0, o->name, "built-in default: %s", why);
     }
     apply_defaults(c, o->sub, l);
 }
 
-static void listener_fn(struct ctx *c, const struct opt *o, const struct node *v, void *field,
+static void listener_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
                         const char *path, int keyline)
 {
     struct sl_listener_cfg *l = field;
@@ -1380,7 +753,7 @@ static void listener_fn(struct ctx *c, const struct opt *o, const struct node *v
     apply_map(c, v, o->sub, l, path, keyline);
 }
 
-static void bind_fn(struct ctx *c, const struct opt *o, const struct node *v, void *field,
+static void bind_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
                     const char *path, int keyline)
 {
     struct sl_listener_cfg *l = field;
@@ -1388,13 +761,13 @@ static void bind_fn(struct ctx *c, const struct opt *o, const struct node *v, vo
     if (!s) {
         return;
     }
-    const char *why = parse_bind(s, &l->host, &l->port);
+    const char *why = cy_parse_bind(s, &l->host, &l->port);
     if (why) {
-        err_at(c, node_line(v, keyline), path, "'" VAL_FMT "': %s", s, why);
+        cy_err(c, node_line(v, keyline), path, "'" CY_VAL_FMT "': %s", s, why);
     }
 }
 
-static void mqtt_version_fn(struct ctx *c, const struct opt *o, const struct node *v,
+static void mqtt_version_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v,
                             void *field, const char *path, int keyline)
 {
     static const struct enum_name versions[] = {
@@ -1406,13 +779,13 @@ static void mqtt_version_fn(struct ctx *c, const struct opt *o, const struct nod
     }
     const struct enum_name *e = enum_find(versions, s);
     if (!e) {
-        err_at(c, node_line(v, keyline), path, "'" VAL_FMT "' is not one of: 3, 3.1.1, 5", s);
+        cy_err(c, node_line(v, keyline), path, "'" CY_VAL_FMT "' is not one of: 3, 3.1.1, 5", s);
         return;
     }
     *(int *)field = e->value;
 }
 
-static void key_fn(struct ctx *c, const struct opt *o, const struct node *v, void *field,
+static void key_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
                    const char *path, int keyline)
 {
     struct sl_route_cfg *r = field;
@@ -1425,44 +798,44 @@ static void key_fn(struct ctx *c, const struct opt *o, const struct node *v, voi
     } else if (strcmp(s, "none") == 0) {
         r->key = SL_KEY_NONE;
     } else if (strncmp(s, "header:", 7) == 0 && s[7] != '\0') {
-        char *h = xstrdup(c, s + 7);
+        char *h = cy_strdup(c, s + 7);
         if (h) {
             free(r->key_header);
             r->key_header = h;
             r->key = SL_KEY_HEADER;
         }
     } else {
-        err_at(c, node_line(v, keyline), path,
-               "'" VAL_FMT "' is not one of: subject, none, header:NAME", s);
+        cy_err(c, node_line(v, keyline), path,
+               "'" CY_VAL_FMT "' is not one of: subject, none, header:NAME", s);
     }
 }
 
-static void topics_fn(struct ctx *c, const struct opt *o, const struct node *v, void *field,
+static void topics_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
                       const char *path, int keyline)
 {
     struct sl_config *cfg = field;
-    if (is_null(v) || !expect_map(c, v, path, keyline)) {
+    if (cy_is_null(v) || !expect_map(c, v, path, keyline)) {
         return;
     }
     check_keys(c, v, path);
-    cfg->topics = xcalloc(c, v->n / 2, sizeof(*cfg->topics));
+    cfg->topics = cy_calloc(c, v->n / 2, sizeof(*cfg->topics));
     if (!cfg->topics) {
         return;
     }
-    char kp[PATH_LEN];
+    char kp[CY_PATH_LEN];
     for (size_t i = 0; i + 1 < v->n; i += 2) {
-        const struct node *k = v->kids[i];
-        if (k->kind != N_SCALAR) {
+        const struct cy_node *k = v->kids[i];
+        if (k->kind != CY_SCALAR) {
             continue;
         }
-        join_path(kp, path, k->str);
-        const char *why = check_topic(k->str);
+        cy_join_path(kp, path, k->str);
+        const char *why = cy_check_topic(k->str);
         if (why) {
-            err_at(c, k->line, kp, "%s", why);
+            cy_err(c, k->line, kp, "%s", why);
             continue;
         }
         struct sl_topic_override *t = &cfg->topics[cfg->n_topics++];
-        t->name = xstrdup(c, k->str);
+        t->name = cy_strdup(c, k->str);
         t->cfg = cfg->topic_defaults;
         t->line = k->line;
         apply_map(c, v->kids[i + 1], o->sub, t, kp, k->line);
@@ -1481,7 +854,7 @@ static bool has_prefix(const char *s, const char *const *prefixes)
 }
 
 /* Keys that make no sense for a bridge of this type. */
-static void bridge_check(struct ctx *c, struct sl_bridge_cfg *b, const struct node *m,
+static void bridge_check(struct cy_ctx *c, struct sl_bridge_cfg *b, const struct cy_node *m,
                          const char *path, int keyline)
 {
     static const char *const amqp_schemes[] = {"amqp://", "amqps://", NULL};
@@ -1494,65 +867,65 @@ static void bridge_check(struct ctx *c, struct sl_bridge_cfg *b, const struct no
     static const char *const *const forbidden[] = {
         [SL_BRIDGE_AMQP] = not_amqp, [SL_BRIDGE_MQTT] = not_mqtt, [SL_BRIDGE_KAFKA] = not_kafka,
     };
-    char kp[PATH_LEN];
-    if (!map_get(m, "type", NULL) || (unsigned)b->type > SL_BRIDGE_KAFKA) {
+    char kp[CY_PATH_LEN];
+    if (!cy_map_get(m, "type", NULL) || (unsigned)b->type > SL_BRIDGE_KAFKA) {
         return;                      /* missing or bad type: already reported */
     }
     const char *tname = bridge_types[b->type].name;
     for (const char *const *k = forbidden[b->type]; *k; k++) {
-        const struct node *kn = NULL;
-        if (map_get(m, *k, &kn)) {
-            join_path(kp, path, *k);
-            err_at(c, kn->line, kp, "not used by %s bridges", tname);
+        const struct cy_node *kn = NULL;
+        if (cy_map_get(m, *k, &kn)) {
+            cy_join_path(kp, path, *k);
+            cy_err(c, kn->line, kp, "not used by %s bridges", tname);
         }
     }
     if (b->type == SL_BRIDGE_KAFKA) {
         return;
     }
     const char *const *schemes = b->type == SL_BRIDGE_AMQP ? amqp_schemes : mqtt_schemes;
-    join_path(kp, path, "url");
+    cy_join_path(kp, path, "url");
     if (!b->url) {
-        if (!map_get(m, "url", NULL)) {
-            err_at(c, keyline, kp, "required for %s bridges", tname);
+        if (!cy_map_get(m, "url", NULL)) {
+            cy_err(c, keyline, kp, "required for %s bridges", tname);
         }
     } else if (!has_prefix(b->url, schemes)) {
-        err_at(c, key_line(m, "url", keyline), kp, "'" VAL_FMT "' must start with %s",
+        cy_err(c, cy_key_line(m, "url", keyline), kp, "'" CY_VAL_FMT "' must start with %s",
                b->url, b->type == SL_BRIDGE_AMQP ? "amqp:// or amqps://" :
                "mqtt://, mqtts://, tcp://, ssl://, ws:// or wss://");
     }
 }
 
-static void bridges_fn(struct ctx *c, const struct opt *o, const struct node *v, void *field,
+static void bridges_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
                        const char *path, int keyline)
 {
     struct sl_config *cfg = field;
-    if (is_null(v) || !expect_map(c, v, path, keyline)) {
+    if (cy_is_null(v) || !expect_map(c, v, path, keyline)) {
         return;
     }
     check_keys(c, v, path);
-    cfg->bridges = xcalloc(c, v->n / 2, sizeof(*cfg->bridges));
+    cfg->bridges = cy_calloc(c, v->n / 2, sizeof(*cfg->bridges));
     if (!cfg->bridges) {
         return;
     }
-    char kp[PATH_LEN];
+    char kp[CY_PATH_LEN];
     for (size_t i = 0; i + 1 < v->n; i += 2) {
-        const struct node *k = v->kids[i], *bv = v->kids[i + 1];
-        if (k->kind != N_SCALAR) {
+        const struct cy_node *k = v->kids[i], *bv = v->kids[i + 1];
+        if (k->kind != CY_SCALAR) {
             continue;
         }
-        join_path(kp, path, k->str);
-        const char *why = check_name(k->str);
+        cy_join_path(kp, path, k->str);
+        const char *why = cy_check_name(k->str);
         if (why) {
-            err_at(c, k->line, kp, "%s", why);
+            cy_err(c, k->line, kp, "%s", why);
             continue;
         }
         struct sl_bridge_cfg *b = &cfg->bridges[cfg->n_bridges++];
-        b->name = xstrdup(c, k->str);
+        b->name = cy_strdup(c, k->str);
         b->line = k->line;
         b->mqtt_version = 5;
         b->type = (enum sl_bridge_type)-1;   /* until `type` sets it */
-        if (is_null(bv)) {
-            err_at(c, k->line, kp, "expected a mapping with at least type");
+        if (cy_is_null(bv)) {
+            cy_err(c, k->line, kp, "expected a mapping with at least type");
             continue;
         }
         apply_map(c, bv, o->sub, b, kp, k->line);
@@ -1560,7 +933,7 @@ static void bridges_fn(struct ctx *c, const struct opt *o, const struct node *v,
             b->client_id = NULL;
             c->oom = true;
         }
-        if (bv->kind == N_MAP) {
+        if (bv->kind == CY_MAP) {
             bridge_check(c, b, bv, kp, k->line);
         }
     }
@@ -1577,42 +950,42 @@ static const struct sl_bridge_cfg *find_bridge(const struct sl_config *cfg, cons
 }
 
 /* `key` of map m is present: report it as not allowed here. */
-static void forbid_key(struct ctx *c, const struct node *m, const char *key, const char *path,
+static void forbid_key(struct cy_ctx *c, const struct cy_node *m, const char *key, const char *path,
                        const char *why)
 {
-    const struct node *kn = NULL;
-    char kp[PATH_LEN];
-    if (map_get(m, key, &kn)) {
-        join_path(kp, path, key);
-        err_at(c, kn->line, kp, "%s", why);
+    const struct cy_node *kn = NULL;
+    char kp[CY_PATH_LEN];
+    if (cy_map_get(m, key, &kn)) {
+        cy_join_path(kp, path, key);
+        cy_err(c, kn->line, kp, "%s", why);
     }
 }
 
-static void route_check(struct ctx *c, struct sl_route_cfg *r, const struct node *item,
-                        const char *path)
+static void route_check(struct cy_ctx *c, const struct sl_config *cfg, struct sl_route_cfg *r,
+                        const struct cy_node *item, const char *path)
 {
-    const struct node *fk = NULL, *tk = NULL;
-    const struct node *from = map_get(item, "from", &fk), *to = map_get(item, "to", &tk);
-    char fp[PATH_LEN], tp[PATH_LEN], kp[PATH_LEN];
-    if (!from || !to || (!is_null(from) && from->kind != N_MAP) ||
-        (!is_null(to) && to->kind != N_MAP)) {
+    const struct cy_node *fk = NULL, *tk = NULL;
+    const struct cy_node *from = cy_map_get(item, "from", &fk), *to = cy_map_get(item, "to", &tk);
+    char fp[CY_PATH_LEN], tp[CY_PATH_LEN], kp[CY_PATH_LEN];
+    if (!from || !to || (!cy_is_null(from) && from->kind != CY_MAP) ||
+        (!cy_is_null(to) && to->kind != CY_MAP)) {
         return;                      /* already reported */
     }
-    join_path(fp, path, "from");
-    join_path(tp, path, "to");
-    int nsrc = !!map_get(from, "listener", NULL) + !!map_get(from, "bridge", NULL) +
-               !!map_get(from, "topic", NULL);
+    cy_join_path(fp, path, "from");
+    cy_join_path(tp, path, "to");
+    int nsrc = !!cy_map_get(from, "listener", NULL) + !!cy_map_get(from, "bridge", NULL) +
+               !!cy_map_get(from, "topic", NULL);
     if (nsrc != 1) {
-        err_at(c, fk->line, fp, nsrc ? "give only one of listener, bridge or topic" :
+        cy_err(c, fk->line, fp, nsrc ? "give only one of listener, bridge or topic" :
                "needs one of listener, bridge (ingress) or topic (egress)");
         return;
     }
-    if (r->from_bridge && !find_bridge(c->cfg, r->from_bridge)) {
-        join_path(kp, fp, "bridge");
-        err_at(c, key_line(from, "bridge", fk->line), kp, "no bridge named '" VAL_FMT
+    if (r->from_bridge && !find_bridge(cfg, r->from_bridge)) {
+        cy_join_path(kp, fp, "bridge");
+        cy_err(c, cy_key_line(from, "bridge", fk->line), kp, "no bridge named '" CY_VAL_FMT
                "' in bridges", r->from_bridge);
     }
-    r->egress = map_get(from, "topic", NULL) != NULL;
+    r->egress = cy_map_get(from, "topic", NULL) != NULL;
     if (r->egress) {
         static const char *const in_only[] = {"topic", "topics", "key", "set_headers", NULL};
         const char *why = "not allowed in an egress route (from.topic)";
@@ -1620,18 +993,18 @@ static void route_check(struct ctx *c, struct sl_route_cfg *r, const struct node
             forbid_key(c, to, in_only[i], tp, why);
         }
         forbid_key(c, from, "headers", fp, why);
-        int ndst = !!map_get(to, "bridge", NULL) + !!map_get(to, "listener", NULL);
+        int ndst = !!cy_map_get(to, "bridge", NULL) + !!cy_map_get(to, "listener", NULL);
         if (ndst != 1) {
-            err_at(c, tk->line, tp, ndst ? "give only one of bridge or listener" :
+            cy_err(c, tk->line, tp, ndst ? "give only one of bridge or listener" :
                    "an egress route needs bridge or listener");
         }
-        if (r->to_bridge && !find_bridge(c->cfg, r->to_bridge)) {
-            join_path(kp, tp, "bridge");
-            err_at(c, key_line(to, "bridge", tk->line), kp, "no bridge named '" VAL_FMT
+        if (r->to_bridge && !find_bridge(cfg, r->to_bridge)) {
+            cy_join_path(kp, tp, "bridge");
+            cy_err(c, cy_key_line(to, "bridge", tk->line), kp, "no bridge named '" CY_VAL_FMT
                    "' in bridges", r->to_bridge);
         }
         if (!r->destination) {
-            r->destination = xstrdup(c, "{subject}");
+            r->destination = cy_strdup(c, "{subject}");
         }
         return;
     }
@@ -1640,33 +1013,33 @@ static void route_check(struct ctx *c, struct sl_route_cfg *r, const struct node
         forbid_key(c, to, out_only[i], tp, "not allowed in an ingress route (from.listener "
                    "or from.bridge)");
     }
-    if (map_get(to, "topic", NULL) && map_get(to, "topics", NULL)) {
-        join_path(kp, tp, "topics");
-        err_at(c, key_line(to, "topics", tk->line), kp, "give topic or topics, not both");
-    } else if (!map_get(to, "topic", NULL) && !map_get(to, "topics", NULL)) {
-        err_at(c, tk->line, tp, "an ingress route needs topic or topics");
+    if (cy_map_get(to, "topic", NULL) && cy_map_get(to, "topics", NULL)) {
+        cy_join_path(kp, tp, "topics");
+        cy_err(c, cy_key_line(to, "topics", tk->line), kp, "give topic or topics, not both");
+    } else if (!cy_map_get(to, "topic", NULL) && !cy_map_get(to, "topics", NULL)) {
+        cy_err(c, tk->line, tp, "an ingress route needs topic or topics");
     }
 }
 
-static void routes_fn(struct ctx *c, const struct opt *o, const struct node *v, void *field,
+static void routes_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
                       const char *path, int keyline)
 {
     struct sl_config *cfg = field;
-    if (is_null(v)) {
+    if (cy_is_null(v)) {
         return;
     }
-    if (v->kind != N_SEQ) {
-        err_at(c, node_line(v, keyline), path, "expected a list of routes, not %s",
+    if (v->kind != CY_SEQ) {
+        cy_err(c, node_line(v, keyline), path, "expected a list of routes, not %s",
                kind_name(v));
         return;
     }
-    cfg->routes = xcalloc(c, v->n, sizeof(*cfg->routes));
+    cfg->routes = cy_calloc(c, v->n, sizeof(*cfg->routes));
     if (!cfg->routes) {
         return;
     }
-    char ip[PATH_LEN];
+    char ip[CY_PATH_LEN];
     for (size_t i = 0; i < v->n; i++) {
-        const struct node *item = v->kids[i];
+        const struct cy_node *item = v->kids[i];
         snprintf(ip, sizeof(ip), "%s[%zu]", path, i);
         if (!expect_map(c, item, ip, item->line)) {
             continue;
@@ -1675,18 +1048,17 @@ static void routes_fn(struct ctx *c, const struct opt *o, const struct node *v, 
         r->line = item->line;
         apply_map(c, item, o->sub, r, ip, item->line);
         if (!r->match) {
-            r->match = xstrdup(c, "#");
+            r->match = cy_strdup(c, "#");
         }
-        route_check(c, r, item, ip);
+        route_check(c, cfg, r, item, ip);
     }
 }
 
 /* Checks across sections, once everything is applied. */
-static void config_check(struct ctx *c, const struct node *root)
+static void config_check(struct cy_ctx *c, struct sl_config *cfg, const struct cy_node *root)
 {
-    struct sl_config *cfg = c->cfg;
-    const struct node *lk = NULL;
-    const struct node *logn = map_get(root, "log", &lk);
+    const struct cy_node *lk = NULL;
+    const struct cy_node *logn = cy_map_get(root, "log", &lk);
     if (cfg->backend == SL_BACKEND_KAFKA) {
         static const char *const brokers[] = {
             "bootstrap.servers", "metadata.broker.list", "test.mock.num.brokers", NULL,
@@ -1698,7 +1070,7 @@ static void config_check(struct ctx *c, const struct node *root)
             }
         }
         if (!servers) {
-            err_at(c, key_line(logn, "backend", lk ? lk->line : 1), "log.kafka",
+            cy_err(c, cy_key_line(logn, "backend", lk ? lk->line : 1), "log.kafka",
                    "backend kafka needs bootstrap.servers");
         }
     }
@@ -1711,7 +1083,7 @@ static void config_check(struct ctx *c, const struct node *root)
                 a->port == b->port && a->host && b->host && strcmp(a->host, b->host) == 0) {
                 char kp[64];
                 snprintf(kp, sizeof(kp), "listeners.%s.bind", listeners_opts[i].name);
-                err_at(c, a->line ? a->line : 1, kp, "%s:%d is also used by listeners.%s",
+                cy_err(c, a->line ? a->line : 1, kp, "%s:%d is also used by listeners.%s",
                        a->host, a->port, listeners_opts[j].name);
             }
         }
@@ -1720,50 +1092,59 @@ static void config_check(struct ctx *c, const struct node *root)
 
 /* ------------------------------------------------------------ public API ---- */
 
-static struct sl_config *config_new(struct ctx *c)
+static struct sl_config *config_new(struct cy_ctx *c)
 {
-    struct sl_config *cfg = xcalloc(c, 1, sizeof(*cfg));
+    struct sl_config *cfg = cy_calloc(c, 1, sizeof(*cfg));
     if (!cfg) {
         return NULL;
     }
-    c->cfg = cfg;
     apply_defaults(c, top_tabs, cfg);
     listener_init(c, &listeners_opts[0], &cfg->http);
     return cfg;
 }
 
+int sl_parse_size(const char *s, uint64_t *out)
+{
+    return cy_parse_size(s, out);
+}
+
+int sl_parse_duration_ms(const char *s, int64_t *out)
+{
+    return cy_parse_duration_ms(s, out);
+}
+
 struct sl_config *sl_config_defaults(void)
 {
-    struct ctx c = {.name = "defaults"};
+    struct cy_ctx c = {.name = "defaults"};
     struct sl_config *cfg = config_new(&c);
     if (c.oom || c.n_errs) {
         sl_config_free(&cfg);
     }
-    ctx_clear(&c);
+    cy_ctx_clear(&c);
     return cfg;
 }
 
 struct sl_config *sl_config_parse(const char *name, const char *text, size_t len,
                                   char **errors)
 {
-    struct ctx c = {.name = name ? name : "<config>"};
-    struct node *root = NULL;
+    struct cy_ctx c = {.name = name ? name : "<config>"};
+    struct cy_node *root = NULL;
     struct sl_config *cfg = config_new(&c);
     if (cfg) {
-        cfg->path = xstrdup(&c, c.name);
+        cfg->path = cy_strdup(&c, c.name);
     }
-    if (cfg && !c.oom && load_tree(&c, text ? text : "", text ? len : 0, &root)) {
-        if (!is_null(root)) {
+    if (cfg && !c.oom && cy_load_tree(&c, text ? text : "", text ? len : 0, &root)) {
+        if (!cy_is_null(root)) {
             apply_map(&c, root, top_tabs, cfg, "", 0);
-            if (root->kind == N_MAP) {
-                config_check(&c, root);
+            if (root->kind == CY_MAP) {
+                config_check(&c, cfg, root);
             }
         }
     }
-    node_free(root);
-    char *text_err = errors_text(&c);
+    cy_node_free(root);
+    char *text_err = cy_errors_text(&c);
     bool failed = c.oom || c.n_errs > 0;
-    ctx_clear(&c);
+    cy_ctx_clear(&c);
     if (failed) {
         sl_config_free(&cfg);
     }
@@ -1986,11 +1367,11 @@ static bool bridge_eq(const struct sl_bridge_cfg *a, const struct sl_bridge_cfg 
 static void diff_tabs(struct diff *d, const struct table *tabs, const void *a, const void *b,
                       const char *prefix)
 {
-    char path[PATH_LEN];
+    char path[CY_PATH_LEN];
     for (const struct table *t = tabs; t->opts; t++) {
         const char *ba = (const char *)a + t->base_off, *bb = (const char *)b + t->base_off;
         for (const struct opt *o = t->opts; o->name; o++) {
-            join_path(path, prefix, o->name);
+            cy_join_path(path, prefix, o->name);
             if (o->flags & OPT_RELOAD) {
                 continue;
             }
@@ -2050,22 +1431,22 @@ static const char *type_name(const struct opt *o)
 static void print_tabs(FILE *out, const struct table *tabs, const char *prefix, int depth,
                        bool parent_reload, const char *parent_def)
 {
-    char path[PATH_LEN], list[160];
+    char path[CY_PATH_LEN], list[160];
     if (depth > 8) {
         return;
     }
     for (const struct table *t = tabs; t->opts; t++) {
         for (const struct opt *o = t->opts; o->name; o++) {
-            join_path(path, prefix, o->name);
+            cy_join_path(path, prefix, o->name);
             bool nested = o->type == OPT_SECTION || (o->type == OPT_CUSTOM && o->sub);
             bool reload = parent_reload || (o->flags & OPT_RELOAD);
             const char *def = o->def ? o->def : (o->type == OPT_CUSTOM ? parent_def : NULL);
             if (nested) {
-                char sub[PATH_LEN];
+                char sub[CY_PATH_LEN];
                 if (o->elem && o->elem[0] == '<') {
-                    snprintf(sub, sizeof(sub), "%.*s.%s", PATH_LEN - 20, path, o->elem);
+                    snprintf(sub, sizeof(sub), "%.*s.%s", CY_PATH_LEN - 20, path, o->elem);
                 } else {
-                    snprintf(sub, sizeof(sub), "%.*s%s", PATH_LEN - 20, path,
+                    snprintf(sub, sizeof(sub), "%.*s%s", CY_PATH_LEN - 20, path,
                              o->elem ? o->elem : "");
                 }
                 fprintf(out, "\n%s  [%s%s%s]\n    %s\n", sub,
