@@ -585,9 +585,16 @@ bool mqtt_user_prop_next(const struct mqtt_user_props *l, struct mqtt_iter *it,
             break;
         }
         if (id == MQTT_PROP_USER) {
-            if (rd_str(&r, &out->name) != 0 || rd_str(&r, &out->value) != 0) {
+            /* the decoder validated the UTF-8 already */
+            struct mqtt_bin k;
+            struct mqtt_bin v;
+            if (rd_bin(&r, &k) != 0 || rd_bin(&r, &v) != 0) {
                 break;
             }
+            out->name.ptr = (const char *)k.ptr;
+            out->name.len = k.len;
+            out->value.ptr = (const char *)v.ptr;
+            out->value.len = v.len;
             it->p = r.p;
             it->i++;
             return true;
@@ -669,10 +676,13 @@ bool mqtt_sub_next(const struct mqtt_sub_list *l, bool with_options, struct mqtt
     }
     memset(out, 0, sizeof(*out));
     uint8_t o = 0;
-    if (rd_str(&r, &out->filter) != 0 || (with_options && rd_u8(&r, &o) != 0)) {
+    struct mqtt_bin f;
+    if (rd_bin(&r, &f) != 0 || (with_options && rd_u8(&r, &o) != 0)) {
         it->p = r.end;
         return false;
     }
+    out->filter.ptr = (const char *)f.ptr;
+    out->filter.len = f.len;
     split_options(o, out);
     it->p = r.p;
     it->i++;
