@@ -10,7 +10,7 @@ SLUICE_URL="http://127.0.0.1:$port" $PY "$ROOT/tests/integration/test_rest.py" >
 rc=$?
 cat "$dir/py.out"
 line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$dir/py.out" | tail -1)
-p=$(sed -n 's/.*\b\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
+p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
 T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
 [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "test_rest.py exit $rc"
 check "daemon still alive after the REST suite" kill -0 "$SLUICE_PID"
