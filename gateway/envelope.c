@@ -308,12 +308,39 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int make_uuid(char out[37])
+/*
+ * Event ids: UUID v4 from a per-thread xoshiro256** generator seeded once from
+ * getrandom(). Ids need uniqueness, not secrecy, and a getrandom() call per event
+ * would cost a system call on the publish path.
+ */
+static _Thread_local uint64_t rng_state[4];
+static _Thread_local bool rng_seeded;
+
+static uint64_t rotl64(uint64_t x, int k)
 {
-    uint8_t r[16];
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(void)
+{
+    uint64_t *st = rng_state;
+    uint64_t result = rotl64(st[1] * 5, 7) * 9;
+    uint64_t t = st[1] << 17;
+    st[2] ^= st[0];
+    st[3] ^= st[1];
+    st[1] ^= st[2];
+    st[0] ^= st[3];
+    st[2] ^= t;
+    st[3] = rotl64(st[3], 45);
+    return result;
+}
+
+static int rng_seed(void)
+{
     size_t got = 0;
-    while (got < sizeof(r)) {
-        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+    uint8_t *p = (uint8_t *)rng_state;
+    while (got < sizeof(rng_state)) {
+        ssize_t n = getrandom(p + got, sizeof(rng_state) - got, 0);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -322,13 +349,60 @@ static int make_uuid(char out[37])
         }
         got += (size_t)n;
     }
+    if ((rng_state[0] | rng_state[1] | rng_state[2] | rng_state[3]) == 0) {
+        rng_state[0] = 1;        /* the all-zero state is the one fixed point */
+    }
+    rng_seeded = true;
+    return 0;
+}
+
+static int make_uuid(char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t r[16];
+    uint64_t a, b;
+    char *o = out;
+
+    if (!rng_seeded) {
+        int rc = rng_seed();
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    a = rng_next();
+    b = rng_next();
+    memcpy(r, &a, 8);
+    memcpy(r + 8, &b, 8);
     r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
     r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-             r[12], r[13], r[14], r[15]);
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            *o++ = '-';
+        }
+        *o++ = hex[r[i] >> 4];
+        *o++ = hex[r[i] & 15];
+    }
+    *o = '\0';
     return 0;
+}
+
+/* Concatenate "/sluice/<adapter>/<name>" into buf (size sz). */
+static size_t default_source(const struct sl_env *env, char *buf, size_t sz)
+{
+    const char *parts[4] = {"/sluice/",
+                            env->origin_adapter[0] != '\0' ? env->origin_adapter : "core", "/",
+                            env->origin_name != NULL ? env->origin_name : "default"};
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t l = strlen(parts[i]);
+        if (l > sz - 1 - n) {
+            l = sz - 1 - n;
+        }
+        memcpy(buf + n, parts[i], l);
+        n += l;
+    }
+    buf[n] = '\0';
+    return n;
 }
 
 int sl_env_finalize(struct sl_env *env)
@@ -346,11 +420,8 @@ int sl_env_finalize(struct sl_env *env)
         }
     }
     if (env->source == NULL) {
-        int n = snprintf(buf, sizeof(buf), "/sluice/%s/%s",
-                         env->origin_adapter[0] != '\0' ? env->origin_adapter : "core",
-                         env->origin_name != NULL ? env->origin_name : "default");
-        if (set_str(&env->source, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1)
-            != 0) {
+        size_t n = default_source(env, buf, sizeof(buf));
+        if (set_str(&env->source, buf, n) != 0) {
             return -ENOMEM;
         }
     }
@@ -451,14 +522,67 @@ int sl_rfc3339_parse_ms(const char *s, size_t len, int64_t *out_ms)
     return 0;
 }
 
+/* Howard Hinnant's civil_from_days: days since 1970-01-01 -> y, m, d. */
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static char *put_digits(char *o, int64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        o[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return o + width;
+}
+
 void sl_rfc3339_format_ms(int64_t ms, char *out, size_t outsz)
 {
-    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int frac = (int)(ms - (int64_t)secs * 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    int64_t frac = ms - secs * 1000;
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    int64_t sod = secs - days * 86400;
+    int64_t y;
+    int m, d;
+    char tmp[32];
+    char *o = tmp;
+
+    civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999) {
+        y = y < 0 ? 0 : 9999;      /* outside RFC 3339's range: clamp */
+    }
+    o = put_digits(o, y, 4);
+    *o++ = '-';
+    o = put_digits(o, m, 2);
+    *o++ = '-';
+    o = put_digits(o, d, 2);
+    *o++ = 'T';
+    o = put_digits(o, sod / 3600, 2);
+    *o++ = ':';
+    o = put_digits(o, sod / 60 % 60, 2);
+    *o++ = ':';
+    o = put_digits(o, sod % 60, 2);
+    *o++ = '.';
+    o = put_digits(o, frac, 3);
+    *o++ = 'Z';
+    size_t n = (size_t)(o - tmp);
+    if (outsz == 0) {
+        return;
+    }
+    if (n >= outsz) {
+        n = outsz - 1;
+    }
+    memcpy(out, tmp, n);
+    out[n] = '\0';
 }
 
 /* ---- Kafka protocol binding ---- */

@@ -1,5 +1,10 @@
 /*
  * The one publish path: route -> finalize -> encode -> append -> ack once durable.
+ *
+ * Per call: every envelope is routed to one or more (topic, partition) targets; the
+ * records for one target share one RecordBatch (one sl_log_append); the caller's
+ * callback fires once, after the last append met its flush policy. Small calls (the
+ * common case: one event) use stack scratch and one heap block for the in-flight state.
  */
 #include "gateway/gateway.h"
 
@@ -11,15 +16,36 @@
 #include "gateway/metrics.h"
 #include "routing/route.h"
 
-struct pub_group {
-    const char *topic;             /* points into op->topics */
-    int32_t partition;
-    size_t n;                      /* records in this group */
-    size_t first;                  /* index into op->recs */
+#define PUB_INLINE_TOPICS 4
+#define PUB_INLINE_RECS 16
+#define PUB_INLINE_HDRS 192
+
+struct pub_topic {
+    char name[RT_TOPIC_MAX + 1];
+    int32_t sticky;                /* keyless partition for this call, -1: not chosen */
 };
 
+struct pub_rec {
+    size_t topic;                  /* index into the call's topic table */
+    int32_t partition;
+    size_t env;                    /* envelope index */
+    bool first_topic;              /* the envelope's first target: fills its item */
+    const uint8_t *key;
+    int32_t key_len;
+};
+
+struct pub_op;
+
+struct pub_group {
+    struct pub_op *op;             /* the append callback's argument is the group */
+    int32_t partition;
+    size_t n;                      /* records in this group */
+    size_t first;                  /* index of its first record in group_env */
+};
+
+/* In flight: one heap block holding the op, then items[n], groups[n_groups],
+ * group_env[n_recs]. */
 struct pub_op {
-    struct sl_gateway *gw;
     sl_publish_fn fn;
     void *arg;
     size_t n;                      /* envelopes */
@@ -27,16 +53,19 @@ struct pub_op {
     size_t pending;                /* appends not yet called back, +1 while issuing */
     int status;
     const char *error;
-    /* per group: which envelopes' items it fills */
     struct pub_group *groups;
     size_t n_groups;
-    size_t *group_env;             /* for record j (group order): its envelope index,
-                                      or SIZE_MAX for a second-topic copy */
+    size_t *group_env;             /* record j (group order): its envelope, or SIZE_MAX */
 };
 
-struct pub_append {
-    struct pub_op *op;
-    size_t group;
+/* Scratch for one call: inline arrays, heap only past them. */
+struct pub_scratch {
+    struct pub_topic topics_inline[PUB_INLINE_TOPICS];
+    struct pub_rec recs_inline[PUB_INLINE_RECS];
+    struct pub_topic *topics;
+    size_t n_topics, cap_topics;
+    struct pub_rec *recs;
+    size_t n_recs, cap_recs;
 };
 
 static const char *env_header_value(void *arg, const char *name)
@@ -49,33 +78,24 @@ static const char *env_header_value(void *arg, const char *name)
     return sl_env_get_attr(env, name);
 }
 
-static void op_finish(struct pub_op *op)
-{
-    struct sl_publish_result res = {
-        .status = op->status,
-        .error = op->error,
-        .n = op->n,
-        .items = op->items,
-    };
-    op->fn(op->arg, &res);
-    free(op->items);
-    free(op->groups);
-    free(op->group_env);
-    free(op);
-}
-
 static void op_release(struct pub_op *op)
 {
     if (--op->pending == 0) {
-        op_finish(op);
+        struct sl_publish_result res = {
+            .status = op->status,
+            .error = op->error,
+            .n = op->n,
+            .items = op->items,
+        };
+        op->fn(op->arg, &res);
+        free(op);
     }
 }
 
 static void append_done(void *arg, const struct sl_append_result *res)
 {
-    struct pub_append *pa = arg;
-    struct pub_op *op = pa->op;
-    struct pub_group *g = &op->groups[pa->group];
+    struct pub_group *g = arg;
+    struct pub_op *op = g->op;
 
     if (res->status != 0) {
         if (op->status == 0) {
@@ -91,7 +111,6 @@ static void append_done(void *arg, const struct sl_append_result *res)
             }
         }
     }
-    free(pa);
     op_release(op);
 }
 
@@ -124,22 +143,142 @@ static int ensure_topic(struct sl_gateway *gw, const char *topic)
     return sl_log_topic_configure(gw->log, topic, NULL);
 }
 
-struct pub_rec {
-    const char *topic;
-    int32_t partition;
-    size_t env;                    /* envelope index */
-    bool first_topic;
-    const uint8_t *key;
-    int32_t key_len;
-};
+/* Grow one of the scratch arrays: inline first, then the heap. */
+static int grow(void **arr, size_t *cap, size_t elem, void *inline_arr)
+{
+    size_t nc = *cap * 2;
+    void *na;
+    if (*arr == inline_arr) {
+        na = malloc(nc * elem);
+        if (na != NULL) {
+            memcpy(na, *arr, *cap * elem);
+        }
+    } else {
+        na = realloc(*arr, nc * elem);
+    }
+    if (na == NULL) {
+        return -ENOMEM;
+    }
+    *arr = na;
+    *cap = nc;
+    return 0;
+}
+
+/* The index of topic name in the call's table, adding it (and creating the topic in
+ * the log if allowed) the first time. */
+static int topic_index(struct sl_gateway *gw, struct pub_scratch *sc, const char *name,
+                       size_t *idx)
+{
+    int rc;
+    for (size_t i = 0; i < sc->n_topics; i++) {
+        if (strcmp(sc->topics[i].name, name) == 0) {
+            *idx = i;
+            return 0;
+        }
+    }
+    if (!sl_log_topic_name_valid(name)) {
+        return -EINVAL;
+    }
+    rc = ensure_topic(gw, name);
+    if (rc != 0) {
+        return rc;
+    }
+    if (sc->n_topics == sc->cap_topics &&
+        grow((void **)&sc->topics, &sc->cap_topics, sizeof(*sc->topics),
+             sc->topics_inline) != 0) {
+        return -ENOMEM;
+    }
+    snprintf(sc->topics[sc->n_topics].name, sizeof(sc->topics[0].name), "%s", name);
+    sc->topics[sc->n_topics].sticky = -1;
+    *idx = sc->n_topics++;
+    return 0;
+}
+
+/* Route one envelope and add a record per target topic. */
+static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
+                     struct pub_scratch *sc, struct sl_env *env, size_t i)
+{
+    struct rt_decision d;
+    int rc;
+
+    if (env->subject == NULL || env->subject[0] == '\0') {
+        return -EINVAL;
+    }
+    rc = rt_route_ingress(gw->routes, src->listener, src->bridge, env->subject,
+                          env_header_value, env, &d);
+    if (rc != 0 && src->topic == NULL) {
+        return rc;
+    }
+    if ((rc != 0 || d.rule == NULL) && src->topic != NULL) {
+        /* Explicit topic (HTTP): the key is what the request gave, nothing else. */
+        d.rule = NULL;
+        d.n_topics = 1;
+        snprintf(d.topics[0], sizeof(d.topics[0]), "%s", src->topic);
+        d.key = RT_KEY_NONE;
+    }
+    if (d.rule != NULL) {
+        for (size_t s = 0; s < d.rule->n_set; s++) {
+            if (d.rule->set[s].value == NULL) {
+                continue;           /* removal is not supported yet: keep the header */
+            }
+            if (sl_env_add_header(env, d.rule->set[s].name, d.rule->set[s].value,
+                                  (int32_t)strlen(d.rule->set[s].value)) != 0) {
+                return -ENOMEM;
+            }
+        }
+    }
+    rc = sl_env_finalize(env);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t t = 0; t < d.n_topics; t++) {
+        struct pub_rec *r;
+        size_t ti;
+
+        rc = topic_index(gw, sc, d.topics[t], &ti);
+        if (rc != 0) {
+            return rc;
+        }
+        if (sc->n_recs == sc->cap_recs &&
+            grow((void **)&sc->recs, &sc->cap_recs, sizeof(*sc->recs),
+                 sc->recs_inline) != 0) {
+            return -ENOMEM;
+        }
+        r = &sc->recs[sc->n_recs];
+        r->topic = ti;
+        r->env = i;
+        r->first_topic = t == 0;
+        if (env->key != NULL) {
+            r->key = env->key->data;
+            r->key_len = (int32_t)env->key->len;
+        } else {
+            decision_key(env, &d, &r->key, &r->key_len);
+        }
+        if (r->key != NULL) {
+            r->partition = sl_log_partition_for(gw->log, sc->topics[ti].name, r->key,
+                                                r->key_len);
+        } else {
+            /* keyless: one partition per topic for the whole call (sticky) */
+            if (sc->topics[ti].sticky < 0) {
+                sc->topics[ti].sticky = sl_log_partition_for(gw->log, sc->topics[ti].name,
+                                                             NULL, -1);
+            }
+            r->partition = sc->topics[ti].sticky;
+        }
+        if (r->partition < 0) {
+            return r->partition;
+        }
+        sc->n_recs++;
+    }
+    return 0;
+}
 
 static int cmp_rec(const void *a, const void *b)
 {
     const struct pub_rec *x = a;
     const struct pub_rec *y = b;
-    int c = strcmp(x->topic, y->topic);
-    if (c != 0) {
-        return c;
+    if (x->topic != y->topic) {
+        return x->topic < y->topic ? -1 : 1;
     }
     if (x->partition != y->partition) {
         return x->partition < y->partition ? -1 : 1;
@@ -147,31 +286,25 @@ static int cmp_rec(const void *a, const void *b)
     return x->env < y->env ? -1 : (x->env > y->env ? 1 : 0);
 }
 
-/* Per call: the keyless partition chosen for a topic (sticky for the whole call). */
-struct sticky {
-    char topic[250];
-    int32_t partition;
-};
-
 /* Events accepted per listener: the few listener names are cached. */
 static struct sl_metric *published_counter(const char *listener)
 {
     static struct {
-        const char *name;
+        char name[32];
         struct sl_metric *m;
     } cache[8];
     char labels[64];
 
     for (size_t i = 0; i < sizeof(cache) / sizeof(cache[0]); i++) {
-        if (cache[i].name == NULL) {
+        if (cache[i].m != NULL && strcmp(cache[i].name, listener) == 0) {
+            return cache[i].m;
+        }
+        if (cache[i].m == NULL) {
             snprintf(labels, sizeof(labels), "listener=\"%s\"", listener);
             cache[i].m = sl_metric_counter("sluice_published_events_total",
                                            "Events acknowledged or accepted for publishing",
                                            labels);
-            cache[i].name = listener;   /* listener names are static strings */
-            return cache[i].m;
-        }
-        if (strcmp(cache[i].name, listener) == 0) {
+            snprintf(cache[i].name, sizeof(cache[i].name), "%s", listener);
             return cache[i].m;
         }
     }
@@ -179,212 +312,121 @@ static struct sl_metric *published_counter(const char *listener)
     return sl_metric_counter("sluice_published_events_total", "", labels);
 }
 
+/* Allocate the in-flight op for n envelopes and the sorted records' groups. */
+static struct pub_op *op_new(const struct pub_scratch *sc, size_t n)
+{
+    size_t n_groups = 0;
+    struct pub_op *op;
+    char *p;
+
+    for (size_t j = 0; j < sc->n_recs; j++) {
+        if (j == 0 || sc->recs[j].topic != sc->recs[j - 1].topic ||
+            sc->recs[j].partition != sc->recs[j - 1].partition) {
+            n_groups++;
+        }
+    }
+    op = malloc(sizeof(*op) + n * sizeof(*op->items) + n_groups * sizeof(*op->groups) +
+                sc->n_recs * sizeof(*op->group_env));
+    if (op == NULL) {
+        return NULL;
+    }
+    memset(op, 0, sizeof(*op));
+    p = (char *)(op + 1);
+    op->items = (struct sl_pub_item *)p;
+    p += n * sizeof(*op->items);
+    op->groups = (struct pub_group *)p;
+    p += n_groups * sizeof(*op->groups);
+    op->group_env = (size_t *)p;
+    op->n = n;
+    for (size_t i = 0; i < n; i++) {
+        op->items[i].topic[0] = '\0';
+        op->items[i].partition = -1;
+        op->items[i].offset = -1;
+    }
+    return op;
+}
+
 int sl_gateway_publish(struct sl_gateway *gw, const struct sl_pub_source *src,
                        struct sl_env **envs, size_t n, sl_publish_fn fn, void *arg)
 {
-    struct rt_decision d;
-    struct pub_rec *recs = NULL;
-    char (*topics)[250] = NULL;       /* storage for resolved topic names */
-    struct sticky *sticky = NULL;
-    size_t n_recs = 0, cap_recs = 0, n_sticky = 0;
-    struct sl_hdr *hdrs = NULL;
-    struct sl_rec_in *rin = NULL;
+    struct pub_scratch sc;
+    struct sl_hdr hdrs_inline[PUB_INLINE_HDRS];
+    struct sl_rec_in rin_inline[PUB_INLINE_RECS];
+    struct sl_hdr *hdrs = hdrs_inline;
+    struct sl_rec_in *rin = rin_inline;
     struct pub_op *op = NULL;
+    size_t n_hdrs = 0;
     int rc = 0;
 
     if (n == 0) {
         return -EINVAL;
     }
-    cap_recs = n;
-    recs = calloc(cap_recs, sizeof(*recs));
-    topics = calloc(cap_recs, sizeof(*topics));
-    sticky = calloc(cap_recs, sizeof(*sticky));
-    if (recs == NULL || topics == NULL || sticky == NULL) {
+    sc.topics = sc.topics_inline;
+    sc.cap_topics = PUB_INLINE_TOPICS;
+    sc.n_topics = 0;
+    sc.recs = sc.recs_inline;
+    sc.cap_recs = PUB_INLINE_RECS;
+    sc.n_recs = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = route_env(gw, src, &sc, envs[i], i);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    if (sc.n_recs > 1) {
+        qsort(sc.recs, sc.n_recs, sizeof(*sc.recs), cmp_rec);
+    }
+    for (size_t j = 0; j < sc.n_recs; j++) {
+        n_hdrs += sl_env_record_headers(envs[sc.recs[j].env]);
+    }
+    if (n_hdrs > PUB_INLINE_HDRS) {
+        hdrs = malloc(n_hdrs * sizeof(*hdrs));
+    }
+    if (sc.n_recs > PUB_INLINE_RECS) {
+        rin = malloc(sc.n_recs * sizeof(*rin));
+    }
+    op = op_new(&sc, n);
+    if (hdrs == NULL || rin == NULL || op == NULL) {
+        free(op);
         rc = -ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct sl_env *env = envs[i];
-        if (env->subject == NULL || env->subject[0] == '\0') {
-            rc = -EINVAL;
-            goto out;
-        }
-        rc = rt_route_ingress(gw->routes, src->listener, src->bridge, env->subject,
-                              env_header_value, env, &d);
-        if (rc != 0 && src->topic == NULL) {
-            goto out;
-        }
-        if ((rc != 0 || d.rule == NULL) && src->topic != NULL) {
-            d.rule = NULL;
-            /* Explicit topic (HTTP): the key is what the request gave, nothing else. */
-            d.n_topics = 1;
-            snprintf(d.topics[0], sizeof(d.topics[0]), "%s", src->topic);
-            d.key = RT_KEY_NONE;
-        }
-        if (d.rule != NULL) {
-            for (size_t s = 0; s < d.rule->n_set; s++) {
-                if (d.rule->set[s].value == NULL) {
-                    continue;       /* removal is not supported yet: keep the header */
-                }
-                if (sl_env_add_header(env, d.rule->set[s].name, d.rule->set[s].value,
-                                      (int32_t)strlen(d.rule->set[s].value)) != 0) {
-                    rc = -ENOMEM;
-                    goto out;
-                }
-            }
-        }
-        rc = sl_env_finalize(env);
-        if (rc != 0) {
-            goto out;
-        }
-        for (size_t t = 0; t < d.n_topics; t++) {
-            struct pub_rec *r;
-            const uint8_t *key;
-            int32_t key_len;
-
-            if (!sl_log_topic_name_valid(d.topics[t])) {
-                rc = -EINVAL;
-                goto out;
-            }
-            rc = ensure_topic(gw, d.topics[t]);
-            if (rc != 0) {
-                goto out;
-            }
-            if (n_recs == cap_recs) {
-                size_t nc = cap_recs * 2;
-                struct pub_rec *nr = realloc(recs, nc * sizeof(*recs));
-                char (*nt)[250] = realloc(topics, nc * sizeof(*topics));
-                struct sticky *ns = realloc(sticky, nc * sizeof(*sticky));
-                if (nr != NULL) {
-                    recs = nr;
-                }
-                if (nt != NULL) {
-                    topics = nt;
-                    /* re-point stored topic names at the moved storage */
-                    for (size_t k = 0; k < n_recs; k++) {
-                        recs[k].topic = topics[k];
-                    }
-                }
-                if (ns != NULL) {
-                    sticky = ns;
-                }
-                if (nr == NULL || nt == NULL || ns == NULL) {
-                    rc = -ENOMEM;
-                    goto out;
-                }
-                cap_recs = nc;
-            }
-            r = &recs[n_recs];
-            memcpy(topics[n_recs], d.topics[t], sizeof(topics[0]));
-            r->topic = topics[n_recs];
-            r->env = i;
-            r->first_topic = t == 0;
-            if (env->key != NULL) {
-                key = env->key->data;
-                key_len = (int32_t)env->key->len;
-            } else {
-                decision_key(env, &d, &key, &key_len);
-            }
-            r->key = key;
-            r->key_len = key_len;
-            if (key != NULL) {
-                r->partition = sl_log_partition_for(gw->log, r->topic, key, key_len);
-            } else {
-                size_t k;
-                for (k = 0; k < n_sticky; k++) {
-                    if (strcmp(sticky[k].topic, r->topic) == 0) {
-                        break;
-                    }
-                }
-                if (k == n_sticky) {
-                    memcpy(sticky[k].topic, r->topic, sizeof(sticky[k].topic));
-                    sticky[k].partition = sl_log_partition_for(gw->log, r->topic, NULL, -1);
-                    n_sticky++;
-                }
-                r->partition = sticky[k].partition;
-            }
-            if (r->partition < 0) {
-                rc = r->partition;
-                goto out;
-            }
-            n_recs++;
-        }
-    }
-    qsort(recs, n_recs, sizeof(*recs), cmp_rec);
-
-    op = calloc(1, sizeof(*op));
-    if (op != NULL) {
-        op->items = calloc(n, sizeof(*op->items));
-        op->groups = calloc(n_recs, sizeof(*op->groups));
-        op->group_env = calloc(n_recs, sizeof(*op->group_env));
-    }
-    size_t n_hdrs = 0;
-    for (size_t j = 0; j < n_recs; j++) {
-        n_hdrs += sl_env_record_headers(envs[recs[j].env]);
-    }
-    hdrs = malloc(n_hdrs * sizeof(*hdrs));
-    rin = malloc(n_recs * sizeof(*rin));
-    if (op == NULL || op->items == NULL || op->groups == NULL || op->group_env == NULL ||
-        hdrs == NULL || rin == NULL) {
-        if (op != NULL) {
-            free(op->items);
-            free(op->groups);
-            free(op->group_env);
-            free(op);
-            op = NULL;
-        }
-        rc = -ENOMEM;
-        goto out;
-    }
-    op->gw = gw;
     op->fn = fn;
     op->arg = arg;
-    op->n = n;
     op->pending = 1;
-    for (size_t i = 0; i < n; i++) {
-        op->items[i].partition = -1;
-        op->items[i].offset = -1;
-    }
     /* Encode every record (header arrays borrow from the envelopes) and group them. */
     struct sl_hdr *hp = hdrs;
-    for (size_t j = 0; j < n_recs; j++) {
-        struct sl_env *env = envs[recs[j].env];
-        sl_env_to_record(env, hp, &rin[j]);
+    for (size_t j = 0; j < sc.n_recs; j++) {
+        const struct pub_rec *r = &sc.recs[j];
+        sl_env_to_record(envs[r->env], hp, &rin[j]);
         hp += rin[j].n_headers;
-        rin[j].key = recs[j].key;
-        rin[j].key_len = recs[j].key_len;
-        op->group_env[j] = recs[j].first_topic ? recs[j].env : SIZE_MAX;
-        if (recs[j].first_topic) {
-            snprintf(op->items[recs[j].env].topic, sizeof(op->items[0].topic), "%s",
-                     recs[j].topic);
+        rin[j].key = r->key;
+        rin[j].key_len = r->key_len;
+        op->group_env[j] = r->first_topic ? r->env : SIZE_MAX;
+        if (r->first_topic) {
+            memcpy(op->items[r->env].topic, sc.topics[r->topic].name,
+                   sizeof(op->items[0].topic));
         }
-        if (op->n_groups == 0 ||
-            strcmp(op->groups[op->n_groups - 1].topic, recs[j].topic) != 0 ||
-            op->groups[op->n_groups - 1].partition != recs[j].partition) {
-            op->groups[op->n_groups].topic = recs[j].topic;
-            op->groups[op->n_groups].partition = recs[j].partition;
-            op->groups[op->n_groups].first = j;
-            op->n_groups++;
+        if (j == 0 || r->topic != sc.recs[j - 1].topic ||
+            r->partition != sc.recs[j - 1].partition) {
+            struct pub_group *g = &op->groups[op->n_groups++];
+            g->op = op;
+            g->partition = r->partition;
+            g->first = j;
+            g->n = 0;
         }
         op->groups[op->n_groups - 1].n++;
     }
     for (size_t g = 0; g < op->n_groups; g++) {
-        struct pub_append *pa = malloc(sizeof(*pa));
+        struct pub_group *grp = &op->groups[g];
+        const char *topic = sc.topics[sc.recs[grp->first].topic].name;
         int arc;
-        if (pa == NULL) {
-            arc = -ENOMEM;
-        } else {
-            pa->op = op;
-            pa->group = g;
-            op->pending++;
-            arc = sl_log_append(gw->log, op->groups[g].topic, op->groups[g].partition,
-                                &rin[op->groups[g].first], op->groups[g].n, append_done, pa);
-            if (arc != 0) {
-                op->pending--;
-                free(pa);
-            }
-        }
+
+        op->pending++;
+        arc = sl_log_append(gw->log, topic, grp->partition, &rin[grp->first], grp->n,
+                            append_done, grp);
         if (arc != 0) {
+            op->pending--;
             if (op->status == 0) {
                 op->status = arc;
                 op->error = "append refused";
@@ -392,20 +434,23 @@ int sl_gateway_publish(struct sl_gateway *gw, const struct sl_pub_source *src,
             break;
         }
     }
-    /* Group topics point into topics[] which we free below: appends copied them. */
-    for (size_t g = 0; g < op->n_groups; g++) {
-        op->groups[g].topic = NULL;
-    }
     if (src->listener != NULL) {
         sl_metric_add(published_counter(src->listener), n);
     }
     op_release(op);
     rc = 0;
 out:
-    free(recs);
-    free(topics);
-    free(sticky);
-    free(hdrs);
-    free(rin);
+    if (hdrs != hdrs_inline) {
+        free(hdrs);
+    }
+    if (rin != rin_inline) {
+        free(rin);
+    }
+    if (sc.topics != sc.topics_inline) {
+        free(sc.topics);
+    }
+    if (sc.recs != sc.recs_inline) {
+        free(sc.recs);
+    }
     return rc;
 }

@@ -6,8 +6,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gateway/envelope.h"
 #include "gateway/log/recordbatch.h"
@@ -92,6 +94,58 @@ static void test_rfc3339(void **state)
     assert_int_equal(sl_rfc3339_parse_ms("2026-01-01T00:00:00", 19, &ms), -EINVAL);
     assert_int_equal(sl_rfc3339_parse_ms("2026-01-01T00:00:00.Z", 21, &ms), -EINVAL);
     assert_int_equal(sl_rfc3339_parse_ms("2026-01-01T00:00:00Zjunk", 24, &ms), -EINVAL);
+}
+
+/* The hand-written formatter agrees with gmtime_r over a wide range. */
+static void test_rfc3339_format_matches_gmtime(void **state)
+{
+    (void)state;
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int64_t ms = (int64_t)(x % 253402300799000ULL);      /* 1970 .. 9999 */
+        char mine[32], ref[96];
+        time_t secs = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        snprintf(ref, sizeof(ref), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+        sl_rfc3339_format_ms(ms, mine, sizeof(mine));
+        assert_string_equal(mine, ref);
+        int64_t back;
+        assert_int_equal(sl_rfc3339_parse_ms(mine, strlen(mine), &back), 0);
+        assert_int_equal(back, ms);
+    }
+    char small[8];
+    sl_rfc3339_format_ms(0, small, sizeof(small));
+    assert_string_equal(small, "1970-01");                  /* truncated, terminated */
+    char neg[32];
+    sl_rfc3339_format_ms(-1, neg, sizeof(neg));
+    assert_string_equal(neg, "1969-12-31T23:59:59.999Z");
+}
+
+static void test_ids_unique_v4(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    char (*ids)[37] = calloc(N, 37);
+    for (int i = 0; i < N; i++) {
+        struct sl_env *e = sl_env_new();
+        assert_int_equal(sl_env_finalize(e), 0);
+        assert_int_equal(strlen(e->id), 36);
+        assert_int_equal(e->id[8], '-');
+        assert_int_equal(e->id[14], '4');
+        assert_non_null(strchr("89ab", e->id[19]));
+        memcpy(ids[i], e->id, 37);
+        sl_env_unref(&e);
+    }
+    qsort(ids, N, 37, (int (*)(const void *, const void *))strcmp);
+    for (int i = 1; i < N; i++) {
+        assert_string_not_equal(ids[i - 1], ids[i]);
+    }
+    free(ids);
 }
 
 static void test_finalize_fills_missing(void **state)
@@ -226,6 +280,8 @@ int main(void)
         cmocka_unit_test(test_env_data_shared_across_envelopes),
         cmocka_unit_test(test_attrs),
         cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_rfc3339_format_matches_gmtime),
+        cmocka_unit_test(test_ids_unique_v4),
         cmocka_unit_test(test_finalize_fills_missing),
         cmocka_unit_test(test_kafka_binding_round_trip),
         cmocka_unit_test(test_foreign_record),
