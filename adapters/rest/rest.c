@@ -121,6 +121,7 @@ static void msg_free_req(struct rest_msg *m)
     free(m->query);
     m->method = m->path = m->query = NULL;
     sl_buf_unref(&m->req.body);
+    rest_parsed_free(&m->req.parsed);
 }
 
 static void msg_free(struct rest_msg *m)
@@ -179,11 +180,6 @@ static void msg_run(struct sl_msg *sm)
         ctx_unref(ctx);
         return;
     }
-    m->req.method = m->method;
-    m->req.path = m->path;
-    m->req.query = m->query;
-    m->req.headers = m->hdrs;
-    m->req.n_headers = m->n_hdrs;
     m->in_handle = true;
     rest_api_handle(ctx->api, &m->req, on_done, m);
     m->in_handle = false;
@@ -409,6 +405,14 @@ static void post_msg(struct rest_ctx *ctx, struct rest_conn *c)
     struct rest_msg *m = c->msg;
 
     c->state = CONN_WAITING;
+    /* JSON bodies are decoded here, on the lws thread, to keep the loop for routing
+     * and appends. */
+    m->req.method = m->method;
+    m->req.path = m->path;
+    m->req.query = m->query;
+    m->req.headers = m->hdrs;
+    m->req.n_headers = m->n_hdrs;
+    m->req.parsed = rest_api_preparse(&m->req);
     m->m.fn = msg_run;
     atomic_fetch_add(&ctx->refs, 1);
     sl_mailbox_post(ctx->a->gw->mailbox, &m->m);

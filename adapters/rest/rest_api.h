@@ -44,6 +44,8 @@ struct rest_req {
     const struct rest_hdr *headers; /* in arrival order */
     size_t n_headers;
     struct sl_buf *body;         /* NULL: no body */
+    struct rest_parsed *parsed;  /* optional: rest_api_preparse's result, owned by the
+                                    caller; the handler may take its envelopes */
 };
 
 #define REST_MAX_EXTRA_HEADERS 4
@@ -64,6 +66,17 @@ struct rest_resp {
  * before rest_api_handle returns. resp is lent for the call; the callee may take
  * resp->body (set it to NULL), else it is freed after the call. */
 typedef void (*rest_done_fn)(void *arg, struct rest_resp *resp);
+
+/*
+ * Decode a CloudEvents JSON body (structured or batch mode publish) ahead of the
+ * handler, so the transport thread does the JSON work and the loop thread only routes
+ * and appends. Returns NULL when the request has nothing to pre-decode (not a publish,
+ * or not a CloudEvents JSON body), else a result, successful or not, that the handler
+ * picks up through req->parsed. Pure: borrows req; any thread.
+ */
+struct rest_parsed *rest_api_preparse(const struct rest_req *req);
+/* Free a result (and the envelopes the handler did not take); *p set to NULL. */
+void rest_parsed_free(struct rest_parsed **p);
 
 struct rest_api_opts {
     const char *listener;        /* instance name ("http"), copied */

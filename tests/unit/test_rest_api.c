@@ -132,6 +132,10 @@ static void run_until(struct fixture *f, struct result *r, int max_ms)
     }
 }
 
+/* When set, request() decodes JSON bodies with rest_api_preparse first, as the lws
+ * thread does. */
+static bool use_preparse;
+
 /* Issue a request; headers as "name", "value" pairs ending with NULL. */
 static void request(struct fixture *f, struct result *r, const char *method, const char *path,
                     const char *query, const char *body, ...)
@@ -150,7 +154,9 @@ static void request(struct fixture *f, struct result *r, const char *method, con
     }
     va_end(ap);
     req.body = body != NULL ? sl_buf_new(body, strlen(body)) : NULL;
+    req.parsed = use_preparse ? rest_api_preparse(&req) : NULL;
     rest_api_handle(f->api, &req, on_done, r);
+    rest_parsed_free(&req.parsed);
     sl_buf_unref(&req.body);
     run_until(f, r, 2000);
     assert_int_equal(r->calls, 1);
@@ -306,6 +312,28 @@ static void test_publish_structured_and_batch(void **state)
     assert_int_equal(json_integer_value(json_object_get(ev, "data")), 2);
     ev = json_array_get(r.json, 2);
     assert_string_equal(json_string_value(json_object_get(ev, "data_base64")), "AP8=");
+    result_clear(&r);
+}
+
+/* The same with the JSON decoded ahead (on the transport thread in the daemon), plus
+ * the decoder's errors coming through req->parsed. */
+static void test_publish_preparsed(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    struct rest_req get = {.method = "GET", .path = "/topics/x"};
+
+    assert_null(rest_api_preparse(&get));          /* nothing to decode */
+    use_preparse = true;
+    test_publish_structured_and_batch(state);
+    request(f, &r, "POST", "/topics/evt", NULL, "[{\"specversion\":\"1.0\"", "content-type",
+            "application/cloudevents-batch+json", NULL);
+    assert_error(&r, 400);
+    assert_non_null(strstr(r.body, "JSON"));
+    request(f, &r, "POST", "/topics/evt", NULL, "{\"specversion\":\"0.3\"}", "content-type",
+            "application/cloudevents+json", NULL);
+    assert_error(&r, 400);
+    use_preparse = false;
     result_clear(&r);
 }
 
@@ -515,6 +543,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_health_metrics_static, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_binary_and_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_structured_and_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_preparsed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_read_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
