@@ -233,7 +233,6 @@ void sl_gateway_collect_metrics(void *arg, struct evbuffer *out)
     struct collect_ctx c = {.out = out};
     struct lag_ctx lc = {.gw = gw, .out = out};
     struct sl_log_stats st;
-    uint64_t cum = 0;
 
     if (gw->log == NULL) {
         return;
@@ -259,9 +258,9 @@ void sl_gateway_collect_metrics(void *arg, struct evbuffer *out)
     evbuffer_add_printf(out, "# HELP sluice_log_fsync_seconds fsync latency\n"
                              "# TYPE sluice_log_fsync_seconds histogram\n");
     for (int i = 0; i < SL_LOG_FSYNC_BUCKETS; i++) {
-        cum += st.fsync_bucket[i];
+        /* sl_log_get_stats already gives cumulative bucket counts */
         evbuffer_add_printf(out, "sluice_log_fsync_seconds_bucket{le=\"%g\"} %llu\n",
-                            sl_log_fsync_bucket_le[i], (unsigned long long)cum);
+                            sl_log_fsync_bucket_le[i], (unsigned long long)st.fsync_bucket[i]);
     }
     evbuffer_add_printf(out, "sluice_log_fsync_seconds_bucket{le=\"+Inf\"} %llu\n"
                              "sluice_log_fsync_seconds_sum %.6f\n"

@@ -1,6 +1,6 @@
 /*
- * Embedded log: topics, the append path with group commit, the fsync thread, reads,
- * retention and statistics. Loop thread only, except fsync_main (the fsync thread),
+ * Embedded log: topics, the append path with group commit, the fsync threads, reads,
+ * retention and statistics. Loop thread only, except fsync_main (the fsync workers),
  * which touches nothing but the job queue (under log->mu) and segment snapshots.
  */
 #include "gateway/log/log.h"
@@ -1023,7 +1023,13 @@ struct sl_log *sl_log_open(struct event_base *base, const struct sl_log_options 
     if (discover(log, err) < 0 || sl_groups_load(log, err) < 0) {
         goto fail;
     }
-    if (pthread_create(&log->thread, NULL, fsync_main, log) != 0) {
+    for (int i = 0; i < SL_LOG_FSYNC_THREADS; i++) {
+        if (pthread_create(&log->threads[i], NULL, fsync_main, log) != 0) {
+            break;
+        }
+        log->n_threads++;
+    }
+    if (log->n_threads == 0) {
         if (err != NULL) {
             *err = strdup("sl_log_open: cannot start the fsync thread");
         }
@@ -1088,9 +1094,11 @@ void sl_log_close(struct sl_log **logp)
     if (log->thread_started) {
         pthread_mutex_lock(&log->mu);
         log->stop = true;
-        pthread_cond_signal(&log->cv);
+        pthread_cond_broadcast(&log->cv);
         pthread_mutex_unlock(&log->mu);
-        pthread_join(log->thread, NULL);
+        for (int i = 0; i < log->n_threads; i++) {
+            pthread_join(log->threads[i], NULL);
+        }
         done_event(-1, 0, log);
     }
     for (size_t i = 0; i < log->n_topics; i++) {

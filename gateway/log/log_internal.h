@@ -14,6 +14,10 @@
 #include "gateway/log/log.h"
 #include "gateway/log/partition.h"
 
+/* fsync worker threads. At most one fsync per partition is in flight (group commit),
+ * so workers only run different partitions' fsyncs side by side. */
+#define SL_LOG_FSYNC_THREADS 4
+
 struct sl_group;
 
 struct sl_topic {
@@ -52,7 +56,8 @@ struct sl_log {
     struct sl_log_stats stats;
 
     /* fsync thread */
-    pthread_t thread;
+    pthread_t threads[SL_LOG_FSYNC_THREADS]; /* fsync workers: partitions sync in parallel */
+    int n_threads;
     bool thread_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
