@@ -32,5 +32,11 @@ done
 check "all $hw0 records readable after recovery ($n)" test "$n" -eq "$hw0"
 code=$(curl -s -o "$dir/r" -w '%{http_code}' -X POST --data after "$url/topics/torn")
 check "appends continue after recovery (HTTP $code)" test "$code" = 201
+check "fsync histogram buckets are cumulative and end at the count" $PY -c '
+import sys, urllib.request
+t = urllib.request.urlopen(sys.argv[1] + "/metrics").read().decode()
+b = [int(l.rsplit(" ", 1)[1]) for l in t.splitlines() if l.startswith("sluice_log_fsync_seconds_bucket")]
+c = [int(l.rsplit(" ", 1)[1]) for l in t.splitlines() if l.startswith("sluice_log_fsync_seconds_count")]
+sys.exit(0 if b and c and b == sorted(b) and b[-1] == c[0] and c[0] > 0 else 1)' "$url"
 check "recovery is visible in /metrics" sh -c "curl -s $url/metrics | grep -q '^sluice_log_recovered_truncated_bytes [1-9]'"
 finish
