@@ -125,6 +125,7 @@ deps:
 install: $(BUILD)/sluice
 	install -D -m 0755 $(BUILD)/sluice $(DESTDIR)$(PREFIX)/bin/sluice
 	install -D -m 0644 conf/sluice.yaml $(DESTDIR)/etc/sluice/sluice.yaml
+	sed -i 's|^    # web_root: web$$|    web_root: $(PREFIX)/share/sluice/web|' $(DESTDIR)/etc/sluice/sluice.yaml
 	install -D -m 0644 systemd/sluice.service $(DESTDIR)$(PREFIX)/lib/systemd/system/sluice.service
 	sed -i 's|/usr/local/bin/sluice|$(PREFIX)/bin/sluice|' $(DESTDIR)$(PREFIX)/lib/systemd/system/sluice.service
 	install -D -m 0644 systemd/sluice.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/sluice.conf

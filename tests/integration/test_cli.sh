@@ -16,6 +16,23 @@ printf 'routes:\n  - from: {listener: http, match: "a/#/b"}\n    to: {topic: x}\
 check "--check rejects a bad route pattern with exit 1" test "$rc" -eq 1
 check "--help-config lists options" sh -c "'$SLUICE_BIN' --help-config | grep -q flush"
 
+# make install honours PREFIX and DESTDIR, and the installed config is valid.
+bdir=$(dirname "$SLUICE_BIN")
+if make -s -C "$ROOT" install BUILD="$bdir" DESTDIR="$dir/inst" PREFIX=/usr > "$dir/inst.log" 2>&1; then
+  ok "make install DESTDIR PREFIX=/usr"
+  for f in usr/bin/sluice etc/sluice/sluice.yaml usr/lib/systemd/system/sluice.service \
+           usr/lib/sysusers.d/sluice.conf usr/lib/tmpfiles.d/sluice.conf usr/share/sluice/web/index.html; do
+    check "installed $f" test -f "$dir/inst/$f"
+  done
+  check "the unit runs the installed binary" grep -q '^ExecStart=/usr/bin/sluice ' "$dir/inst/usr/lib/systemd/system/sluice.service"
+  check "the installed config passes --check" "$SLUICE_BIN" --check -c "$dir/inst/etc/sluice/sluice.yaml"
+  check "the installed config serves the installed page" grep -q 'web_root: /usr/share/sluice/web' "$dir/inst/etc/sluice/sluice.yaml"
+else
+  bad "make install failed: $(tail -3 "$dir/inst.log")"
+fi
+command -v systemd-analyze >/dev/null && check "systemd-analyze verify accepts the unit" \
+  sh -c "systemd-analyze verify '$ROOT/systemd/sluice.service' 2>&1 | grep -v -e 'sluice.yaml' -e 'Command /usr/local/bin/sluice' -e 'No such file' | grep -q . && exit 1 || exit 0"
+
 # SIGHUP: routes reload without dropping the listener; a bad file keeps the old config.
 port=$(free_port); url="http://127.0.0.1:$port"
 write_conf "$dir/s.yaml" "$dir/data" "$port"
