@@ -5,7 +5,7 @@ PKGS=(
   build-essential clang libclang-rt-14-dev pkg-config
   libevent-dev librdkafka-dev librabbitmq-dev libpaho-mqtt-dev libwebsockets-dev
   libcmocka-dev libssl-dev libyaml-dev libjansson-dev libsystemd-dev libisal-dev
-  curl wrk python3 python3-requests python3-kafka
+  curl wrk python3 python3-requests python3-kafka python3-websockets chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do
