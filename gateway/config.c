@@ -223,6 +223,30 @@ static const struct opt bridge_opts[] = {
     {.name = "subscribe", .type = OPT_STRLIST,
      LIST(struct sl_bridge_cfg, subscribe, n_subscribe), .check = cy_check_pattern,
      .help = "mqtt: topic filters to subscribe to."},
+    {.name = "username", .type = OPT_STRING, FIELD(struct sl_bridge_cfg, username),
+     .help = "mqtt: user name sent in CONNECT."},
+    {.name = "password", .type = OPT_STRING, FIELD(struct sl_bridge_cfg, password),
+     .help = "mqtt: password sent in CONNECT."},
+    {.name = "qos", .type = OPT_INT, FIELD(struct sl_bridge_cfg, qos), .def = "1", .min = 0,
+     .max = 2, .help = "mqtt: QoS of the subscriptions and of egress publishes."},
+    {.name = "clean_start", .type = OPT_BOOL, FIELD(struct sl_bridge_cfg, clean_start),
+     .def = "false",
+     .help = "mqtt: false keeps a session on the broker, which redelivers what sluice did "
+             "not acknowledge."},
+    {.name = "session_expiry", .type = OPT_DURATION,
+     FIELD(struct sl_bridge_cfg, session_expiry_ms), .def = "1d", .min = 0,
+     .max = 4294967295000, .help = "mqtt 5: how long the broker keeps the session."},
+    {.name = "keepalive", .type = OPT_DURATION, FIELD(struct sl_bridge_cfg, keepalive_ms),
+     .def = "30s", .min = 1000, .max = 65535000, .help = "mqtt: keep-alive interval."},
+    {.name = "reconnect_min", .type = OPT_DURATION,
+     FIELD(struct sl_bridge_cfg, reconnect_min_ms), .def = "500ms", .min = 1,
+     .max = INT64_MAX, .help = "Reconnect backoff: the first delay (doubles, with jitter)."},
+    {.name = "reconnect_max", .type = OPT_DURATION,
+     FIELD(struct sl_bridge_cfg, reconnect_max_ms), .def = "30s", .min = 1, .max = INT64_MAX,
+     .help = "Reconnect backoff: the longest delay."},
+    {.name = "max_inflight", .type = OPT_INT, FIELD(struct sl_bridge_cfg, max_inflight),
+     .def = "64", .min = 1, .max = 65535,
+     .help = "mqtt: egress messages sent and not yet acknowledged by the broker."},
     {.name = NULL},
 };
 
@@ -861,9 +885,15 @@ static void bridge_check(struct cy_ctx *c, struct sl_bridge_cfg *b, const struct
     static const char *const mqtt_schemes[] = {
         "mqtt://", "mqtts://", "tcp://", "ssl://", "ws://", "wss://", NULL,
     };
-    static const char *const not_amqp[] = {"subscribe", "properties", "mqtt_version", NULL};
+    static const char *const not_amqp[] = {
+        "subscribe", "properties", "mqtt_version", "username", "password", "qos",
+        "clean_start", "session_expiry", "keepalive", "max_inflight", NULL,
+    };
     static const char *const not_mqtt[] = {"consume", "properties", NULL};
-    static const char *const not_kafka[] = {"url", "subscribe", "mqtt_version", NULL};
+    static const char *const not_kafka[] = {
+        "url", "subscribe", "mqtt_version", "username", "password", "qos", "clean_start",
+        "session_expiry", "keepalive", "max_inflight", NULL,
+    };
     static const char *const *const forbidden[] = {
         [SL_BRIDGE_AMQP] = not_amqp, [SL_BRIDGE_MQTT] = not_mqtt, [SL_BRIDGE_KAFKA] = not_kafka,
     };
@@ -924,6 +954,7 @@ static void bridges_fn(struct cy_ctx *c, const struct opt *o, const struct cy_no
         b->line = k->line;
         b->mqtt_version = 5;
         b->type = (enum sl_bridge_type)-1;   /* until `type` sets it */
+        apply_defaults(c, o->sub, b);
         if (cy_is_null(bv)) {
             cy_err(c, k->line, kp, "expected a mapping with at least type");
             continue;
@@ -1241,6 +1272,8 @@ void sl_config_free(struct sl_config **pcfg)
         free_kv(b->properties, b->n_properties);
         free_strv(b->consume, b->n_consume);
         free_strv(b->subscribe, b->n_subscribe);
+        free(b->username);
+        free(b->password);
     }
     free(cfg->bridges);
     for (size_t i = 0; i < cfg->n_routes; i++) {

@@ -60,6 +60,16 @@ struct sl_bridge_cfg {
     char **subscribe;          /* mqtt filters */
     size_t n_subscribe;
     int line;
+    /* mqtt bridges (adapters/mqtt/mqtt_bridge.c) */
+    char *username;            /* NULL: none */
+    char *password;            /* NULL: none */
+    int qos;                   /* subscriptions and egress publishes: 0, 1 (default) or 2 */
+    bool clean_start;          /* default false: a persistent session the broker keeps */
+    int64_t session_expiry_ms; /* MQTT 5 session expiry interval; default 1 day */
+    int64_t keepalive_ms;      /* default 30 s */
+    int64_t reconnect_min_ms;  /* reconnect backoff: first delay, default 500 ms */
+    int64_t reconnect_max_ms;  /* reconnect backoff: cap, default 30 s */
+    int32_t max_inflight;      /* egress messages awaiting the broker's ack; default 64 */
 };
 
 enum sl_key_kind { SL_KEY_SUBJECT = 0, SL_KEY_HEADER, SL_KEY_NONE };
