@@ -2,10 +2,12 @@
 
 #include <string.h>
 
+#include "adapters/mqtt/mqtt.h"
 #include "adapters/rest/rest.h"
 
 const struct sl_adapter_ops *const sl_adapter_kinds[] = {
     &rest_adapter_ops,
+    &mqtt_adapter_ops,
     NULL,
 };
 

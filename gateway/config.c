@@ -185,7 +185,44 @@ static const struct opt http_opts[] = {
     {.name = NULL},
 };
 
+static const struct opt mqtt_opts[] = {
+    {.name = "max_connections", .type = OPT_INT,
+     FIELD(struct sl_listener_cfg, max_connections), .def = "100000", .min = 1,
+     .max = 10000000, .help = "Connections beyond this are refused."},
+    {.name = "max_packet_size", .type = OPT_SIZE,
+     FIELD(struct sl_listener_cfg, mqtt_max_packet_size), .def = "1MiB", .min = 64,
+     .max = 268435460, .help = "Largest packet accepted (bigger: DISCONNECT 0x95)."},
+    {.name = "receive_maximum", .type = OPT_INT,
+     FIELD(struct sl_listener_cfg, mqtt_receive_maximum), .def = "1024", .min = 1,
+     .max = 65535, .help = "Inbound QoS 1/2 publishes in flight per client."},
+    {.name = "max_inflight", .type = OPT_INT,
+     FIELD(struct sl_listener_cfg, mqtt_max_inflight), .def = "1024", .min = 1, .max = 65535,
+     .help = "Outbound QoS 1/2 messages unacknowledged per client (at most the client's "
+             "receive maximum)."},
+    {.name = "topic_alias_maximum", .type = OPT_INT,
+     FIELD(struct sl_listener_cfg, mqtt_topic_alias_maximum), .def = "64", .min = 0,
+     .max = 65535, .help = "Topic aliases a v5 client may set (0: none)."},
+    {.name = "max_subscriptions", .type = OPT_INT,
+     FIELD(struct sl_listener_cfg, mqtt_max_subscriptions), .def = "1000", .min = 1,
+     .max = 1000000, .help = "Subscriptions per client (more: SUBACK 0x97)."},
+    {.name = "max_session_expiry", .type = OPT_DURATION,
+     FIELD(struct sl_listener_cfg, mqtt_max_session_expiry_ms), .def = "-1", .min = 0,
+     .max = INT64_MAX, .flags = OPT_UNLIMITED,
+     .help = "Cap on the session expiry clients ask for (-1: none)."},
+    {.name = "max_keepalive", .type = OPT_DURATION,
+     FIELD(struct sl_listener_cfg, mqtt_max_keepalive_ms), .def = "0", .min = 0,
+     .max = 65535000, .help = "Cap on keep alive (0: what the client asks)."},
+    {.name = "high_water", .type = OPT_SIZE, FIELD(struct sl_listener_cfg, mqtt_high_water),
+     .def = "1MiB", .min = 4096, .max = INT64_MAX,
+     .help = "Output bytes queued before a slow subscriber lags and reads from the log."},
+    {.name = "allow_anonymous", .type = OPT_BOOL,
+     FIELD(struct sl_listener_cfg, mqtt_allow_anonymous), .def = "true",
+     .help = "Accept clients without a user name."},
+    {.name = NULL},
+};
+
 static const struct table listener_tabs[] = {{listener_opts, 0}, {NULL, 0}};
+static const struct table mqtt_tabs[] = {{listener_opts, 0}, {mqtt_opts, 0}, {NULL, 0}};
 static const struct table http_tabs[] = {{listener_opts, 0}, {http_opts, 0}, {NULL, 0}};
 
 static const struct opt listeners_opts[] = {
@@ -194,7 +231,7 @@ static const struct opt listeners_opts[] = {
      .help = "HTTP: REST, WebSocket, Server-Sent Events, /metrics and the web page. "
              "Present by default."},
     {.name = "mqtt", .type = OPT_CUSTOM, FIELD(struct sl_config, mqtt), .fn = listener_fn,
-     .def = "127.0.0.1:1883", .sub = listener_tabs, .elem = "", .help = "MQTT 3.1.1 and 5."},
+     .def = "127.0.0.1:1883", .sub = mqtt_tabs, .elem = "", .help = "MQTT 3.1.1 and 5."},
     {.name = "amqp", .type = OPT_CUSTOM, FIELD(struct sl_config, amqp), .fn = listener_fn,
      .def = "127.0.0.1:5672", .sub = listener_tabs, .elem = "", .help = "AMQP 0-9-1."},
     {.name = "stomp", .type = OPT_CUSTOM, FIELD(struct sl_config, stomp), .fn = listener_fn,

@@ -36,7 +36,17 @@ struct sl_listener_cfg {
     uint64_t max_body;         /* bytes, default 1 MiB */
     char *web_root;            /* directory served at /, default "web" */
     int64_t max_wait_ms;       /* upper bound for wait_ms of long-poll reads, default 30 s */
-    uint32_t max_connections;  /* default 10000 */
+    uint32_t max_connections;  /* default 10000 (http), 100000 (mqtt) */
+    /* mqtt only (see conf/sluice.yaml) */
+    uint64_t mqtt_max_packet_size;       /* bytes, default 1 MiB */
+    uint32_t mqtt_receive_maximum;       /* inbound QoS 1/2 unacked per client, 1024 */
+    uint32_t mqtt_max_inflight;          /* outbound QoS 1/2 unacked per client, 1024 */
+    uint32_t mqtt_topic_alias_maximum;   /* inbound topic aliases per client, 64 */
+    uint32_t mqtt_max_subscriptions;     /* per client, 1000 */
+    int64_t mqtt_max_session_expiry_ms;  /* cap on session expiry, -1 none */
+    int64_t mqtt_max_keepalive_ms;       /* cap on keep alive, 0 none */
+    uint64_t mqtt_high_water;            /* output bytes before a subscriber lags, 1 MiB */
+    bool mqtt_allow_anonymous;           /* default true */
 };
 
 struct sl_topic_override {
