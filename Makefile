@@ -26,7 +26,7 @@ CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter \
             -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
             -D_GNU_SOURCE -pthread -I. $(PKG_CFLAGS) $(SANFLAGS)
 LDFLAGS  += -pthread $(SANFLAGS)
-LDLIBS   += $(PKG_LIBS) -lm
+LDLIBS   += $(PKG_LIBS) -lpaho-mqtt3as -lm
 
 # Every module is a .c beside its .h; main.c is the daemon's entry point only.
 LIB_SRC  := $(sort $(wildcard gateway/*.c gateway/log/*.c routing/*.c adapters/*/*.c))

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "gateway/adapter.h"
+#include "gateway/bridge.h"
 #include "gateway/config.h"
 #include "gateway/gateway.h"
 #include "gateway/logging.h"
@@ -33,6 +34,7 @@ struct daemon {
     struct event *sig_int;
     struct event *sig_hup;
     struct event *watchdog;
+    struct sl_bridges *bridges;
 };
 
 static void usage(FILE *out)
@@ -287,9 +289,8 @@ static int run(const char *path)
         start_listener(gw, "kafka", &gw->cfg->kafka) != 0) {
         goto out;
     }
-    if (gw->cfg->n_bridges > 0) {
-        sl_warn("[core] %zu bridge(s) configured; bridges are not implemented in this build "
-                "and are ignored", gw->cfg->n_bridges);
+    if (sl_bridges_start(gw, gw->cfg, &d.bridges) != 0) {
+        goto out;
     }
     if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
         struct timeval tv = {.tv_sec = (time_t)(wd_usec / 2 / 1000000),
@@ -299,19 +300,21 @@ static int run(const char *path)
             event_add(d.watchdog, &tv);
         }
     }
-    sl_info("[core] sluice %s ready: data_dir %s, %zu listener(s)", SLUICE_VERSION,
-            gw->cfg->data_dir, gw->n_adapters);
+    sl_info("[core] sluice %s ready: data_dir %s, %zu listener(s), %zu bridge(s)",
+            SLUICE_VERSION, gw->cfg->data_dir, gw->n_adapters, sl_bridges_count(d.bridges));
     sd_notify(0, "READY=1");
     event_base_dispatch(gw->base);
     rc = gw->stopping ? 0 : 1;
 out:
     stop_adapters(gw);
+    sl_bridges_stop(d.bridges);    /* egress commits; ingress hand-offs still complete */
     if (gw->mailbox != NULL) {
         sl_mailbox_drain(gw->mailbox);   /* requests handed over before the stop */
     }
     sl_metrics_remove_collector(sl_gateway_collect_metrics, gw);
     sl_log_close(&gw->log);        /* flushes; pending append callbacks fire */
     destroy_adapters(gw);
+    sl_bridges_free(&d.bridges);
     if (gw->mailbox != NULL) {
         sl_mailbox_free(&gw->mailbox);
     }

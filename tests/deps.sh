@@ -6,6 +6,7 @@ PKGS=(
   libevent-dev librdkafka-dev librabbitmq-dev libpaho-mqtt-dev libwebsockets-dev
   libcmocka-dev libssl-dev libyaml-dev libjansson-dev libsystemd-dev libisal-dev
   curl wrk python3 python3-requests python3-kafka python3-websockets chromium
+  mosquitto mosquitto-clients python3-paho-mqtt
 )
 missing=()
 for p in "${PKGS[@]}"; do
