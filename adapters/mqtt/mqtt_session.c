@@ -244,7 +244,10 @@ void mqtt_session_destroy(struct mqtt_session *s)
 
 static void will_done(void *arg, const struct sl_publish_result *res)
 {
-    (void)arg;
+    struct mqtt_broker *b = arg;
+    if (res->status == 0 && b != NULL && res->n > 0 && b->subs != NULL) {
+        mqtt_subs_topic_seen(b->subs, res->items[0].topic);
+    }
     if (res->status != 0) {
         sl_warn("[mqtt:session] will message not stored: %s",
                 res->error != NULL ? res->error : "error");
@@ -261,7 +264,7 @@ void mqtt_session_fire_will(struct mqtt_session *s)
         will_clear(s);
         return;
     }
-    if (sl_gateway_publish(b->gw, &src, &env, 1, will_done, NULL) != 0) {
+    if (sl_gateway_publish(b->gw, &src, &env, 1, will_done, b) != 0) {
         sl_warn("[mqtt:session] %s: will message refused", s->client_id);
     }
     if (s->will_retain && b->retain != NULL) {
@@ -761,6 +764,9 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
         sess_unref(s);
         return;
     }
+    if (res->status == 0 && res->n > 0) {
+        mqtt_subs_topic_seen(s->b->subs, res->items[0].topic);
+    }
     if (res->status == 0 && w->retain_env != NULL && s->b->retain != NULL) {
         struct sl_env *env = w->retain_env;
         w->retain_env = NULL;
@@ -851,7 +857,7 @@ static void handle_publish(struct mqtt_session *s, const struct mqtt_publish *p)
     }
     if (p->qos == 0 && !p->retain) {
         /* Fire and forget: the append still happens, nobody waits for it. */
-        rc = sl_gateway_publish(b->gw, &src, &env, 1, will_done, NULL);
+        rc = sl_gateway_publish(b->gw, &src, &env, 1, will_done, b);
         if (rc != 0) {
             sl_metric_add(b->m_dropped, 1);
         }
@@ -1218,6 +1224,12 @@ void mqtt_session_data(void *sess, struct evbuffer *in)
     buf = evbuffer_pullup(in, -1);
     if (buf == NULL) {
         protocol_error(s, 0x97, "out of memory");
+        return;
+    }
+    if (s->state == MQTT_S_CONNECT && (buf[0] >> 4) != MQTT_CONNECT) {
+        /* not MQTT (or not a CONNECT first): no need to wait for a whole "packet" */
+        protocol_error(s, MQTT_ERR_PROTOCOL, "first packet is not CONNECT");
+        evbuffer_drain(in, len);
         return;
     }
     blank->refs++;

@@ -237,10 +237,12 @@ static struct mqtt_session *load_one(struct mqtt_broker *b, json_t *doc)
         }
     }
     json_array_foreach(out, i, v) {
-        const char *topic = NULL;
+        json_t *tj = NULL;
+        const char *topic;
         json_int_t off;
         int part, pid, qos, state;
-        if (json_unpack(v, "[s?iIiii]", &topic, &part, &off, &pid, &qos, &state) == 0) {
+        if (json_unpack(v, "[oiIiii]", &tj, &part, &off, &pid, &qos, &state) == 0) {
+            topic = json_is_string(tj) ? json_string_value(tj) : NULL;
             mqtt_subs_restore_out(s, topic, part, (int64_t)off, (uint16_t)pid, (uint8_t)qos,
                                   (uint8_t)state);
         }
@@ -259,13 +261,15 @@ static struct mqtt_session *load_one(struct mqtt_broker *b, json_t *doc)
     }
     json_array_foreach(subs, i, v) {
         const char *f = NULL, *g = NULL;
+        json_t *gj = NULL;
         int q = 0, nl = 0, rap = 0, rh = 0;
         json_int_t id = 0;
         struct mqtt_sub_entry *e;
-        if (json_unpack(v, "{s:s,s?s,s:i,s:b,s:b,s:i,s:I}", "f", &f, "g", &g, "q", &q, "nl",
+        if (json_unpack(v, "{s:s,s?o,s:i,s:b,s:b,s:i,s:I}", "f", &f, "g", &gj, "q", &q, "nl",
                         &nl, "rap", &rap, "rh", &rh, "id", &id) != 0) {
             continue;
         }
+        g = json_is_string(gj) ? json_string_value(gj) : NULL;
         if (s->n_subs == s->cap_subs) {
             uint32_t cap = s->cap_subs ? s->cap_subs * 2 : 2;
             struct mqtt_sub_entry *ne = realloc(s->subs, cap * sizeof(*ne));

@@ -840,6 +840,13 @@ static int topic_cb_collect(void *arg, const char *topic, const struct sl_topic_
     return 0;
 }
 
+void mqtt_subs_topic_seen(struct mqtt_subs *m, const char *topic)
+{
+    if (m->wild != NULL && topic[0] != '\0' && reader_find(m, topic) == NULL) {
+        topic_cb_collect(m, topic, NULL, NULL, 0);
+    }
+}
+
 void mqtt_subs_discover(struct mqtt_subs *m)
 {
     if (m->wild != NULL) {

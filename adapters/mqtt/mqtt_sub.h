@@ -62,6 +62,8 @@ int mqtt_subs_send_retained(struct mqtt_session *s, const struct sl_env *env, ui
 
 /* Housekeeping: commit shared-subscription offsets delivered since the last call. */
 void mqtt_subs_commit(struct mqtt_subs *m);
+/* An event just landed in topic: open its reader now if wildcards cover it. */
+void mqtt_subs_topic_seen(struct mqtt_subs *m, const char *topic);
 /* Housekeeping: open readers for topics created since the last call (wildcards). */
 void mqtt_subs_discover(struct mqtt_subs *m);
 

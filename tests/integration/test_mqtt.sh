@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The MQTT listener with real peers: mosquitto_pub / mosquitto_sub (3.1.1 and 5), Python
+# paho-mqtt (tests/integration/mqtt_listener.py), REST read-back, persistence across a
+# restart, and kill -9 mid-stream with QoS 1 publishers (tests/integration/mqtt_crash.py).
+set -u
+source "$(dirname "$0")/lib.sh"
+dir=$(mktemp -d); trap 'stop_sluice KILL; rm -rf "$dir"' EXIT
+port=$(free_port); mport=$(free_port)
+write_conf "$dir/s.yaml" "$dir/data" "$port" "  mqtt:
+    bind: 127.0.0.1:$mport
+    max_packet_size: 1MiB"
+start_sluice "$dir/s.yaml" "$dir/log" || { bad "start"; finish; exit; }
+SUB="timeout 10 mosquitto_sub -h 127.0.0.1 -p $mport"
+PUB="timeout 10 mosquitto_pub -h 127.0.0.1 -p $mport"
+
+# mosquitto clients, both protocol versions, QoS 0/1/2
+for v in mqttv311 mqttv5; do
+  $SUB -V $v -t "mosq$v/#" -v -q 2 -C 3 > "$dir/sub.$v" 2>&1 & spid=$!
+  sleep 0.3
+  for q in 0 1 2; do $PUB -V $v -t "mosq$v/q$q" -m "hello $q" -q $q; done
+  wait $spid
+  check "mosquitto $v: QoS 0/1/2 round trip" \
+    diff <(sort "$dir/sub.$v") <(printf "mosq$v/q0 hello 0\nmosq$v/q1 hello 1\nmosq$v/q2 hello 2\n")
+done
+$PUB -V mqttv5 -t mosqret/a -m "kept" -q 1 -r
+out=$($SUB -V mqttv311 -t 'mosqret/#' -v -C 1 -W 3 2>&1)
+check "mosquitto: retained message delivered on subscribe" test "$out" = "mosqret/a kept"
+$PUB -V mqttv5 -t mosqprop/x -m "p" -q 1 -D publish user-property who tester
+out=$($SUB -V mqttv5 -t 'mosqprop/#' -C 1 -W 3 -F '%t %p' --retained-only 2>&1; true)
+rec=$(curl -s "http://127.0.0.1:$port/topics/mosqprop/partitions/0/records?offset=0"; \
+      curl -s "http://127.0.0.1:$port/topics/mosqprop/partitions/1/records?offset=0"; \
+      curl -s "http://127.0.0.1:$port/topics/mosqprop/partitions/2/records?offset=0")
+check "mosquitto v5 publish read back over REST with its subject" grep -q '"subject":"mosqprop/x"\|"subject": "mosqprop/x"' <<<"$rec"
+
+# the paho suite
+SLUICE_MQTT=$mport SLUICE_DATA="$dir/data" SLUICE_URL="http://127.0.0.1:$port" timeout 120 $PY "$ROOT/tests/integration/mqtt_listener.py" > "$dir/py.out" 2>&1
+rc=$?
+cat "$dir/py.out"
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$dir/py.out" | tail -1)
+p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
+T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
+[ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "mqtt_listener.py exit $rc"
+check "daemon alive after the MQTT suite" kill -0 "$SLUICE_PID"
+
+# persistent session across a restart (3.1.1 clean session 0, mosquitto_sub -c)
+$SUB -V mqttv311 -i keeper -c -q 1 -t 'restart/#' -C 1 -W 2 > /dev/null 2>&1
+stop_sluice TERM; check "SIGTERM exits 0" test $? -eq 0
+start_sluice "$dir/s.yaml" "$dir/log" || bad "restart"
+for i in 1 2 3; do $PUB -V mqttv5 -t restart/x -m "r$i" -q 1; done
+out=$($SUB -V mqttv311 -i keeper -c -q 1 -t 'restart/#' -C 3 -W 5 2>&1 | tr '\n' ' ')
+check "persistent session survives a restart: offline messages delivered" test "$out" = "r1 r2 r3 "
+out=$($SUB -V mqttv311 -t 'mosqret/#' -v -C 1 -W 3 2>&1)
+check "retained message survives a restart" test "$out" = "mosqret/a kept"
+
+# kill -9 mid-stream with QoS 1 publishers: every PUBACKed message is there after restart
+SLUICE_MQTT=$mport timeout 60 $PY "$ROOT/tests/integration/mqtt_crash.py" publish "$dir/acked" > "$dir/crash.out" 2>&1 &
+cpid=$!
+sleep 1.5
+kill -KILL "$SLUICE_PID"; wait "$SLUICE_PID" 2>/dev/null; SLUICE_PID=""
+wait $cpid
+start_sluice "$dir/s.yaml" "$dir/log" || bad "restart after kill -9"
+SLUICE_MQTT=$mport timeout 60 $PY "$ROOT/tests/integration/mqtt_crash.py" verify "$dir/acked" >> "$dir/crash.out" 2>&1
+crc=$?
+cat "$dir/crash.out"
+check "kill -9 mid-stream: every PUBACKed QoS 1 message present after restart" test $crc -eq 0
+stop_sluice TERM; check "SIGTERM exits 0 at the end" test $? -eq 0
+finish
