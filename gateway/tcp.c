@@ -32,7 +32,7 @@ struct tcp_conn {
     bool closing;                    /* close() called: no more events but `closed` */
     bool notify;                     /* call events->closed when reaped */
     bool reap;                       /* on the reap list */
-    char peer[48];
+    char peer[64];
 };
 
 struct sl_tcp_server {

@@ -1,0 +1,619 @@
+/*
+ * MQTT session logic without sockets: sessions are fed bytes through a fake transport
+ * (tests/unit: the transport table of gateway/transport.h) on a real gateway + log in a
+ * mkdtemp() directory. Packets are built and parsed with mqtt_codec.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "adapters/mqtt/mqtt_codec.h"
+#include "adapters/mqtt/mqtt_retain.h"
+#include "adapters/mqtt/mqtt_session.h"
+#include "adapters/mqtt/mqtt_sub.h"
+#include "gateway/config.h"
+#include "gateway/envelope.h"
+#include "gateway/gateway.h"
+#include "gateway/metrics.h"
+#include "routing/route.h"
+
+/* ---- fake transport ---- */
+
+struct fake {
+    struct evbuffer *out;
+    struct evbuffer *in;
+    struct sl_buf *bufs[64];      /* shared buffers handed to write_buf */
+    size_t n_bufs;
+    size_t pending;               /* what pending() reports */
+    bool closed;
+    bool paused;
+    bool notified;                /* closed event delivered */
+    void *sess;
+};
+
+static int f_write(void *conn, const void *d, size_t n)
+{
+    struct fake *f = conn;
+    return f->closed ? -EPIPE : evbuffer_add(f->out, d, n);
+}
+
+static int f_write_buf(void *conn, struct sl_buf *b, size_t off, size_t n)
+{
+    struct fake *f = conn;
+    if (f->closed) {
+        return -EPIPE;
+    }
+    if (f->n_bufs < 64) {
+        f->bufs[f->n_bufs++] = sl_buf_ref(b);
+    }
+    return evbuffer_add(f->out, b->data + off, n);
+}
+
+static size_t f_pending(void *conn)
+{
+    return ((struct fake *)conn)->pending;
+}
+
+static void f_pause(void *conn, bool p)
+{
+    ((struct fake *)conn)->paused = p;
+}
+
+static void f_close(void *conn, bool flush)
+{
+    (void)flush;
+    ((struct fake *)conn)->closed = true;
+}
+
+static void f_rebind(void *conn, void *sess)
+{
+    ((struct fake *)conn)->sess = sess;
+}
+
+static const char *f_peer(void *conn)
+{
+    (void)conn;
+    return "fake:1";
+}
+
+static const struct sl_transport_ops fake_ops = {
+    .write = f_write, .write_buf = f_write_buf, .pending = f_pending, .pause_read = f_pause,
+    .close = f_close, .rebind = f_rebind, .peer = f_peer,
+};
+
+/* ---- fixture ---- */
+
+struct fixture {
+    char dir[64];
+    struct sl_gateway gw;
+    struct sl_config *cfg;
+    struct mqtt_broker *b;
+    struct fake conns[4];
+};
+
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct sl_log_options lo;
+    struct mqtt_limits lim;
+    char *err = NULL;
+
+    strcpy(f->dir, "/tmp/sl_mqtt_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    evthread_use_pthreads();
+    f->gw.base = event_base_new();
+    f->cfg = sl_config_defaults();
+    free(f->cfg->data_dir);
+    f->cfg->data_dir = strdup(f->dir);
+    f->cfg->topic_defaults.partitions = 1;
+    f->gw.cfg = f->cfg;
+    sl_gateway_log_options(f->cfg, &lo);
+    f->gw.log = sl_log_open(f->gw.base, &lo, &err);
+    assert_non_null(f->gw.log);
+    f->gw.routes = rt_table_new();
+    mqtt_limits_defaults(&lim);
+    lim.max_packet_size = 4096;
+    lim.high_water = 1000;
+    f->b = mqtt_broker_new(&f->gw, &lim, f->dir, &err);
+    assert_non_null(f->b);
+    for (int i = 0; i < 4; i++) {
+        f->conns[i].out = evbuffer_new();
+        f->conns[i].in = evbuffer_new();
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    /* what the TCP transport does after close(): deliver the closed event */
+    for (int i = 0; i < 4; i++) {
+        if (f->conns[i].sess != NULL && f->conns[i].closed && !f->conns[i].notified) {
+            f->conns[i].notified = true;
+            mqtt_transport_events.closed(f->conns[i].sess);
+        }
+    }
+    mqtt_broker_free(&f->b);
+    assert_null(f->b);
+    for (int i = 0; i < 4; i++) {
+        for (size_t j = 0; j < f->conns[i].n_bufs; j++) {
+            sl_buf_unref(&f->conns[i].bufs[j]);
+        }
+        evbuffer_free(f->conns[i].out);
+        evbuffer_free(f->conns[i].in);
+    }
+    sl_log_close(&f->gw.log);
+    rt_table_free(&f->gw.routes);
+    sl_config_free(&f->cfg);
+    event_base_free(f->gw.base);
+    /* no sl_metrics_reset(): publish.c caches its per-listener counters */
+    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void spin(struct fixture *f, int ms)
+{
+    for (int i = 0; i < ms; i++) {
+        event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+}
+
+/* A session on connection i. */
+static struct fake *open_conn(struct fixture *f, int i)
+{
+    struct fake *c = &f->conns[i];
+    struct sl_transport t = {.ops = &fake_ops, .conn = c};
+    c->sess = mqtt_session_new(f->b, &t);
+    assert_non_null(c->sess);
+    return c;
+}
+
+static void feed(struct fake *c, const void *bytes, size_t n)
+{
+    evbuffer_add(c->in, bytes, n);
+    mqtt_transport_events.data(c->sess, c->in);
+}
+
+static void send_pkt(struct fake *c, const struct mqtt_packet *p, enum mqtt_version v)
+{
+    static uint8_t buf[8192];
+    int n = mqtt_encode(p, v, buf, sizeof(buf));
+    assert_true(n > 0);
+    feed(c, buf, (size_t)n);
+}
+
+/* Take the next packet written to c; false when there is none. Decoded views point into
+ * raw (static storage: valid until the next call). */
+static bool next_pkt(struct fake *c, enum mqtt_version v, struct mqtt_packet *out)
+{
+    static uint8_t raw[8192];
+    size_t len = evbuffer_get_length(c->out), plen = 0;
+    if (len == 0) {
+        return false;
+    }
+    if (len > sizeof(raw)) {
+        len = sizeof(raw);
+    }
+    evbuffer_copyout(c->out, raw, len);
+    if (mqtt_frame(raw, len, 0, &plen) != 1) {
+        return false;
+    }
+    evbuffer_drain(c->out, plen);
+    assert_int_equal(mqtt_decode(raw, plen, v, out), 0);
+    return true;
+}
+
+static void do_connect(struct fake *c, const char *cid, enum mqtt_version v, bool clean,
+                       uint32_t expiry)
+{
+    struct mqtt_packet p, r;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_CONNECT;
+    p.u.connect.protocol_level = (uint8_t)v;
+    p.u.connect.clean_start = clean;
+    p.u.connect.keep_alive = 30;
+    p.u.connect.client_id.ptr = cid;
+    p.u.connect.client_id.len = strlen(cid);
+    if (v == MQTT_V5 && expiry) {
+        p.u.connect.props.session_expiry = expiry;
+        mqtt_prop_set(&p.u.connect.props, MQTT_PROP_SESSION_EXPIRY);
+    }
+    send_pkt(c, &p, v);
+    assert_true(next_pkt(c, v, &r));
+    assert_int_equal(r.type, MQTT_CONNACK);
+    assert_int_equal(r.u.connack.reason, 0);
+}
+
+static void do_publish(struct fake *c, enum mqtt_version v, const char *topic, const char *data,
+                       uint8_t qos, uint16_t pid)
+{
+    struct mqtt_packet p;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_PUBLISH;
+    p.u.publish.qos = qos;
+    p.u.publish.packet_id = pid;
+    p.u.publish.topic.ptr = topic;
+    p.u.publish.topic.len = strlen(topic);
+    p.u.publish.payload.ptr = (const uint8_t *)data;
+    p.u.publish.payload.len = strlen(data);
+    send_pkt(c, &p, v);
+}
+
+static void do_subscribe(struct fake *c, enum mqtt_version v, const char *filter, uint8_t qos)
+{
+    struct mqtt_packet p, r;
+    struct mqtt_subscription s = {.filter = {filter, strlen(filter)}, .qos = qos};
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_SUBSCRIBE;
+    p.u.subscribe.packet_id = 1;
+    p.u.subscribe.subs.items = &s;
+    p.u.subscribe.subs.count = 1;
+    send_pkt(c, &p, v);
+    assert_true(next_pkt(c, v, &r));
+    assert_int_equal(r.type, MQTT_SUBACK);
+    assert_int_equal(r.u.suback.reasons.len, 1);
+    assert_int_equal(r.u.suback.reasons.ptr[0], qos);
+}
+
+static int64_t records_in(struct fixture *f, const char *topic)
+{
+    int64_t total = 0;
+    int32_t n = sl_log_partitions(f->gw.log, topic);
+    for (int32_t p = 0; p < n; p++) {
+        total += sl_log_offset_for_time(f->gw.log, topic, p, INT64_MAX);
+    }
+    return total;
+}
+
+/* ---- tests ---- */
+
+static void test_connect_v5_and_v311(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *b = open_conn(f, 1);
+    do_connect(a, "dev-a", MQTT_V5, true, 0);
+    do_connect(b, "dev-b", MQTT_V311, true, 0);
+    assert_false(a->closed);
+    assert_false(b->closed);
+    assert_int_equal(f->b->n_connected, 2);
+}
+
+static void test_publish_acked_after_durable(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *c = open_conn(f, 0);
+    struct mqtt_packet r;
+
+    do_connect(c, "pub", MQTT_V5, true, 0);
+    do_publish(c, MQTT_V5, "sensors/a", "21.5", 1, 42);
+    /* flush always: the fsync runs off the loop, so no PUBACK before the loop turns */
+    assert_int_equal(evbuffer_get_length(c->out), 0);
+    for (int i = 0; i < 2000 && evbuffer_get_length(c->out) == 0; i++) {
+        spin(f, 1);
+    }
+    assert_true(next_pkt(c, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_PUBACK);
+    assert_int_equal(r.u.ack.packet_id, 42);
+    assert_int_equal(r.u.ack.reason, 0);
+    assert_int_equal(records_in(f, "sensors"), 1);
+}
+
+static void test_qos2_no_duplicate(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *c = open_conn(f, 0);
+    struct mqtt_packet r, rel;
+
+    do_connect(c, "q2", MQTT_V311, true, 0);
+    do_publish(c, MQTT_V311, "q2t/x", "once", 2, 7);
+    spin(f, 50);
+    do_publish(c, MQTT_V311, "q2t/x", "once", 2, 7);   /* resend before PUBREL */
+    spin(f, 50);
+    assert_true(next_pkt(c, MQTT_V311, &r));
+    assert_int_equal(r.type, MQTT_PUBREC);
+    assert_true(next_pkt(c, MQTT_V311, &r));
+    assert_int_equal(r.type, MQTT_PUBREC);
+    memset(&rel, 0, sizeof(rel));
+    rel.type = MQTT_PUBREL;
+    rel.u.ack.packet_id = 7;
+    send_pkt(c, &rel, MQTT_V311);
+    assert_true(next_pkt(c, MQTT_V311, &r));
+    assert_int_equal(r.type, MQTT_PUBCOMP);
+    assert_int_equal(records_in(f, "q2t"), 1);
+    /* after PUBREL the id is free again: a new message with it is stored */
+    do_publish(c, MQTT_V311, "q2t/x", "twice", 2, 7);
+    spin(f, 50);
+    assert_int_equal(records_in(f, "q2t"), 2);
+}
+
+static void test_bad_input(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *c = open_conn(f, 0), *d = open_conn(f, 1), *g = open_conn(f, 2);
+    struct mqtt_packet r;
+    static const uint8_t bad_len[] = {0x30, 0xff, 0xff, 0xff, 0xff, 0x01};
+
+    do_connect(c, "bad1", MQTT_V5, true, 0);
+    feed(c, bad_len, sizeof(bad_len));
+    assert_true(next_pkt(c, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_DISCONNECT);
+    assert_int_equal(r.u.disconnect.reason, 0x81);
+    assert_true(c->closed);
+
+    feed(d, "GET / HTTP/1.1\r\n", 16);            /* not MQTT: closed at once, silently */
+    assert_true(d->closed);
+    assert_int_equal(evbuffer_get_length(d->out), 0);
+
+    do_connect(g, "bystander", MQTT_V5, true, 0);      /* others unaffected */
+    do_publish(g, MQTT_V5, "by/x", "ok", 1, 3);
+    for (int i = 0; i < 2000 && evbuffer_get_length(g->out) == 0; i++) {
+        spin(f, 1);
+    }
+    assert_true(next_pkt(g, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_PUBACK);
+    assert_false(g->closed);
+}
+
+static void test_second_connect(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *c = open_conn(f, 0);
+    struct mqtt_packet p, r;
+
+    do_connect(c, "twice", MQTT_V5, true, 0);
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_CONNECT;
+    p.u.connect.protocol_level = MQTT_V5;
+    p.u.connect.client_id.ptr = "twice";
+    p.u.connect.client_id.len = 5;
+    send_pkt(c, &p, MQTT_V5);
+    assert_true(next_pkt(c, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_DISCONNECT);
+    assert_int_equal(r.u.disconnect.reason, 0x82);
+    assert_true(c->closed);
+}
+
+static void test_oversize_and_wildcard(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *c = open_conn(f, 0), *d = open_conn(f, 1), *e = open_conn(f, 2);
+    struct mqtt_packet r;
+    char big[5000];
+
+    do_connect(c, "big", MQTT_V5, true, 0);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    do_publish(c, MQTT_V5, "big/x", big, 0, 0);
+    assert_true(next_pkt(c, MQTT_V5, &r));
+    assert_int_equal(r.u.disconnect.reason, 0x95);
+    assert_true(c->closed);
+
+    do_connect(d, "wild", MQTT_V5, true, 0);
+    {
+        /* hand-built: the encoder refuses wildcards in topic names */
+        static const uint8_t pkt[] = {0x30, 0x06, 0x00, 0x03, 'a', '/', '#', 0x00};
+        feed(d, pkt, sizeof(pkt));
+    }
+    assert_true(next_pkt(d, MQTT_V5, &r));
+    assert_int_equal(r.u.disconnect.reason, 0x90);
+
+    /* 3.1.1: no DISCONNECT from a server, just closed */
+    do_connect(e, "wild3", MQTT_V311, true, 0);
+    {
+        static const uint8_t pkt[] = {0x30, 0x05, 0x00, 0x03, 'a', '/', '+'};
+        feed(e, pkt, sizeof(pkt));
+    }
+    assert_int_equal(evbuffer_get_length(e->out), 0);
+    assert_true(e->closed);
+}
+
+static void test_fanout_shares_encoding(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *s1 = open_conn(f, 0), *s2 = open_conn(f, 1), *p = open_conn(f, 2);
+    struct mqtt_packet r1, r2;
+
+    do_connect(s1, "sub1", MQTT_V311, true, 0);
+    do_connect(s2, "sub2", MQTT_V311, true, 0);
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    do_subscribe(s1, MQTT_V311, "fan/#", 0);
+    do_subscribe(s2, MQTT_V311, "fan/+", 0);
+    do_publish(p, MQTT_V311, "fan/one", "payload-1", 0, 0);
+    for (int i = 0; i < 2000 && evbuffer_get_length(s2->out) == 0; i++) {
+        spin(f, 1);
+    }
+    assert_true(next_pkt(s1, MQTT_V311, &r1));
+    assert_int_equal(r1.type, MQTT_PUBLISH);
+    assert_memory_equal(r1.u.publish.topic.ptr, "fan/one", 7);
+    assert_true(next_pkt(s2, MQTT_V311, &r2));
+    assert_memory_equal(r2.u.publish.payload.ptr, "payload-1", 9);
+    /* one encoding, shared by reference between both sessions */
+    assert_int_equal(s1->n_bufs, 1);
+    assert_int_equal(s2->n_bufs, 1);
+    assert_ptr_equal(s1->bufs[0], s2->bufs[0]);
+}
+
+static void test_slow_subscriber_lags_and_catches_up(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *fast = open_conn(f, 0), *slow = open_conn(f, 1), *p = open_conn(f, 2);
+    struct mqtt_packet r;
+    int got_fast = 0, got_slow = 0;
+
+    do_connect(fast, "fast", MQTT_V311, true, 0);
+    do_connect(slow, "slow", MQTT_V311, true, 0);
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    do_subscribe(fast, MQTT_V311, "lag/#", 1);
+    do_subscribe(slow, MQTT_V311, "lag/#", 1);
+    slow->pending = 1000000;           /* over the high-water mark */
+    for (int i = 0; i < 20; i++) {
+        do_publish(p, MQTT_V311, "lag/x", "m", 1, (uint16_t)(i + 1));
+    }
+    spin(f, 200);
+    while (next_pkt(fast, MQTT_V311, &r)) {
+        got_fast += r.type == MQTT_PUBLISH;
+    }
+    while (next_pkt(slow, MQTT_V311, &r)) {
+        got_slow += r.type == MQTT_PUBLISH;
+    }
+    assert_int_equal(got_fast, 20);    /* not stalled by the slow one */
+    assert_int_equal(got_slow, 0);
+    slow->pending = 0;
+    mqtt_transport_events.drained(slow->sess);
+    while (next_pkt(slow, MQTT_V311, &r)) {
+        got_slow += r.type == MQTT_PUBLISH;
+    }
+    assert_int_equal(got_slow, 20);    /* caught up from the log, in one go */
+}
+
+static void test_inflight_window(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *s = open_conn(f, 0), *p = open_conn(f, 1);
+    struct mqtt_packet r, ack;
+    uint16_t pids[8];
+    int n = 0;
+
+    f->b->lim.max_inflight = 3;
+    do_connect(s, "win", MQTT_V311, true, 0);
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    do_subscribe(s, MQTT_V311, "win/#", 1);
+    for (int i = 0; i < 5; i++) {
+        do_publish(p, MQTT_V311, "win/x", "w", 1, (uint16_t)(i + 1));
+    }
+    spin(f, 200);
+    while (next_pkt(s, MQTT_V311, &r)) {
+        if (r.type == MQTT_PUBLISH) {
+            pids[n++] = r.u.publish.packet_id;
+        }
+    }
+    assert_int_equal(n, 3);            /* bounded by the window */
+    memset(&ack, 0, sizeof(ack));
+    ack.type = MQTT_PUBACK;
+    ack.u.ack.packet_id = pids[0];
+    send_pkt(s, &ack, MQTT_V311);
+    ack.u.ack.packet_id = pids[1];
+    send_pkt(s, &ack, MQTT_V311);
+    while (next_pkt(s, MQTT_V311, &r)) {
+        n += r.type == MQTT_PUBLISH;
+    }
+    assert_int_equal(n, 5);            /* the rest after acks */
+}
+
+static void test_persistent_resume(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *p = open_conn(f, 1), *b;
+    struct mqtt_packet r;
+    int got = 0;
+
+    do_connect(a, "keep", MQTT_V5, true, 300);
+    do_subscribe(a, MQTT_V5, "keep/#", 1);
+    a->closed = true;
+    a->notified = true;
+    mqtt_transport_events.closed(a->sess);      /* connection lost */
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    for (int i = 0; i < 3; i++) {
+        do_publish(p, MQTT_V311, "keep/x", "k", 1, (uint16_t)(i + 1));
+    }
+    spin(f, 200);
+    b = open_conn(f, 2);
+    {
+        struct mqtt_packet c;
+        memset(&c, 0, sizeof(c));
+        c.type = MQTT_CONNECT;
+        c.u.connect.protocol_level = MQTT_V5;
+        c.u.connect.clean_start = false;
+        c.u.connect.client_id.ptr = "keep";
+        c.u.connect.client_id.len = 4;
+        c.u.connect.props.session_expiry = 300;
+        mqtt_prop_set(&c.u.connect.props, MQTT_PROP_SESSION_EXPIRY);
+        send_pkt(b, &c, MQTT_V5);
+    }
+    assert_true(next_pkt(b, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_CONNACK);
+    assert_true(r.u.connack.session_present);
+    while (next_pkt(b, MQTT_V5, &r)) {
+        got += r.type == MQTT_PUBLISH;
+    }
+    assert_int_equal(got, 3);
+    /* the store file exists */
+    {
+        char path[128];
+        snprintf(path, sizeof(path), "%s/__mqtt/6b656570.json", f->dir);
+        assert_int_equal(access(path, F_OK), 0);
+    }
+}
+
+static void test_retained(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *p = open_conn(f, 0), *s = open_conn(f, 1);
+    struct mqtt_packet pk, r;
+
+    do_connect(p, "rp", MQTT_V311, true, 0);
+    memset(&pk, 0, sizeof(pk));
+    pk.type = MQTT_PUBLISH;
+    pk.u.publish.qos = 1;
+    pk.u.publish.packet_id = 1;
+    pk.u.publish.retain = true;
+    pk.u.publish.topic.ptr = "ret/a";
+    pk.u.publish.topic.len = 5;
+    pk.u.publish.payload.ptr = (const uint8_t *)"kept";
+    pk.u.publish.payload.len = 4;
+    send_pkt(p, &pk, MQTT_V311);
+    for (int i = 0; i < 2000 && evbuffer_get_length(p->out) == 0; i++) {
+        spin(f, 1);
+    }
+    assert_true(next_pkt(p, MQTT_V311, &r));
+    assert_int_equal(r.type, MQTT_PUBACK);     /* after both appends */
+    assert_int_equal(mqtt_retain_count(f->b->retain), 1);
+    do_connect(s, "rs", MQTT_V311, true, 0);
+    do_subscribe(s, MQTT_V311, "ret/#", 1);
+    assert_true(next_pkt(s, MQTT_V311, &r));
+    assert_int_equal(r.type, MQTT_PUBLISH);
+    assert_true(r.u.publish.retain);
+    assert_memory_equal(r.u.publish.payload.ptr, "kept", 4);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_connect_v5_and_v311, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_acked_after_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_qos2_no_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_connect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversize_and_wildcard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_shares_encoding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_subscriber_lags_and_catches_up, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_inflight_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_persistent_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retained, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
