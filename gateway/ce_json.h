@@ -1,19 +1,31 @@
 /*
  * CloudEvents JSON event format (structured content mode and batch mode) <-> the
- * envelope. Pure: jansson and OpenSSL's base64 only, no I/O, no globals; any thread.
+ * envelope. Pure: cJSON (decoding), jansson (encoding) and OpenSSL's base64 only, no
+ * I/O, no globals of our own (cJSON stores its last error position in one that nothing
+ * here reads); any thread.
  *
  * Parsing rules (structured mode):
+ * - The input is strict RFC 8259 JSON (an object, or for a batch an array, and nothing
+ *   after it but whitespace), UTF-8, nested at most 1000 deep (cJSON's limit). Strings
+ *   must not contain \u0000 (envelope attributes and text payloads are C strings).
  * - The event must be a JSON object; "specversion" is required and must be "1.0".
+ * - A member name that occurs twice in the event object (an attribute such as "id", an
+ *   extension, "data", "data_base64", "offset" or "partition") is rejected as bad JSON:
+ *   the sender's intent is ambiguous. Null-valued extensions are ignored, so a repeated
+ *   one goes unnoticed; objects nested inside "data" may repeat names (kept as sent).
  * - id, source and type are lenient: a missing one is left NULL, to be filled by
  *   sl_env_finalize at publish time. A present one must be a non-empty string.
  * - subject, time (RFC 3339), datacontenttype, dataschema must be strings when present.
  * - "data" and "data_base64" are mutually exclusive. data_base64 must be valid base64.
  *   A JSON string under "data" whose datacontenttype is not JSON is stored as its UTF-8
  *   bytes (and datacontenttype defaults to "text/plain; charset=utf-8"); any other data
- *   value is stored as compact JSON text (datacontenttype defaults to "application/json").
+ *   value is stored as compact JSON text (datacontenttype defaults to "application/json";
+ *   numbers are doubles, so integers beyond 2^53 lose precision and 1.0 becomes 1).
+ * - A number too large for a double (1e400) in data or an extension is bad JSON.
  * - Every other member is an extension: name [a-z0-9]{1,20}, value a string, number or
- *   boolean (stored as text); null members are ignored. The members "offset" and
- *   "partition" (which reads add) are ignored so that read output can be re-posted.
+ *   boolean (stored as text: integers up to 2^53 in decimal, "42", "-7"; other numbers
+ *   as "%.17g"); null members are ignored. The members "offset" and "partition" (which
+ *   reads add) are ignored so that read output can be re-posted.
  *   The "partitionkey" extension is kept as an extension; callers may use it as the key.
  *
  * Output rules (reads): specversion, the attributes that are set (id defaults to
@@ -39,13 +51,12 @@
  */
 struct sl_env *ce_json_parse_event(const char *json, size_t len, char *err, size_t errsz);
 
-/* The same from an already parsed JSON value (borrowed). */
-struct sl_env *ce_json_event_from_value(const json_t *obj, char *err, size_t errsz);
-
 /*
  * Parse a batch (a JSON array of events, at least 1 and at most max_events). On
  * success returns 0 and sets *out to a malloc'd array of *n new envelopes (free with
- * ce_json_free_batch). On failure returns -EINVAL (err says which event and why),
+ * ce_json_free_batch). Each event is decoded as by ce_json_parse_event; an error in one
+ * names it ("event 3: ..." or, for bad JSON, "bad JSON in event 3: ..."). On failure
+ * returns -EINVAL (err says which event and why),
  * -E2BIG (too many events) or -ENOMEM, with *out NULL. Any thread.
  */
 int ce_json_parse_batch(const char *json, size_t len, size_t max_events,

@@ -268,6 +268,247 @@ static void test_round_trip(void **state)
     sl_env_unref(&env);
 }
 
+/* Parse from an exact-size heap copy (no NUL after it), so ASan sees any over-read. */
+static struct sl_env *parse_exact(const char *json, char *err, size_t errsz)
+{
+    size_t len = strlen(json);
+    char *copy = malloc(len > 0 ? len : 1);
+    struct sl_env *env;
+
+    assert_non_null(copy);
+    memcpy(copy, json, len);
+    env = ce_json_parse_event(copy, len, err, errsz);
+    free(copy);
+    return env;
+}
+
+static void test_strict_json(void **state)
+{
+    char err[200] = "";
+    struct sl_env *env;
+
+    (void)state;
+    /* \u0000 anywhere (value, key, data, nested data) is bad JSON, as with jansson. */
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"a\\u0000b\"}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"x\\u0000\":\"v\"}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"data\":\"\\u0000\"}", "\\u0000");
+    expect_bad("{\"specversion\":\"1.0\",\"data\":{\"k\":[\"\\u0000\"]}}", "bad JSON");
+    /* An escaped backslash before real \u0000 is still caught. */
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"\\\\\\u0000\"}", "bad JSON");
+    /* cJSON would decode \u escapes without four hex digits as U+0000. */
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"\\uZZZZ\"}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"\\u00\"}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"\\q\"}", "bad JSON");
+    /* Raw control bytes, invalid UTF-8, a BOM, loose numbers, trailing text, scalars. */
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"a\x01\"}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\x01\"id\":\"a\"}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"\xc3\"}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"\xed\xa0\x80\"}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"\xc0\xaf\"}", "bad JSON");
+    expect_bad("\xef\xbb\xbf{\"specversion\":\"1.0\"}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"n\":01}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"n\":1.}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"n\":-.5}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"n\":1e}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"n\":1e400}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"data\":[1,-1e400]}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\"} x", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\"}{}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",}", "bad JSON");
+    expect_bad("\"x\"", "bad JSON");
+    expect_bad("", "bad JSON");
+    expect_bad("  ", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"a", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"a\\", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"a\\u00", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"n\":-", "bad JSON");
+
+    /* The text "\\u0000" (escaped backslash, then "u0000") is not an escape of NUL. */
+    env = parse_exact("{\"specversion\":\"1.0\",\"id\":\"a\\\\u0000\",\"x\":\"\\\\\\\\u0000\"}",
+                      err, sizeof(err));
+    assert_non_null(env);
+    assert_string_equal(env->id, "a\\u0000");
+    assert_string_equal(sl_env_get_attr(env, "x"), "\\\\u0000");
+    sl_env_unref(&env);
+
+    /* Not NUL-terminated, trailing whitespace allowed, escapes and UTF-8 decoded. */
+    env = parse_exact(" {\"specversion\":\"1.0\",\"id\":\"\\u00e9\\ud83d\\ude00\\/\\t\","
+                      "\"data\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}\r\n\t ",
+                      err, sizeof(err));
+    assert_non_null(env);
+    assert_string_equal(env->id, "\xc3\xa9\xf0\x9f\x98\x80/\t");
+    assert_int_equal(env->data->len, 10);
+    assert_memory_equal(env->data->data, "caf\xc3\xa9 \xf0\x9f\x98\x80", 10);
+    sl_env_unref(&env);
+    env = parse_exact("{\"specversion\":\"1.0\",\"id\":\"7\"}", err, sizeof(err));
+    assert_non_null(env);
+    sl_env_unref(&env);
+    assert_null(parse_exact("{\"specversion\":\"1.0\",\"n\":12", err, sizeof(err)));
+    assert_non_null(strstr(err, "bad JSON"));
+    assert_null(parse_exact("[", err, sizeof(err)));
+    assert_non_null(strstr(err, "bad JSON"));
+    assert_null(parse_exact("{\"specversion\":\"1.0\",\"b\":tru", err, sizeof(err)));
+    assert_non_null(strstr(err, "bad JSON"));
+
+    /* The position is reported. */
+    env = ce_json_parse_event(J("{\"specversion\":\"1.0\",\n\"id\":\"a\\u0000\"}"), err,
+                              sizeof(err));
+    assert_null(env);
+    assert_non_null(strstr(err, "line 2"));
+}
+
+static void test_duplicates(void **state)
+{
+    char err[200] = "";
+    struct sl_env **envs = NULL;
+    size_t n = 0;
+
+    (void)state;
+    expect_bad("{\"specversion\":\"1.0\",\"id\":\"a\",\"id\":\"b\"}", "duplicate member \"id\"");
+    expect_bad("{\"id\":\"a\",\"specversion\":\"1.0\",\"id\":\"a\"}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"data\":1,\"data\":2}", "duplicate member \"data\"");
+    expect_bad("{\"specversion\":\"1.0\",\"data_base64\":\"AA==\",\"data_base64\":\"AA==\"}",
+               "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"offset\":1,\"offset\":2}", "bad JSON");
+    expect_bad("{\"specversion\":\"1.0\",\"traceid\":\"a\",\"traceid\":1}",
+               "duplicate member \"traceid\"");
+    /* Repeated names inside data are the payload's business. */
+    {
+        struct sl_env *env = ce_json_parse_event(
+            J("{\"specversion\":\"1.0\",\"data\":{\"k\":1,\"k\":2}}"), err, sizeof(err));
+        assert_non_null(env);
+        assert_int_equal(env->data->len, strlen("{\"k\":1,\"k\":2}"));
+        assert_memory_equal(env->data->data, "{\"k\":1,\"k\":2}", env->data->len);
+        sl_env_unref(&env);
+    }
+    /* In a batch, the event is named and the error stays "bad JSON" first. */
+    assert_int_equal(ce_json_parse_batch(J("[{\"specversion\":\"1.0\"},"
+                                           "{\"specversion\":\"1.0\",\"type\":\"a\",\"type\":\"a\"}]"),
+                                         10, &envs, &n, err, sizeof(err)),
+                     -EINVAL);
+    assert_null(envs);
+    assert_int_equal(strncmp(err, "bad JSON in event 1", 19), 0);
+}
+
+static void test_number_extensions(void **state)
+{
+    char err[200] = "";
+    const char *src = "{\"specversion\":\"1.0\",\"a\":42,\"b\":-7,\"c\":9007199254740992,"
+                      "\"d\":-9007199254740992,\"e\":0,\"f\":-0,\"g\":1.5,\"h\":0.1,"
+                      "\"i\":1e2,\"j\":7.0,\"k\":1e300,\"l\":false,\"m\":null,\"o\":2.5e-3}";
+    struct sl_env *env = ce_json_parse_event(J(src), err, sizeof(err));
+
+    (void)state;
+    assert_non_null(env);
+    assert_string_equal(sl_env_get_attr(env, "a"), "42");
+    assert_string_equal(sl_env_get_attr(env, "b"), "-7");
+    assert_string_equal(sl_env_get_attr(env, "c"), "9007199254740992");
+    assert_string_equal(sl_env_get_attr(env, "d"), "-9007199254740992");
+    assert_string_equal(sl_env_get_attr(env, "e"), "0");
+    assert_string_equal(sl_env_get_attr(env, "f"), "0");
+    assert_string_equal(sl_env_get_attr(env, "g"), "1.5");
+    assert_string_equal(sl_env_get_attr(env, "h"), "0.10000000000000001");   /* %.17g */
+    assert_string_equal(sl_env_get_attr(env, "i"), "100");
+    assert_string_equal(sl_env_get_attr(env, "j"), "7");
+    assert_string_equal(sl_env_get_attr(env, "k"), "1.0000000000000001e+300");
+    assert_string_equal(sl_env_get_attr(env, "l"), "false");
+    assert_null(sl_env_get_attr(env, "m"));
+    assert_string_equal(sl_env_get_attr(env, "o"), "0.0025000000000000001");
+    sl_env_unref(&env);
+}
+
+static void test_nested_data_round_trip(void **state)
+{
+    char err[200] = "";
+    const char *data = "{\"a\":{\"b\":[1,-2,3.5,true,false,null,{\"c\":\"x\\ny\\\"z\\u00e9\"}]},"
+                       "\"e\":[],\"f\":{},\"g\":\"\\u001f\"}";
+    char src[512];
+    struct sl_env *env;
+    json_t *want;
+    json_t *o;
+
+    (void)state;
+    snprintf(src, sizeof(src), "{\"specversion\":\"1.0\",\"id\":\"n1\",\"data\" : %s }", data);
+    env = ce_json_parse_event(J(src), err, sizeof(err));
+    assert_non_null(env);
+    assert_string_equal(env->datacontenttype, "application/json");
+    /* Compact JSON text of the same value. */
+    assert_null(memchr(env->data->data, ' ', env->data->len));
+    want = json_loads(data, 0, NULL);
+    assert_non_null(want);
+    {
+        json_t *got = json_loadb((const char *)env->data->data, env->data->len, 0, NULL);
+        assert_non_null(got);
+        assert_true(json_equal(got, want));
+        json_decref(got);
+    }
+    /* And back out through the encoder as the same JSON value under "data". */
+    o = out_of(env);
+    assert_true(json_equal(json_object_get(o, "data"), want));
+    assert_string_equal(json_string_value(json_object_get(o, "id")), "n1");
+    json_decref(o);
+    json_decref(want);
+    sl_env_unref(&env);
+
+    /* Scalar data values are JSON text too; null is "null". */
+    env = ce_json_parse_event(J("{\"specversion\":\"1.0\",\"data\":null}"), err, sizeof(err));
+    assert_non_null(env);
+    assert_int_equal(env->data->len, 4);
+    assert_memory_equal(env->data->data, "null", 4);
+    assert_string_equal(env->datacontenttype, "application/json");
+    sl_env_unref(&env);
+    env = ce_json_parse_event(J("{\"specversion\":\"1.0\",\"data\":[],\"datacontenttype\":"
+                                "\"text/plain\"}"),
+                              err, sizeof(err));
+    assert_non_null(env);
+    assert_memory_equal(env->data->data, "[]", 2);
+    assert_string_equal(env->datacontenttype, "text/plain");
+    sl_env_unref(&env);
+}
+
+static void test_batch_more(void **state)
+{
+    char err[200] = "";
+    struct sl_env **envs = NULL;
+    size_t n = 0;
+    char big[64 * 40 + 8];
+    size_t used = 0;
+
+    (void)state;
+    /* Elements that are not objects are named; the rest of the rules apply per event. */
+    assert_int_equal(ce_json_parse_batch(J("[{\"specversion\":\"1.0\"},3]"), 10, &envs, &n,
+                                         err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "event 1: a CloudEvent must be a JSON object"));
+    assert_int_equal(ce_json_parse_batch(J("[{\"specversion\":\"1.0\"}] ,"), 10, &envs, &n,
+                                         err, sizeof(err)),
+                     -EINVAL);
+    assert_int_equal(strncmp(err, "bad JSON", 8), 0);
+    assert_int_equal(ce_json_parse_batch(J("\"[]\""), 10, &envs, &n, err, sizeof(err)),
+                     -EINVAL);
+    assert_int_equal(strncmp(err, "bad JSON", 8), 0);
+    assert_int_equal(ce_json_parse_batch(J("[{\"specversion\":\"1.0\",\"id\":\"\"}]"), 10,
+                                         &envs, &n, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "event 0: attribute \"id\" must not be empty");
+    assert_int_equal(ce_json_parse_batch(J("[{\"specversion\":\"1.0\",\"data\":\"\\u0000\"}]"),
+                                         10, &envs, &n, err, sizeof(err)),
+                     -EINVAL);
+    assert_int_equal(strncmp(err, "bad JSON", 8), 0);
+
+    /* max_events is checked before any envelope is built, even with bad events in it. */
+    big[used++] = '[';
+    for (int i = 0; i < 40; i++) {
+        used += (size_t)snprintf(big + used, sizeof(big) - used, "%s{\"id\":\"x\"}",
+                                 i == 0 ? "" : ",");
+    }
+    big[used++] = ']';
+    assert_int_equal(ce_json_parse_batch(big, used, 39, &envs, &n, err, sizeof(err)), -E2BIG);
+    assert_null(envs);
+    assert_int_equal(ce_json_parse_batch(big, used, 40, &envs, &n, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "event 0"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +520,11 @@ int main(void)
         cmocka_unit_test(test_is_json_type),
         cmocka_unit_test(test_output),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_strict_json),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_number_extensions),
+        cmocka_unit_test(test_nested_data_round_trip),
+        cmocka_unit_test(test_batch_more),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
