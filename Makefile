@@ -82,7 +82,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -O1 -g -D_GNU_SOURCE -DSL_FUZZING -pthread -I. $(PKG_CFLAGS) \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	    -o $@ $^ $(PKG_LIBS) -lm
+	    -o $@ $^ $(PKG_LIBS) -lpaho-mqtt3as -lm
 
 run: deps $(BUILD)/sluice
 	mkdir -p data

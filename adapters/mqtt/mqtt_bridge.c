@@ -131,30 +131,6 @@ void mqtt_bridge_window_reset(struct mqtt_bridge_window *w)
     w->count = 0;
 }
 
-#ifdef SL_FUZZING
-/* Fuzz builds link without paho: the kind exists but cannot be created. */
-static int fuzz_create(struct sl_bridge *b, const struct sl_bridge_cfg *cfg, char **err)
-{
-    (void)b;
-    (void)cfg;
-    *err = strdup("mqtt bridges are not available in fuzz builds");
-    return -1;
-}
-static int fuzz_start(struct sl_bridge *b, char **err)
-{
-    (void)b;
-    (void)err;
-    return -1;
-}
-static void fuzz_stop(struct sl_bridge *b)
-{
-    (void)b;
-}
-const struct sl_bridge_ops mqtt_bridge_ops = {
-    .type = "mqtt", .create = fuzz_create, .start = fuzz_start, .stop = fuzz_stop,
-    .destroy = fuzz_stop,
-};
-#else
 
 #include <MQTTAsync.h>
 #include <event2/event.h>
@@ -1628,4 +1604,3 @@ const struct sl_bridge_ops mqtt_bridge_ops = {
     .status = mqb_status,
 };
 
-#endif /* SL_FUZZING */
