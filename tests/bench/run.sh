@@ -12,6 +12,7 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else print a[i
 say "# sluice benchmarks $(date -u +%FT%TZ) on $(nproc) cores, $RUNS runs each (medians)"
 for b in "$BUILD"/bench/bench_*; do
   [ -x "$b" ] || continue
+  case "$b" in *.d) continue ;; esac
   say "## $(basename "$b")"
   "$b" 2>&1 | tee -a "$out"
 done
@@ -44,4 +45,12 @@ if kill -0 $pid 2>/dev/null; then
 fi
 kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
 rm -rf "$dir"
+
+# MQTT side by side with mosquitto (same generator, same run), medians of RUNS.
+if [ -x "$BUILD/bench/mqtt_load" ] && [ -x tests/bench/mqtt_bench.sh ]; then
+  say "## mqtt_bench (sluice vs mosquitto)"
+  for i in $(seq 1 "$RUNS"); do
+    tests/bench/mqtt_bench.sh "$BUILD" 2>&1 | sed "s/^/  [run $i] /" | tee -a "$out"
+  done
+fi
 say "# results in $out"
