@@ -218,6 +218,8 @@ static const struct opt mqtt_opts[] = {
     {.name = "allow_anonymous", .type = OPT_BOOL,
      FIELD(struct sl_listener_cfg, mqtt_allow_anonymous), .def = "true",
      .help = "Accept clients without a user name."},
+    {.name = "users", .type = OPT_KV, LIST(struct sl_listener_cfg, mqtt_users, n_mqtt_users),
+     .help = "user: pbkdf2-sha256$ITERATIONS$SALT_BASE64$HASH_BASE64 (see README MQTT)."},
     {.name = NULL},
 };
 
@@ -1281,6 +1283,7 @@ static void free_listener(struct sl_listener_cfg *l)
 {
     free(l->host);
     free(l->web_root);
+    free_kv(l->mqtt_users, l->n_mqtt_users);
 }
 
 void sl_config_free(struct sl_config **pcfg)

@@ -47,6 +47,8 @@ struct sl_listener_cfg {
     int64_t mqtt_max_keepalive_ms;       /* cap on keep alive, 0 none */
     uint64_t mqtt_high_water;            /* output bytes before a subscriber lags, 1 MiB */
     bool mqtt_allow_anonymous;           /* default true */
+    struct sl_kv *mqtt_users;            /* user -> "pbkdf2-sha256$ITER$SALT$HASH" */
+    size_t n_mqtt_users;
 };
 
 struct sl_topic_override {

@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "adapters/mqtt/mqtt_retain.h"
 #include "adapters/mqtt/mqtt_store.h"
@@ -25,8 +27,15 @@
 #define MQTT_STORE_EVERY_MS 5000
 #define MQTT_CONNECT_TIMEOUT_MS 10000
 
+struct mqtt_user {
+    char *name;
+    char *hash;
+};
+
 struct mqtt_ctx {
     struct sl_adapter *a;
+    struct mqtt_user *users;
+    size_t n_users;
     char *host;
     int port;
     uint32_t max_connections;
@@ -284,6 +293,83 @@ void mqtt_broker_free(struct mqtt_broker **pb)
     *pb = NULL;
 }
 
+/* ------------------------------------------------------------------ auth ---- */
+
+/* Standard base64 (OpenSSL's decoder) to bytes; the length without padding, or -1. */
+static int b64_decode(const char *in, size_t len, unsigned char *out, size_t cap)
+{
+    int n, pad = 0;
+    if (len == 0 || len % 4 != 0 || len / 4 * 3 > cap) {
+        return -1;
+    }
+    n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+    if (n < 0) {
+        return -1;
+    }
+    pad = (in[len - 1] == '=') + (len > 1 && in[len - 2] == '=');
+    return n - pad;
+}
+
+/*
+ * Check password against "pbkdf2-sha256$ITER$SALT_B64$HASH_B64" (OpenSSL's
+ * PKCS5_PBKDF2_HMAC, compared in constant time). True when it matches.
+ */
+bool mqtt_password_ok(const char *stored, const uint8_t *password, size_t len)
+{
+    static const char prefix[] = "pbkdf2-sha256$";
+    unsigned char salt[128], want[128], got[128];
+    const char *p, *s1, *s2;
+    long iter;
+    int n_salt, n_hash;
+    char *end;
+
+    if (strncmp(stored, prefix, sizeof(prefix) - 1) != 0) {
+        return false;
+    }
+    p = stored + sizeof(prefix) - 1;
+    iter = strtol(p, &end, 10);
+    if (end == p || *end != '$' || iter < 1 || iter > 10000000) {
+        return false;
+    }
+    s1 = end + 1;
+    s2 = strchr(s1, '$');
+    if (s2 == NULL) {
+        return false;
+    }
+    n_salt = b64_decode(s1, (size_t)(s2 - s1), salt, sizeof(salt));
+    n_hash = b64_decode(s2 + 1, strlen(s2 + 1), want, sizeof(want));
+    if (n_salt <= 0 || n_hash < 16 || len > INT32_MAX) {
+        return false;
+    }
+    if (PKCS5_PBKDF2_HMAC((const char *)password, (int)len, salt, n_salt, (int)iter,
+                          EVP_sha256(), n_hash, got) != 1) {
+        return false;
+    }
+    return CRYPTO_memcmp(got, want, (size_t)n_hash) == 0;
+}
+
+/* The listener's auth hook: configured users, else allow_anonymous. */
+static int users_auth(void *arg, const char *client_id, const struct mqtt_str *user,
+                      const struct mqtt_bin *password)
+{
+    struct mqtt_ctx *ctx = arg;
+    (void)client_id;
+    if (user == NULL) {
+        return ctx->lim.allow_anonymous ? 0 : 0x87;
+    }
+    for (size_t i = 0; i < ctx->n_users; i++) {
+        const struct mqtt_user *u = &ctx->users[i];
+        if (strlen(u->name) == user->len && memcmp(u->name, user->ptr, user->len) == 0) {
+            if (password != NULL && mqtt_password_ok(u->hash, password->ptr, password->len)) {
+                return 0;
+            }
+            return 0x86;
+        }
+    }
+    /* an unknown user: only where anonymous clients are welcome and no users are set */
+    return ctx->lim.allow_anonymous && ctx->n_users == 0 ? 0 : 0x86;
+}
+
 /* --------------------------------------------------------------- adapter ---- */
 
 static void *on_accept(void *arg, const struct sl_transport *t)
@@ -294,6 +380,8 @@ static void *on_accept(void *arg, const struct sl_transport *t)
     }
     return mqtt_session_new(ctx->b, t);
 }
+
+static void mqtt_destroy(struct sl_adapter *a);
 
 static int mqtt_create(struct sl_adapter *a, const struct sl_listener_cfg *cfg, char **err)
 {
@@ -307,6 +395,33 @@ static int mqtt_create(struct sl_adapter *a, const struct sl_listener_cfg *cfg, 
     ctx->port = cfg->port;
     mqtt_limits_from_config(cfg, &ctx->lim);
     a->ctx = ctx;
+    if (cfg->n_mqtt_users > 0) {
+        ctx->users = calloc(cfg->n_mqtt_users, sizeof(*ctx->users));
+        if (ctx->users == NULL) {
+            *err = strdup("out of memory");
+            mqtt_destroy(a);
+            return -1;
+        }
+        for (size_t i = 0; i < cfg->n_mqtt_users; i++) {
+            ctx->users[i].name = strdup(cfg->mqtt_users[i].key);
+            ctx->users[i].hash = strdup(cfg->mqtt_users[i].value);
+            ctx->n_users++;
+            if (ctx->users[i].name == NULL || ctx->users[i].hash == NULL) {
+                *err = strdup("out of memory");
+                mqtt_destroy(a);
+                return -1;
+            }
+            if (strncmp(ctx->users[i].hash, "pbkdf2-sha256$", 14) != 0) {
+                if (asprintf(err, "line %d: users.%s: the hash must look like "
+                             "pbkdf2-sha256$ITERATIONS$SALT_BASE64$HASH_BASE64",
+                             cfg->mqtt_users[i].line, ctx->users[i].name) < 0) {
+                    *err = NULL;
+                }
+                mqtt_destroy(a);
+                return -1;
+            }
+        }
+    }
     return 0;
 }
 
@@ -322,6 +437,8 @@ static int mqtt_start(struct sl_adapter *a, char **err)
     if (ctx->b == NULL) {
         return -1;
     }
+    ctx->b->auth = users_auth;
+    ctx->b->auth_arg = ctx;
     ctx->tcp = sl_tcp_server_new(gw->base, &o, &mqtt_transport_events, on_accept, ctx, err);
     if (ctx->tcp == NULL) {
         mqtt_broker_free(&ctx->b);
@@ -357,6 +474,11 @@ static void mqtt_destroy(struct sl_adapter *a)
         mqtt_broker_free(&ctx->b);
     }
     sl_tcp_server_free(&ctx->tcp);
+    for (size_t i = 0; i < ctx->n_users; i++) {
+        free(ctx->users[i].name);
+        free(ctx->users[i].hash);
+    }
+    free(ctx->users);
     free(ctx->host);
     free(ctx);
     a->ctx = NULL;

@@ -27,4 +27,8 @@ struct mqtt_broker *mqtt_adapter_broker(const struct sl_adapter *a);
  * Borrows cfg. Any thread. */
 void mqtt_limits_from_config(const struct sl_listener_cfg *cfg, struct mqtt_limits *lim);
 
+/* Does password match a configured hash "pbkdf2-sha256$ITER$SALT_B64$HASH_B64"? Borrows
+ * both. Runs PBKDF2 (CPU: choose ITER accordingly, it runs on the loop). Any thread. */
+bool mqtt_password_ok(const char *stored, const uint8_t *password, size_t len);
+
 #endif

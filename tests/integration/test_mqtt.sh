@@ -63,5 +63,20 @@ SLUICE_MQTT=$mport timeout 60 $PY "$ROOT/tests/integration/mqtt_crash.py" verify
 crc=$?
 cat "$dir/crash.out"
 check "kill -9 mid-stream: every PUBACKed QoS 1 message present after restart" test $crc -eq 0
+stop_sluice TERM; check "SIGTERM exits 0 after the crash test" test $? -eq 0
+
+# authentication: users with PBKDF2 hashes, anonymous refused
+hash=$($PY -c 'import hashlib,base64,os; s=os.urandom(12); print("pbkdf2-sha256$2000$"+base64.b64encode(s).decode()+"$"+base64.b64encode(hashlib.pbkdf2_hmac("sha256",b"s3cret",s,2000)).decode())')
+write_conf "$dir/a.yaml" "$dir/data" "$port" "  mqtt:
+    bind: 127.0.0.1:$mport
+    allow_anonymous: false
+    users:
+      device1: \"$hash\""
+start_sluice "$dir/a.yaml" "$dir/log" || bad "start with users"
+check "auth: right password accepted" $PUB -V mqttv5 -u device1 -P s3cret -t auth/x -m ok -q 1
+out=$($PUB -V mqttv5 -u device1 -P wrong -t auth/x -m no -q 1 2>&1); rc=$?
+check "auth: wrong password refused (v5 0x86)" test $rc -ne 0 -a -n "$(grep -i 'bad user name or password\|not authori' <<<"$out")"
+out=$($PUB -V mqttv311 -t auth/x -m no -q 1 2>&1); rc=$?
+check "auth: anonymous refused when allow_anonymous is false" test $rc -ne 0
 stop_sluice TERM; check "SIGTERM exits 0 at the end" test $? -eq 0
 finish

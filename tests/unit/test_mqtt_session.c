@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "adapters/mqtt/mqtt.h"
 #include "adapters/mqtt/mqtt_codec.h"
 #include "adapters/mqtt/mqtt_retain.h"
 #include "adapters/mqtt/mqtt_session.h"
@@ -599,6 +600,61 @@ static void test_retained(void **state)
     assert_memory_equal(r.u.publish.payload.ptr, "kept", 4);
 }
 
+static void test_password_hash(void **state)
+{
+    /* made with Python's hashlib.pbkdf2_hmac("sha256", b"s3cret", salt, 1000) */
+    static const char h[] = "pbkdf2-sha256$1000$c2FsdHNhbHRzYWx0c2FsdA==$"
+                            "8W5yLmqTx7pmJ5+3qp/ZOQP9vTuo+lMNfP/lMdTb9u8=";
+    (void)state;
+    assert_true(mqtt_password_ok(h, (const uint8_t *)"s3cret", 6));
+    assert_false(mqtt_password_ok(h, (const uint8_t *)"s3cres", 6));
+    assert_false(mqtt_password_ok(h, (const uint8_t *)"", 0));
+    assert_false(mqtt_password_ok("$6$salt$abc", (const uint8_t *)"s3cret", 6));
+    assert_false(mqtt_password_ok("pbkdf2-sha256$0$c2FsdA==$AAAA", (const uint8_t *)"x", 1));
+}
+
+static int deny_auth(void *arg, const char *cid, const struct mqtt_str *user,
+                     const struct mqtt_bin *pw)
+{
+    (void)arg;
+    (void)cid;
+    (void)pw;
+    return user != NULL && user->len == 2 && memcmp(user->ptr, "ok", 2) == 0 ? 0 : 0x86;
+}
+
+static void test_auth_hook(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *b = open_conn(f, 1), *c = open_conn(f, 2);
+    struct mqtt_packet p, r;
+
+    f->b->auth = deny_auth;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_CONNECT;
+    p.u.connect.protocol_level = MQTT_V5;
+    p.u.connect.clean_start = true;
+    p.u.connect.client_id.ptr = "who";
+    p.u.connect.client_id.len = 3;
+    send_pkt(a, &p, MQTT_V5);
+    assert_true(next_pkt(a, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_CONNACK);
+    assert_int_equal(r.u.connack.reason, 0x86);
+    assert_true(a->closed);
+    p.u.connect.protocol_level = MQTT_V311;
+    send_pkt(b, &p, MQTT_V311);
+    assert_true(next_pkt(b, MQTT_V311, &r));
+    assert_int_equal(r.u.connack.reason, 4);       /* 3.1.1: bad user name or password */
+    assert_true(b->closed);
+    p.u.connect.protocol_level = MQTT_V5;
+    p.u.connect.has_username = true;
+    p.u.connect.username.ptr = "ok";
+    p.u.connect.username.len = 2;
+    send_pkt(c, &p, MQTT_V5);
+    assert_true(next_pkt(c, MQTT_V5, &r));
+    assert_int_equal(r.u.connack.reason, 0);
+    assert_false(c->closed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +670,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inflight_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persistent_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retained, setup, teardown),
+        cmocka_unit_test(test_password_hash),
+        cmocka_unit_test_setup_teardown(test_auth_hook, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
