@@ -785,6 +785,156 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
     sess_unref(s);
 }
 
+/* Publishes read in one burst from one session go to the log as one call (one
+ * RecordBatch per partition): the loop thread only, flushed at the end of each read, before
+ * any other packet and when full. */
+#define PUB_BATCH 64
+static struct {
+    struct mqtt_session *s;
+    size_t n;
+    struct sl_env *envs[PUB_BATCH];
+    struct pub_wait *ws[PUB_BATCH];      /* NULL for QoS 0 */
+} batch;
+
+struct batch_cb {
+    struct mqtt_broker *b;
+    struct mqtt_session *s;
+    size_t n;
+    struct pub_wait *ws[];
+};
+
+static void batch_done(void *arg, const struct sl_publish_result *res)
+{
+    struct batch_cb *cb = arg;
+    struct mqtt_session *s = cb->s;
+    size_t n_waits = 0;
+
+    if (s->b != NULL) {
+        if (res->status == 0) {
+            for (size_t i = 0; i < res->n; i++) {
+                mqtt_subs_topic_seen(s->b->subs, res->items[i].topic);
+            }
+        } else {
+            sl_metric_add(s->b->m_dropped, cb->n);
+        }
+    }
+    for (size_t i = 0; i < cb->n; i++) {
+        struct pub_wait *w = cb->ws[i];
+        if (w == NULL) {
+            continue;
+        }
+        n_waits++;
+        if (s->b == NULL) {
+            free(w);
+            continue;
+        }
+        w->done = true;
+        w->ok = res->status == 0;
+        w->reason = reason_for_status(res->status);
+    }
+    if (s->b != NULL) {
+        pubq_flush(s);
+    }
+    free(cb);
+    for (size_t i = 0; i < n_waits; i++) {
+        sess_unref(s);
+    }
+    sess_unref(s);      /* the callback's own reference */
+}
+
+static void batch_flush(void)
+{
+    struct mqtt_session *s = batch.s;
+    struct batch_cb *cb;
+    size_t n = batch.n;
+    int rc;
+
+    if (n == 0) {
+        return;
+    }
+    batch.n = 0;
+    cb = malloc(sizeof(*cb) + n * sizeof(cb->ws[0]));
+    if (cb == NULL) {
+        struct sl_publish_result res = {.status = -ENOMEM, .error = "out of memory"};
+        struct batch_cb tmp = {.b = s->b, .s = s, .n = 0};
+        for (size_t i = 0; i < n; i++) {
+            sl_env_unref(&batch.envs[i]);
+            if (batch.ws[i] != NULL) {
+                struct batch_cb *one = malloc(sizeof(*one) + sizeof(one->ws[0]));
+                if (one != NULL) {
+                    *one = tmp;
+                    one->n = 1;
+                    one->ws[0] = batch.ws[i];
+                    s->refs++;
+                    batch_done(one, &res);
+                }
+            }
+        }
+        return;
+    }
+    cb->b = s->b;
+    cb->s = s;
+    cb->n = n;
+    memcpy(cb->ws, batch.ws, n * sizeof(cb->ws[0]));
+    s->refs++;
+    {
+        struct sl_pub_source src = {.listener = s->b->listener};
+        rc = sl_gateway_publish(s->b->gw, &src, batch.envs, n, batch_done, cb);
+        if (rc != 0 && n > 1) {
+            /* One bad event (a topic that cannot be routed) must not refuse the others:
+             * publish them one by one. */
+            free(cb);
+            s->refs--;          /* cb's reference; each `one` takes its own */
+            for (size_t i = 0; i < n; i++) {
+                struct batch_cb *one = malloc(sizeof(*one) + sizeof(one->ws[0]));
+                if (one == NULL) {
+                    struct pub_wait *w = batch.ws[i];
+                    if (w != NULL) {
+                        w->done = true;
+                        w->reason = 0x97;
+                        pubq_flush(s);
+                        sess_unref(s);
+                    }
+                    continue;
+                }
+                one->b = s->b;
+                one->s = s;
+                one->n = 1;
+                one->ws[0] = batch.ws[i];
+                s->refs++;
+                rc = sl_gateway_publish(s->b->gw, &src, &batch.envs[i], 1, batch_done, one);
+                if (rc != 0) {
+                    struct sl_publish_result res = {.status = rc, .error = "refused"};
+                    batch_done(one, &res);
+                }
+            }
+            cb = NULL;
+            rc = 0;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        sl_env_unref(&batch.envs[i]);
+    }
+    if (rc != 0) {
+        struct sl_publish_result res = {.status = rc, .error = "refused"};
+        batch_done(cb, &res);
+    }
+}
+
+/* Queue env (ownership taken) and w (may be NULL) for the session's batch. */
+static void batch_add(struct mqtt_session *s, struct sl_env *env, struct pub_wait *w)
+{
+    if (batch.s != s) {
+        batch_flush();
+        batch.s = s;
+    }
+    batch.envs[batch.n] = env;
+    batch.ws[batch.n] = w;
+    if (++batch.n == PUB_BATCH) {
+        batch_flush();
+    }
+}
+
 static void handle_publish(struct mqtt_session *s, const struct mqtt_publish *p)
 {
     struct mqtt_broker *b = s->b;
@@ -857,12 +1007,11 @@ static void handle_publish(struct mqtt_session *s, const struct mqtt_publish *p)
     }
     if (p->qos == 0 && !p->retain) {
         /* Fire and forget: the append still happens, nobody waits for it. */
-        rc = sl_gateway_publish(b->gw, &src, &env, 1, will_done, b);
-        if (rc != 0) {
-            sl_metric_add(b->m_dropped, 1);
-        }
-        sl_env_unref(&env);
+        batch_add(s, env, NULL);
         return;
+    }
+    if (p->retain) {
+        batch_flush();     /* keep the order: the retained one goes on its own */
     }
     w = calloc(1, sizeof(*w));
     if (w == NULL) {
@@ -898,6 +1047,10 @@ static void handle_publish(struct mqtt_session *s, const struct mqtt_publish *p)
         }
     }
     s->refs++;
+    if (w->retain_env == NULL) {
+        batch_add(s, env, w);
+        return;
+    }
     rc = sl_gateway_publish(b->gw, &src, &env, 1, publish_done, w);
     sl_env_unref(&env);
     if (rc != 0) {
@@ -1247,9 +1400,13 @@ void mqtt_session_data(void *sess, struct evbuffer *in)
             off = len;
             break;
         }
+        if ((buf[off] >> 4) != MQTT_PUBLISH) {
+            batch_flush();
+        }
         s = handle_packet(s, buf + off, plen);
         off += plen;
     }
+    batch_flush();
     if (s->state == MQTT_S_CLOSING || !s->connected) {
         off = len;
     }

@@ -600,6 +600,41 @@ static void test_retained(void **state)
     assert_memory_equal(r.u.publish.payload.ptr, "kept", 4);
 }
 
+static void test_burst_with_bad_topic(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *c = open_conn(f, 0);
+    struct mqtt_packet p, r;
+    uint8_t buf[256];
+    int n1, n2;
+
+    do_connect(c, "burst", MQTT_V5, true, 0);
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_PUBLISH;
+    p.u.publish.qos = 1;
+    p.u.publish.packet_id = 1;
+    p.u.publish.topic.ptr = "$bad/x";          /* no log topic can be named "$bad" */
+    p.u.publish.topic.len = 6;
+    n1 = mqtt_encode(&p, MQTT_V5, buf, sizeof(buf));
+    p.u.publish.packet_id = 2;
+    p.u.publish.topic.ptr = "good/x";
+    n2 = mqtt_encode(&p, MQTT_V5, buf + n1, sizeof(buf) - (size_t)n1);
+    assert_true(n1 > 0 && n2 > 0);
+    feed(c, buf, (size_t)(n1 + n2));            /* one read: one batch */
+    for (int i = 0; i < 2000 && records_in(f, "good") == 0; i++) {
+        spin(f, 1);
+    }
+    spin(f, 20);
+    assert_true(next_pkt(c, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_PUBACK);
+    assert_int_equal(r.u.ack.packet_id, 1);
+    assert_int_equal(r.u.ack.reason, 0x90);     /* refused, with a reason */
+    assert_true(next_pkt(c, MQTT_V5, &r));
+    assert_int_equal(r.u.ack.packet_id, 2);
+    assert_int_equal(r.u.ack.reason, 0);        /* the good one still stored */
+    assert_int_equal(records_in(f, "good"), 1);
+}
+
 static void test_password_hash(void **state)
 {
     /* made with Python's hashlib.pbkdf2_hmac("sha256", b"s3cret", salt, 1000) */
@@ -670,6 +705,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inflight_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persistent_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retained, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_with_bad_topic, setup, teardown),
         cmocka_unit_test(test_password_hash),
         cmocka_unit_test_setup_teardown(test_auth_hook, setup, teardown),
     };
