@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <event2/event.h>
 #include <libwebsockets.h>
 
 #include "adapters/rest/rest_api.h"
@@ -20,6 +22,10 @@
 #define REST_BUCKETS 1024
 #define REST_MAX_HDRS 24
 #define REST_CHUNK 16384
+#define REST_DRAIN_MS 4000           /* stop: wait this long for in-flight requests... */
+#define REST_FLUSH_MS 1000           /* ...then this long for their answers to be written */
+
+enum rest_stop_mode { RUN = 0, STOP_FLUSH, STOP_NOW };
 
 /* The CloudEvents HTTP headers looked up by name (lws 4.1 cannot enumerate unknown
  * headers). Names as lws_hdr_custom_copy wants them: lower case, with the colon. */
@@ -48,10 +54,18 @@ struct rest_msg {
     bool in_handle;
     bool answered;
     bool close_after;
+    bool head;                       /* HEAD: headers only, Content-Length of the body */
     struct rest_resp resp;
 };
 
-enum conn_state { CONN_IDLE = 0, CONN_BODY, CONN_WAITING, CONN_WRITING, CONN_DISCARD };
+enum conn_state {
+    CONN_IDLE = 0,
+    CONN_BODY,                       /* reading the request body */
+    CONN_WAITING,                    /* the loop has the request */
+    CONN_WRITING,                    /* writing the answer */
+    CONN_DISCARD,                    /* answered early; dropping the rest of the body */
+    CONN_CLOSING,                    /* answered; lws flushes and closes */
+};
 
 /* lws per-session data: owned by the lws thread. */
 struct rest_conn {
@@ -80,7 +94,11 @@ struct rest_ctx {
     struct lws_context *lws;
     pthread_t thread;
     bool thread_running;
-    atomic_int stop;
+    atomic_int stop;                 /* enum rest_stop_mode */
+    /* Graceful stop: set by rest_stop; from then on new connections are refused and new
+     * requests answered 503 on the lws thread, never handed to the loop. */
+    atomic_int draining;
+    atomic_uint in_flight;           /* requests handed to the loop, not yet answered */
     /* reply queue: loop -> lws thread */
     pthread_mutex_t lock;
     struct rest_msg *rhead;
@@ -154,6 +172,7 @@ static void reply_push(struct rest_msg *m)
     if (was_empty && ctx->lws != NULL) {
         lws_cancel_service(ctx->lws);
     }
+    atomic_fetch_sub(&ctx->in_flight, 1);
 }
 
 static void on_done(void *arg, struct rest_resp *resp)
@@ -175,8 +194,8 @@ static void msg_run(struct sl_msg *sm)
     struct rest_ctx *ctx = m->ctx;
 
     if (ctx->api == NULL) {
-        rest_api_error(&m->resp, 503, "shutting_down", "shutting down");
-        msg_free(m);
+        msg_free(m);           /* after rest_stop: nobody is left to write an answer */
+        atomic_fetch_sub(&ctx->in_flight, 1);
         ctx_unref(ctx);
         return;
     }
@@ -404,6 +423,14 @@ static void post_msg(struct rest_ctx *ctx, struct rest_conn *c)
 {
     struct rest_msg *m = c->msg;
 
+    /* Counted before the draining check, and rest_stop sets draining before it waits
+     * for the count to fall to 0: so a request is either refused here or waited for. */
+    atomic_fetch_add(&ctx->in_flight, 1);
+    if (atomic_load(&ctx->draining)) {
+        atomic_fetch_sub(&ctx->in_flight, 1);
+        conn_reject(c, 503, "shutting_down", "shutting down");
+        return;
+    }
     c->state = CONN_WAITING;
     /* JSON bodies are decoded here, on the lws thread, to keep the loop for routing
      * and appends. */
@@ -441,6 +468,7 @@ static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, c
     m->conn_id = c->id;
     m->seq = c->seq;
     meth = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
+    m->head = meth == LWSHUMETH_HEAD;
     m->method = strdup(method_name(meth));
     m->path = strdup(uri != NULL ? uri : "/");
     m->query = collect_query(wsi);
@@ -477,6 +505,17 @@ static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, c
     }
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     c->body_pending = clen > 0;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP) <= 0) {
+        /* lws 4.1 ends the request line at a percent-encoded CR or LF (%0D, %0A) and
+         * skips the rest, HTTP version included: the query it hands over is cut short
+         * and would silently mean something else. */
+        conn_reject(c, 400, "bad_uri", "control character in the request URI");
+        return 0;
+    }
+    if (atomic_load(&ctx->draining)) {
+        conn_reject(c, 503, "shutting_down", "shutting down");
+        return 0;
+    }
     if (meth == LWSHUMETH_POST || meth == LWSHUMETH_PUT || meth == LWSHUMETH_PATCH) {
         if (clen == -2) {
             conn_reject(c, 400, "bad_content_length", "bad Content-Length");
@@ -544,19 +583,24 @@ static int on_body_done(struct rest_ctx *ctx, struct rest_conn *c)
     return 0;
 }
 
-static int on_writeable(struct rest_conn *c, struct lws *wsi)
+static int on_writeable(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi)
 {
     uint8_t buf[LWS_PRE + REST_CHUNK];
     uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
     struct rest_msg *m = c->msg;
     struct rest_resp *r;
-    size_t n;
+    size_t total, n;
 
     if (c->state != CONN_WRITING || m == NULL) {
         return 0;
     }
     r = &m->resp;
+    /* HEAD: the same head as GET, Content-Length included, but never a body. */
+    total = m->head ? 0 : r->body_len;
     if (!c->hdr_sent) {
+        if (atomic_load(&ctx->draining)) {
+            m->close_after = true;     /* stopping: tell the client not to reuse it */
+        }
         if (lws_add_http_common_headers(wsi, (unsigned int)r->status, r->content_type,
                                         r->body_len, &p, end) != 0) {
             return -1;
@@ -577,32 +621,34 @@ static int on_writeable(struct rest_conn *c, struct lws *wsi)
             return -1;
         }
         c->hdr_sent = true;
-        if ((size_t)(end - p) >= r->body_len) {
+        if ((size_t)(end - p) >= total) {
             /* Small answer: head and body in one write (one syscall). On h1 a headers
              * write is sent as is. */
-            memcpy(p, r->body, r->body_len);
-            p += r->body_len;
-            c->sent = r->body_len;
+            if (total > 0) {
+                memcpy(p, r->body, total);
+            }
+            p += total;
+            c->sent = total;
         }
         if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) !=
             (int)(p - start)) {
             return -1;
         }
     }
-    n = r->body_len - c->sent;
+    n = total - c->sent;
     if (n > REST_CHUNK) {
         n = REST_CHUNK;
     }
     if (n > 0) {
         memcpy(start, r->body + c->sent, n);
         if (lws_write(wsi, start, n,
-                      c->sent + n == r->body_len ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
+                      c->sent + n == total ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
             (int)n) {
             return -1;
         }
         c->sent += n;
     }
-    if (c->sent < r->body_len) {
+    if (c->sent < total) {
         lws_callback_on_writable(wsi);
         return 0;
     }
@@ -621,10 +667,35 @@ static int on_writeable(struct rest_conn *c, struct lws *wsi)
             return 0;
         }
         if (close_after || lws_http_transaction_completed(wsi) != 0) {
+            c->state = CONN_CLOSING;   /* lws flushes what it buffered, then closes */
             return -1;
         }
     }
     return 0;
+}
+
+/* Whether the lws thread still has answers to write (or early answers to finish)
+ * before a graceful stop may end it. A connection still WAITING is not counted: by
+ * the time rest_stop asks for the flush, the loop has answered all it will. */
+static bool conns_busy(struct rest_ctx *ctx)
+{
+    bool queued;
+
+    pthread_mutex_lock(&ctx->lock);
+    queued = ctx->rhead != NULL;
+    pthread_mutex_unlock(&ctx->lock);
+    if (queued) {
+        return true;
+    }
+    for (size_t b = 0; b < REST_BUCKETS; b++) {
+        for (struct rest_conn *c = ctx->buckets[b]; c != NULL; c = c->hnext) {
+            if (c->state == CONN_BODY || c->state == CONN_WRITING ||
+                c->state == CONN_DISCARD || c->state == CONN_CLOSING) {
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 static int rest_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -642,7 +713,10 @@ static int rest_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         return on_body_done(ctx, c);
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return on_writeable(c, wsi);
+        return on_writeable(ctx, c, wsi);
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* user is not a rest_conn here. Stopping: close new connections at once. */
+        return ctx != NULL && atomic_load(&ctx->draining) ? 1 : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (c != NULL) {
@@ -668,7 +742,11 @@ static void *service_thread(void *arg)
 {
     struct rest_ctx *ctx = arg;
 
-    while (!atomic_load(&ctx->stop)) {
+    for (;;) {
+        int stop = atomic_load(&ctx->stop);
+        if (stop == STOP_NOW || (stop == STOP_FLUSH && !conns_busy(ctx))) {
+            break;
+        }
         if (lws_service(ctx->lws, 0) < 0) {
             break;
         }
@@ -687,7 +765,9 @@ static int rest_create(struct sl_adapter *a, const struct sl_listener_cfg *cfg, 
         return -1;
     }
     atomic_init(&ctx->refs, 1);
-    atomic_init(&ctx->stop, 0);
+    atomic_init(&ctx->stop, RUN);
+    atomic_init(&ctx->draining, 0);
+    atomic_init(&ctx->in_flight, 0);
     pthread_mutex_init(&ctx->lock, NULL);
     ctx->a = a;
     ctx->host = strdup(cfg->host != NULL ? cfg->host : "127.0.0.1");
@@ -764,6 +844,78 @@ static int rest_start(struct sl_adapter *a, char **err)
     return 0;
 }
 
+static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+/*
+ * Run the loop until every request already handed to it has been answered (publishes
+ * complete through the log's flush completions, events on this same loop), or until
+ * REST_DRAIN_MS. New requests are refused meanwhile (ctx->draining). Loop thread, from
+ * outside the loop's dispatch.
+ */
+static void drain_in_flight(struct rest_ctx *ctx)
+{
+    struct event_base *base = ctx->a->gw->base;
+    struct timeval tv = {.tv_sec = REST_DRAIN_MS / 1000, .tv_usec = REST_DRAIN_MS % 1000 * 1000};
+    bool expired = false;
+    struct event *deadline;
+
+    if (base == NULL || atomic_load(&ctx->in_flight) == 0) {
+        return;
+    }
+    deadline = evtimer_new(base, drain_deadline_cb, &expired);
+    if (deadline == NULL || evtimer_add(deadline, &tv) != 0) {
+        if (deadline != NULL) {
+            event_free(deadline);
+        }
+        return;
+    }
+    while (atomic_load(&ctx->in_flight) > 0 && !expired) {
+        if (event_base_loop(base, EVLOOP_ONCE) != 0) {
+            break;             /* nothing to run, or re-entered from a callback */
+        }
+    }
+    event_free(deadline);
+    if (atomic_load(&ctx->in_flight) > 0) {
+        sl_warn("[http:%s] stopping with %u request(s) still unanswered after %d ms",
+                ctx->a->name, atomic_load(&ctx->in_flight), REST_DRAIN_MS);
+    }
+}
+
+/* Let the service thread write the answers queued for it, then end it: at most
+ * REST_FLUSH_MS, after which it is stopped where it is. */
+static void stop_service_thread(struct rest_ctx *ctx)
+{
+    struct timespec ts;
+
+    atomic_store(&ctx->stop, STOP_FLUSH);
+    lws_cancel_service(ctx->lws);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += REST_FLUSH_MS / 1000;
+    ts.tv_nsec += REST_FLUSH_MS % 1000 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(ctx->thread, NULL, &ts) != 0) {
+        sl_warn("[http:%s] answers still being written after %d ms; closing", ctx->a->name,
+                REST_FLUSH_MS);
+        atomic_store(&ctx->stop, STOP_NOW);
+        lws_cancel_service(ctx->lws);
+        pthread_join(ctx->thread, NULL);
+    }
+}
+
+/*
+ * Graceful stop: refuse new connections and requests (503, Connection: close), answer
+ * parked long-poll reads now, let requests already handed to the loop finish (a
+ * publish is answered once the log made it durable), write those answers, then close
+ * everything. Bounded by REST_DRAIN_MS + REST_FLUSH_MS.
+ */
 static void rest_stop(struct sl_adapter *a)
 {
     struct rest_ctx *ctx = a->ctx;
@@ -772,9 +924,10 @@ static void rest_stop(struct sl_adapter *a)
         return;
     }
     if (ctx->thread_running) {
-        atomic_store(&ctx->stop, 1);
-        lws_cancel_service(ctx->lws);
-        pthread_join(ctx->thread, NULL);
+        atomic_store(&ctx->draining, 1);
+        rest_api_drain(ctx->api);
+        drain_in_flight(ctx);
+        stop_service_thread(ctx);
         ctx->thread_running = false;
     }
     if (ctx->lws != NULL) {
@@ -782,7 +935,7 @@ static void rest_stop(struct sl_adapter *a)
         ctx->lws = NULL;
         lws_context_destroy(l);    /* closes connections: their callbacks run here */
     }
-    rest_api_free(&ctx->api);      /* answers pending requests into the reply queue */
+    rest_api_free(&ctx->api);      /* answers what is left into the reply queue */
 }
 
 static void rest_destroy(struct sl_adapter *a)

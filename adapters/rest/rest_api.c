@@ -31,6 +31,8 @@
 #define REST_BATCH_MAX 10000
 #define REST_STATIC_MAX (16u * 1024u * 1024u)
 #define REST_ERR_LEN 256
+#define REST_GROUP_MAX 249                       /* bytes, as Kafka's topic names */
+#define REST_GROUP_BUF (REST_GROUP_MAX * 3 + 1)  /* room for it percent-encoded */
 
 #define CT_JSON "application/json"
 #define CT_PROM "text/plain; version=0.0.4"
@@ -63,6 +65,7 @@ struct rest_api {
     int64_t max_wait_ms;
     char *web_root;
     struct pending *pending;
+    bool draining;                 /* rest_api_drain: reads answer at once */
 };
 
 /* ---------- responses ---------- */
@@ -914,8 +917,39 @@ static bool read_params(struct rest_api *api, const struct rest_req *req, size_t
         return false;
     }
     *max = m > REST_READ_MAX_CAP ? REST_READ_MAX_CAP : (size_t)m;
-    *wait_ms = w > api->max_wait_ms ? api->max_wait_ms : w;
+    *wait_ms = api->draining ? 0 : (w > api->max_wait_ms ? api->max_wait_ms : w);
     return true;
+}
+
+struct hw_query {
+    int32_t partition;
+    int64_t hw;
+};
+
+static int hw_fn(void *arg, const char *topic, const struct sl_topic_config *cfg,
+                 const struct sl_partition_info *parts, int32_t n_parts)
+{
+    struct hw_query *q = arg;
+
+    (void)topic;
+    (void)cfg;
+    for (int32_t i = 0; i < n_parts; i++) {
+        if (parts[i].partition == q->partition) {
+            q->hw = parts[i].high_watermark;
+        }
+    }
+    return 1;
+}
+
+/* The partition's high watermark, or -1 if unknown. */
+static int64_t partition_hw(struct rest_api *api, const char *topic, int32_t partition)
+{
+    struct hw_query q = {.partition = partition, .hw = -1};
+
+    if (sl_log_describe(api->gw->log, topic, hw_fn, &q) < 0) {
+        return -1;
+    }
+    return q.hw;
 }
 
 static void handle_partition_read(struct rest_api *api, const struct rest_req *req,
@@ -924,7 +958,7 @@ static void handle_partition_read(struct rest_api *api, const struct rest_req *r
 {
     int32_t parts = sl_log_partitions(api->gw->log, topic);
     struct read_spec *spec;
-    int64_t p, off, wait_ms;
+    int64_t p, off, wait_ms, hw;
     size_t max;
 
     if (parts < 0) {
@@ -946,6 +980,16 @@ static void handle_partition_read(struct rest_api *api, const struct rest_req *r
     if (!read_params(api, req, &max, &wait_ms, done, arg)) {
         return;
     }
+    hw = partition_hw(api, topic, (int32_t)p);
+    if (hw >= 0 && off > hw) {
+        /* Not "nothing yet": a cursor would clamp to the high watermark and hand back
+         * records the client did not ask for. offset == hw waits as usual. */
+        char text[REST_ERR_LEN];
+        snprintf(text, sizeof(text), "offset %lld is beyond the high watermark %lld",
+                 (long long)off, (long long)hw);
+        reply_error(done, arg, 416, "offset_out_of_range", text);
+        return;
+    }
     spec = malloc(sizeof(*spec));
     if (spec == NULL) {
         reply_errno(done, arg, -ENOMEM, "read");
@@ -956,22 +1000,87 @@ static void handle_partition_read(struct rest_api *api, const struct rest_req *r
     start_read(api, topic, spec, 1, max, wait_ms, done, arg);
 }
 
+/* Length of the UTF-8 sequence at s[0..len) if well formed (shortest form, no
+ * surrogates, <= U+10FFFF) and not a control character (C0, DEL, C1), else 0. */
+static size_t printable_utf8_len(const unsigned char *s, size_t len)
+{
+    uint32_t cp;
+    size_t n;
+
+    if (s[0] < 0x80) {
+        return s[0] >= 0x20 && s[0] != 0x7f ? 1 : 0;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1fu;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        cp = s[0] & 0x0fu;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    if (n > len) {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f)) {
+        return 0;
+    }
+    return n;
+}
+
+/* Consumer group names: 1..REST_GROUP_MAX bytes of printable UTF-8. Wider than topic
+ * names (other adapters' groups, MQTT shared subscriptions for one, use other
+ * characters); the log stores any such name. */
 static bool group_valid(const char *g)
 {
-    return g[0] != '\0' && sl_log_topic_name_valid(g);
+    const unsigned char *s = (const unsigned char *)g;
+    size_t len = strlen(g);
+
+    if (len == 0 || len > REST_GROUP_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len;) {
+        size_t n = printable_utf8_len(s + i, len - i);
+        if (n == 0) {
+            return false;
+        }
+        i += n;
+    }
+    return true;
+}
+
+/* The group= parameter into group (REST_GROUP_BUF bytes). false after answering 400. */
+static bool group_param(const struct rest_req *req, char *group, rest_done_fn done, void *arg)
+{
+    if (query_get(req->query, "group", group, REST_GROUP_BUF) != 1 || !group_valid(group)) {
+        reply_error(done, arg, 400, "bad_group",
+                    "group= is required: 1 to 249 bytes of printable UTF-8, no control "
+                    "characters");
+        return false;
+    }
+    return true;
 }
 
 static void handle_group_read(struct rest_api *api, const struct rest_req *req,
                               const char *topic, rest_done_fn done, void *arg)
 {
     int32_t parts = sl_log_partitions(api->gw->log, topic);
-    char group[256];
+    char group[REST_GROUP_BUF];
     struct read_spec *specs;
     int64_t wait_ms;
     size_t max;
 
-    if (query_get(req->query, "group", group, sizeof(group)) != 1 || !group_valid(group)) {
-        reply_error(done, arg, 400, "bad_group", "group= is required: [a-zA-Z0-9._-]{1,249}");
+    if (!group_param(req, group, done, arg)) {
         return;
     }
     if (parts < 0) {
@@ -997,13 +1106,12 @@ static void handle_commit(struct rest_api *api, const struct rest_req *req, cons
                           rest_done_fn done, void *arg)
 {
     int32_t parts = sl_log_partitions(api->gw->log, topic);
-    char group[256];
+    char group[REST_GROUP_BUF];
     json_t *root, *offs, *item;
     size_t i;
     int rc = 0;
 
-    if (query_get(req->query, "group", group, sizeof(group)) != 1 || !group_valid(group)) {
-        reply_error(done, arg, 400, "bad_group", "group= is required: [a-zA-Z0-9._-]{1,249}");
+    if (!group_param(req, group, done, arg)) {
         return;
     }
     if (parts < 0) {
@@ -1173,8 +1281,7 @@ static bool static_path_ok(const char *path)
     return true;
 }
 
-static void handle_static(struct rest_api *api, const char *path, bool head, rest_done_fn done,
-                          void *arg)
+static void handle_static(struct rest_api *api, const char *path, rest_done_fn done, void *arg)
 {
     char full[PATH_MAX];
     struct stat st;
@@ -1216,9 +1323,6 @@ static void handle_static(struct rest_api *api, const char *path, bool head, res
         resp.body_len += (size_t)r;
     }
     close(fd);
-    if (head) {
-        resp.body_len = 0;
-    }
     resp.status = 200;
     resp.content_type = content_type_for(full);
     resp.n_extra = 1;
@@ -1238,6 +1342,13 @@ static void method_not_allowed(rest_done_fn done, void *arg, const char *allow)
     resp.extra[0].name = "allow:";
     snprintf(resp.extra[0].value, sizeof(resp.extra[0].value), "%s", allow);
     finish(done, arg, &resp);
+}
+
+/* GET or HEAD: HEAD is answered exactly as GET (status, headers, Content-Length of the
+ * body GET would send); the transport leaves the body out (RFC 9110, 9.3.2). */
+static bool is_get(const struct rest_req *req)
+{
+    return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
 }
 
 /* Split "/topics/..." into at most 5 segments. Returns the count, or -1 if too many. */
@@ -1267,14 +1378,14 @@ static int split_path(const char *path, char segs[5][256])
 static void handle_topics(struct rest_api *api, const struct rest_req *req, char segs[5][256],
                           int n, rest_done_fn done, void *arg)
 {
-    bool get = strcmp(req->method, "GET") == 0;
+    bool get = is_get(req);
     bool post = strcmp(req->method, "POST") == 0;
     const char *topic = segs[1];
 
     if (n == 1) {
         json_t *arr;
         if (!get) {
-            method_not_allowed(done, arg, "GET");
+            method_not_allowed(done, arg, "GET, HEAD");
             return;
         }
         arr = json_array();
@@ -1298,13 +1409,13 @@ static void handle_topics(struct rest_api *api, const struct rest_req *req, char
                 reply_json(done, arg, 200, obj);
             }
         } else {
-            method_not_allowed(done, arg, "GET, POST");
+            method_not_allowed(done, arg, "GET, HEAD, POST");
         }
     } else if (n == 3 && strcmp(segs[2], "records") == 0) {
         if (get) {
             handle_group_read(api, req, topic, done, arg);
         } else {
-            method_not_allowed(done, arg, "GET");
+            method_not_allowed(done, arg, "GET, HEAD");
         }
     } else if (n == 3 && strcmp(segs[2], "offsets") == 0) {
         if (post) {
@@ -1316,7 +1427,7 @@ static void handle_topics(struct rest_api *api, const struct rest_req *req, char
         if (get) {
             handle_partition_read(api, req, topic, segs[3], done, arg);
         } else {
-            method_not_allowed(done, arg, "GET");
+            method_not_allowed(done, arg, "GET, HEAD");
         }
     } else {
         reply_error(done, arg, 404, "not_found", "no such endpoint");
@@ -1327,8 +1438,7 @@ void rest_api_handle(struct rest_api *api, const struct rest_req *req, rest_done
                      void *arg)
 {
     char segs[5][256];
-    bool get = strcmp(req->method, "GET") == 0;
-    bool head = strcmp(req->method, "HEAD") == 0;
+    bool get = is_get(req);
     int n;
 
     if (req->path == NULL || req->path[0] != '/') {
@@ -1339,7 +1449,7 @@ void rest_api_handle(struct rest_api *api, const struct rest_req *req, rest_done
         if (get) {
             reply_json(done, arg, 200, json_pack("{s:s}", "status", "ok"));
         } else {
-            method_not_allowed(done, arg, "GET");
+            method_not_allowed(done, arg, "GET, HEAD");
         }
         return;
     }
@@ -1347,7 +1457,7 @@ void rest_api_handle(struct rest_api *api, const struct rest_req *req, rest_done
         if (get) {
             handle_metrics(done, arg);
         } else {
-            method_not_allowed(done, arg, "GET");
+            method_not_allowed(done, arg, "GET, HEAD");
         }
         return;
     }
@@ -1360,8 +1470,8 @@ void rest_api_handle(struct rest_api *api, const struct rest_req *req, rest_done
         handle_topics(api, req, segs, n, done, arg);
         return;
     }
-    if (get || head) {
-        handle_static(api, req->path, head, done, arg);
+    if (get) {
+        handle_static(api, req->path, done, arg);
         return;
     }
     reply_error(done, arg, 404, "not_found", "no such endpoint");
@@ -1390,6 +1500,22 @@ struct rest_api *rest_api_new(struct sl_gateway *gw, const struct rest_api_opts 
         return NULL;
     }
     return api;
+}
+
+void rest_api_drain(struct rest_api *api)
+{
+    struct pending *p, *next;
+
+    if (api == NULL) {
+        return;
+    }
+    api->draining = true;
+    for (p = api->pending; p != NULL; p = next) {
+        next = p->next;
+        if (p->kind == PENDING_READ) {
+            read_answer(p);    /* unlinks and frees p only */
+        }
+    }
 }
 
 void rest_api_free(struct rest_api **apip)

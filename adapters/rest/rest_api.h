@@ -14,6 +14,11 @@
  *   POST /topics/{t}/offsets?group=G      commit {"offsets":[{"partition":P,"offset":N}]}
  *   GET  /topics, GET /topics/{t}, GET /healthz, GET /metrics
  *   GET  /, /file                         static files under web_root
+ * HEAD is accepted wherever GET is and answered like it (status, headers, body length);
+ * the transport does not send the body of a HEAD answer.
+ * A partition read from an offset beyond the high watermark is refused with 416 (an
+ * offset equal to it waits for the next record). Group names (group=) are 1..249 bytes
+ * of printable UTF-8.
  * REST group readers are stateless: they do not join the group (no membership, no
  * partition assignment); they read every partition from the group's committed
  * offsets (the log start when none) and commit explicitly.
@@ -87,6 +92,13 @@ struct rest_api_opts {
 
 /* A new handler set for gw (borrowed; must outlive it). NULL on out of memory. Loop thread. */
 struct rest_api *rest_api_new(struct sl_gateway *gw, const struct rest_api_opts *opts);
+
+/*
+ * Begin a graceful stop: long-poll reads parked now are answered at once with what they
+ * have, and later reads do not wait (wait_ms is taken as 0). Publishes carry on and are
+ * answered when the log acknowledges them, as usual. NULL is a no-op. Loop thread.
+ */
+void rest_api_drain(struct rest_api *api);
 
 /*
  * Answer every request still waiting (long-poll reads with what they have, pending

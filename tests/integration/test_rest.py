@@ -7,6 +7,7 @@ non-zero on any failure.
 import http.client
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -165,8 +166,17 @@ def test_long_poll():
     st, h, arr = read(t, p, o + 2, wait_ms=400)
     dt = time.time() - t0
     check("long-poll times out with []", st == 200 and arr == [] and 0.3 <= dt < 3, (st, arr, dt))
-    st, h, arr = read(t, p, 10 ** 6)
-    check("offset past the end -> [] at once", st == 200 and arr == [], (st, arr))
+    st, h, arr = read(t, p, o + 2)
+    check("offset at the high watermark -> [] at once", st == 200 and arr == [], (st, arr))
+    t0 = time.time()
+    st, h, j = read(t, p, o + 9, wait_ms=3000)
+    dt = time.time() - t0
+    expect_error("long-poll from beyond the high watermark -> 416 JSON at once", st, 416, j, h)
+    check("... saying which offset and high watermark",
+          j == {"error": "offset %d is beyond the high watermark %d" % (o + 9, o + 2),
+                "code": 416} and dt < 2, (j, dt))
+    st, h, j = read(t, p, 10 ** 6)
+    expect_error("offset far past the end -> 416 JSON", st, 416, j, h)
 
 
 def test_groups():
@@ -185,6 +195,17 @@ def test_groups():
     st, h, arr = jreq("GET", "/topics/%s/records?group=app" % t)
     check("group read resumes after the commit",
           st == 200 and [e.get("data") for e in arr] == ["g2"], (st, arr))
+    # Group names are printable UTF-8 up to 249 bytes, not only topic-name characters.
+    g = urllib.parse.quote("$share/my group;é&=+", safe="")
+    st, h, j = jreq("POST", "/topics/%s/offsets?group=%s" % (t, g),
+                    {"offsets": [{"partition": last["partition"], "offset": last["offset"]}]})
+    check("commit with a group name of spaces, '/', ';', '&', '=', '+', non-ASCII -> 200",
+          st == 200 and j.get("group") == "$share/my group;é&=+", (st, j))
+    st, h, arr = jreq("GET", "/topics/%s/records?group=%s" % (t, g))
+    check("... and that group reads from its own commit",
+          st == 200 and [e.get("data") for e in arr] == ["g1", "g2"], (st, arr))
+    st, h, arr = jreq("GET", "/topics/%s/records?group=%s" % (t, "g" * 249))
+    check("a 249-byte group name is accepted", st == 200 and len(arr) == 3, (st, arr))
 
 
 def test_topics_and_metrics():
@@ -276,6 +297,17 @@ def test_errors():
         ("commit with bad body", "POST", "/topics/%s/offsets?group=g" % t, "[]", {}, 400),
         ("commit with negative offset", "POST", "/topics/%s/offsets?group=g" % t,
          '{"offsets":[{"partition":0,"offset":-1}]}', {}, 400),
+        ("group name too long", "GET", "/topics/%s/records?group=%s" % (t, "g" * 250), None, {},
+         400),
+        ("group name too long (commit)", "POST", "/topics/%s/offsets?group=%s" % (t, "g" * 250),
+         '{"offsets":[{"partition":0,"offset":0}]}', {}, 400),
+        ("control character in group name", "GET", "/topics/%s/records?group=a%%01b" % t, None,
+         {}, 400),
+        ("newline in group name (commit)", "POST", "/topics/%s/offsets?group=a%%0Ab" % t,
+         '{"offsets":[{"partition":0,"offset":0}]}', {}, 400),
+        ("group name not UTF-8", "GET", "/topics/%s/records?group=a%%FFb" % t, None, {}, 400),
+        ("encoded CR in a publish key (lws would cut the query there)", "POST",
+         "/topics/%s?key=a%%0Db" % t, "x", {}, 400),
         ("wrong method", "DELETE", "/topics/" + t, None, {}, 405),
         ("unknown endpoint", "GET", "/topics/%s/nothing/here" % t, None, {}, 404),
         ("missing static file", "GET", "/no-such-file.js", None, {}, 404),
@@ -294,10 +326,76 @@ def test_errors():
     check("service still answers after bad input", st == 200 and j == {"status": "ok"})
 
 
+def raw_response(s, buf, head):
+    """Read one response from socket s (buf: bytes already read). Returns (status,
+    headers, body, rest of buf). A HEAD answer has no body whatever its Content-Length."""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ValueError("connection closed inside a response head: %r" % buf[:200])
+        buf += chunk
+    head_text, buf = buf.split(b"\r\n\r\n", 1)
+    lines = head_text.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        k, v = line.split(":", 1)
+        hdrs[k.strip().lower()] = v.strip()
+    n = 0 if head else int(hdrs.get("content-length", "0"))
+    while len(buf) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ValueError("connection closed inside a body")
+        buf += chunk
+    return status, hdrs, buf[:n], buf[n:]
+
+
+def test_head():
+    """HEAD: the GET answer's status and headers (real Content-Length), never a body."""
+    s = socket.create_connection((HOST, PORT), timeout=10)
+    try:
+        s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        st, h, body, rest = raw_response(s, b"", True)
+        s.settimeout(0.3)
+        try:
+            extra = s.recv(65536)
+        except socket.timeout:
+            extra = b""
+        s.settimeout(10)
+        check("HEAD /healthz -> 200, Content-Length of the GET body, no body bytes",
+              st == 200 and h.get("content-length") == "15" and rest == b"" and extra == b"",
+              (st, h, rest, extra))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        st, h, body, rest = raw_response(s, extra, False)
+        check("then GET /healthz on the same connection: a clean second response",
+              st == 200 and json.loads(body) == {"status": "ok"} and rest == b"", (st, body, rest))
+        # Pipelined: HEAD / (the web page), GET /, HEAD on an API path and a 405.
+        s.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"HEAD /topics HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"HEAD /topics/x/offsets HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        st1, h1, _, rest = raw_response(s, rest, True)
+        st2, h2, page, rest = raw_response(s, rest, False)
+        check("HEAD / -> 200 with the file's real Content-Length",
+              st1 == 200 and st2 == 200 and int(h1.get("content-length", -1)) == len(page) > 0
+              and h1.get("content-type") == h2.get("content-type"), (st1, h1, st2, len(page)))
+        st3, h3, _, rest = raw_response(s, rest, True)
+        check("HEAD /topics -> 200", st3 == 200 and int(h3.get("content-length", 0)) > 0, (st3, h3))
+        st4, h4, _, rest = raw_response(s, rest, True)
+        check("HEAD on a POST-only path -> 405, Allow: POST, no body",
+              st4 == 405 and h4.get("allow") == "POST", (st4, h4))
+        st5, h5, body5, rest = raw_response(s, rest, False)
+        check("... and the connection still parses cleanly after it",
+              st5 == 200 and json.loads(body5) == {"status": "ok"} and rest == b"",
+              (st5, body5, rest))
+    finally:
+        s.close()
+
+
 def main():
-    tests = [test_health, test_binary_publish, test_structured_and_batch, test_long_poll,
-             test_groups, test_topics_and_metrics, test_keep_alive, test_concurrent,
-             test_errors]
+    tests = [test_health, test_head, test_binary_publish, test_structured_and_batch,
+             test_long_poll, test_groups, test_topics_and_metrics, test_keep_alive,
+             test_concurrent, test_errors]
     global FAILED
     for t in tests:
         print(t.__name__)

@@ -202,7 +202,7 @@ static void test_health_metrics_static(void **state)
     assert_error(&r, 404);
     request(f, &r, "POST", "/healthz", NULL, NULL, NULL);
     assert_error(&r, 405);
-    assert_string_equal(r.extra, "allow: GET");
+    assert_string_equal(r.extra, "allow: GET, HEAD");
     request(f, &r, "PUT", "/whatever", NULL, NULL, NULL);
     assert_error(&r, 404);
     result_clear(&r);
@@ -249,10 +249,12 @@ static void test_publish_binary_and_read(void **state)
     assert_int_equal(json_integer_value(json_object_get(r.json, "partition")), part);
     assert_int_equal(json_integer_value(json_object_get(r.json, "offset")), 1);
 
-    /* Past the end: [] at once without wait_ms. */
-    request(f, &r, "GET", path, "offset=100", NULL, NULL);
+    /* At the end: [] at once without wait_ms; past it: 416. */
+    request(f, &r, "GET", path, "offset=2", NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(r.json), 0);
+    request(f, &r, "GET", path, "offset=100", NULL, NULL);
+    assert_error(&r, 416);
 
     request(f, &r, "GET", "/topics", NULL, NULL, NULL);
     assert_int_equal(r.status, 200);
@@ -500,7 +502,7 @@ static void test_errors(void **state)
     assert_error(&r, 413);
     request(f, &r, "GET", "/topics/ok/records", NULL, NULL, NULL);
     assert_error(&r, 400);
-    request(f, &r, "GET", "/topics/ok/records", "group=bad%20group", NULL, NULL);
+    request(f, &r, "GET", "/topics/ok/records", "group=bad%01group", NULL, NULL);
     assert_error(&r, 400);
     request(f, &r, "POST", "/topics/ok/offsets", "group=g", "{}", NULL);
     assert_error(&r, 400);
@@ -520,6 +522,247 @@ static void test_errors(void **state)
     request(f, &r, "GET", "relative", NULL, NULL, NULL);
     assert_error(&r, 400);
     assert_true(counter("sluice_http_requests_total", "code=\"400\"") >= 20);
+    result_clear(&r);
+}
+
+/* HEAD is answered as GET wherever GET is allowed: same status, headers and body length
+ * (the transport, rest.c, leaves the body out). */
+static void test_head(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0}, g = {0};
+    static const char *const paths[] = {
+        "/healthz", "/", "/index.html", "/topics", "/topics/h", "/topics/h/partitions/0/records",
+        NULL,
+    };
+
+    request(f, &r, "POST", "/topics/h", NULL, "x", NULL);
+    assert_int_equal(r.status, 201);
+    for (size_t i = 0; paths[i] != NULL; i++) {
+        request(f, &g, "GET", paths[i], NULL, NULL, NULL);
+        request(f, &r, "HEAD", paths[i], NULL, NULL, NULL);
+        if (r.status != 200 || g.status != 200) {
+            fail_msg("HEAD %s: %d, GET: %d", paths[i], r.status, g.status);
+        }
+        assert_string_equal(r.ctype, g.ctype);
+        assert_string_equal(r.extra, g.extra);
+        assert_int_equal(strlen(r.body), strlen(g.body));
+    }
+    /* The static file's real length, not 0. */
+    request(f, &r, "HEAD", "/", NULL, NULL, NULL);
+    assert_int_equal(strlen(r.body), strlen("<html>hello</html>"));
+    assert_string_equal(r.extra, "cache-control: no-cache");
+    request(f, &r, "HEAD", "/metrics", NULL, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.ctype, "text/plain; version=0.0.4");
+    request(f, &r, "HEAD", "/topics/h/records", "group=app", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    request(f, &r, "HEAD", "/missing.js", NULL, NULL, NULL);
+    assert_error(&r, 404);
+    request(f, &r, "HEAD", "/topics/h/offsets", "group=app", NULL, NULL);
+    assert_error(&r, 405);
+    assert_string_equal(r.extra, "allow: POST");
+    request(f, &r, "DELETE", "/topics/h", NULL, NULL, NULL);
+    assert_error(&r, 405);
+    assert_string_equal(r.extra, "allow: GET, HEAD, POST");
+    request(f, &r, "POST", "/topics", NULL, NULL, NULL);
+    assert_error(&r, 405);
+    assert_string_equal(r.extra, "allow: GET, HEAD");
+    result_clear(&g);
+    result_clear(&r);
+}
+
+/* A read from beyond the high watermark is refused with 416 at once, with or without
+ * wait_ms (it used to wait, then hand back records from the high watermark on);
+ * offset == high watermark still waits for the next record. */
+static void test_offset_beyond_hw(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0}, poll = {0};
+    struct sl_topic_config tc;
+    struct rest_req req = {.method = "GET", .path = "/topics/hw/partitions/0/records",
+                           .query = "offset=10&wait_ms=3000"};
+    int64_t refused = counter("sluice_http_invalid_requests_total",
+                              "reason=\"offset_out_of_range\"");
+    double t0;
+
+    sl_topic_config_defaults(&tc);
+    tc.partitions = 1;
+    assert_int_equal(sl_log_topic_configure(f->gw.log, "hw", &tc), 0);
+    for (int i = 0; i < 3; i++) {
+        request(f, &r, "POST", "/topics/hw", NULL, "old", NULL);
+        assert_int_equal(r.status, 201);
+    }
+
+    /* The reviewer's case: offset 10, high watermark 3, a long poll, then a publish. */
+    t0 = now_ms();
+    rest_api_handle(f->api, &req, on_done, &poll);
+    run_until(f, &poll, 1000);
+    assert_int_equal(poll.calls, 1);
+    assert_true(now_ms() - t0 < 1000);
+    assert_error(&poll, 416);
+    assert_string_equal(poll.body,
+                        "{\"error\":\"offset 10 is beyond the high watermark 3\",\"code\":416}");
+    request(f, &r, "POST", "/topics/hw", NULL, "new", NULL);
+    assert_int_equal(r.status, 201);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "offset")), 3);
+    for (int i = 0; i < 20; i++) {
+        event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+    assert_int_equal(poll.calls, 1);                 /* answered once, not again */
+    assert_int_equal(counter("sluice_http_invalid_requests_total",
+                             "reason=\"offset_out_of_range\""), refused + 1);
+
+    /* Without wait_ms too; one past the high watermark (now 4). */
+    request(f, &r, "GET", "/topics/hw/partitions/0/records", "offset=5", NULL, NULL);
+    assert_error(&r, 416);
+    assert_string_equal(json_string_value(json_object_get(r.json, "error")),
+                        "offset 5 is beyond the high watermark 4");
+
+    /* offset == high watermark: waits, then gets exactly the next record. */
+    result_clear(&poll);
+    req.query = "offset=4&wait_ms=1500";
+    rest_api_handle(f->api, &req, on_done, &poll);
+    for (int i = 0; i < 20; i++) {
+        event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    assert_int_equal(poll.calls, 0);
+    request(f, &r, "POST", "/topics/hw", NULL, "next", NULL);
+    assert_int_equal(r.status, 201);
+    run_until(f, &poll, 1000);
+    assert_int_equal(poll.status, 200);
+    assert_int_equal(json_array_size(poll.json), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(poll.json, 0), "offset")),
+                     4);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(poll.json, 0), "data")),
+                        "next");
+    assert_int_equal(counter("sluice_http_invalid_requests_total",
+                             "reason=\"offset_out_of_range\""), refused + 2);
+    result_clear(&poll);
+    result_clear(&r);
+}
+
+/* Group names: 1..249 bytes of printable UTF-8; anything else is a 400 with JSON. */
+static void test_group_names(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    struct sl_topic_config tc;
+    char q[1024], name[300];
+    int64_t bad = counter("sluice_http_invalid_requests_total", "reason=\"bad_group\"");
+    static const char *const bad_queries[] = {
+        "group=", "group", "group=a%01b", "group=a%0Ab", "group=tab%09", "group=del%7F",
+        "group=c1%C2%85", "group=bad%FFutf8", "group=overlong%C0%AF", "group=surrogate%ED%A0%80",
+        "group=short%C3", NULL,
+    };
+
+    sl_topic_config_defaults(&tc);
+    tc.partitions = 1;
+    assert_int_equal(sl_log_topic_configure(f->gw.log, "gn", &tc), 0);
+    request(f, &r, "POST", "/topics/gn", NULL, "m0", NULL);
+    assert_int_equal(r.status, 201);
+
+    for (size_t i = 0; bad_queries[i] != NULL; i++) {
+        request(f, &r, "GET", "/topics/gn/records", bad_queries[i], NULL, NULL);
+        assert_error(&r, 400);
+        request(f, &r, "POST", "/topics/gn/offsets", bad_queries[i],
+                "{\"offsets\":[{\"partition\":0,\"offset\":1}]}", NULL);
+        assert_error(&r, 400);
+    }
+    assert_int_equal(counter("sluice_http_invalid_requests_total", "reason=\"bad_group\""),
+                     bad + 22);
+
+    /* 249 bytes: fine; 250: refused. */
+    memset(name, 'g', 250);
+    name[249] = '\0';
+    snprintf(q, sizeof(q), "group=%s", name);
+    request(f, &r, "GET", "/topics/gn/records", q, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 1);
+    name[249] = 'g';
+    name[250] = '\0';
+    snprintf(q, sizeof(q), "group=%s", name);
+    request(f, &r, "GET", "/topics/gn/records", q, NULL, NULL);
+    assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/gn/offsets", q, "{\"offsets\":[{\"partition\":0,\"offset\":1}]}",
+            NULL);
+    assert_error(&r, 400);
+    /* 249 bytes as 83 three-byte characters (U+20AC), all percent-encoded: 747 bytes of
+     * query value. One more byte is too long; a cut character is not UTF-8. */
+    strcpy(q, "group=");
+    for (int i = 0; i < 83; i++) {
+        strcat(q, "%E2%82%AC");
+    }
+    request(f, &r, "GET", "/topics/gn/records", q, NULL, NULL);
+    if (r.status != 200) {
+        fail_msg("83 x U+20AC: %d %s", r.status, r.body);
+    }
+    strcat(q, "x");
+    request(f, &r, "GET", "/topics/gn/records", q, NULL, NULL);
+    assert_error(&r, 400);
+    q[strlen(q) - 4] = '\0';                   /* 82 characters and "%E2%82" */
+    request(f, &r, "GET", "/topics/gn/records", q, NULL, NULL);
+    assert_error(&r, 400);
+
+    /* Printable but not a topic name: spaces, '/', '$', non-ASCII; commit and read. */
+    request(f, &r, "POST", "/topics/gn/offsets", "group=%24share%2Fmy+group%2F%C3%A9t%C3%A9",
+            "{\"offsets\":[{\"partition\":0,\"offset\":1}]}", NULL);
+    if (r.status != 200) {
+        fail_msg("commit: %d %s", r.status, r.body);
+    }
+    assert_string_equal(json_string_value(json_object_get(r.json, "group")),
+                        "$share/my group/\xc3\xa9t\xc3\xa9");
+    assert_int_equal(sl_group_committed(f->gw.log, "$share/my group/\xc3\xa9t\xc3\xa9", "gn", 0),
+                     1);
+    request(f, &r, "GET", "/topics/gn/records", "group=%24share%2Fmy+group%2F%C3%A9t%C3%A9",
+            NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 0);
+    result_clear(&r);
+}
+
+/* rest_api_drain (graceful stop): parked reads answer at once, later reads do not
+ * wait, and a publish in flight still completes with 201. */
+static void test_drain(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0}, poll = {0}, pub = {0};
+    struct sl_topic_config tc;
+    struct rest_req rd = {.method = "GET", .path = "/topics/dr/partitions/0/records",
+                          .query = "offset=0&wait_ms=2000"};
+    struct rest_req pr = {.method = "POST", .path = "/topics/dr"};
+    double t0;
+
+    sl_topic_config_defaults(&tc);
+    tc.partitions = 1;
+    assert_int_equal(sl_log_topic_configure(f->gw.log, "dr", &tc), 0);
+    rest_api_handle(f->api, &rd, on_done, &poll);
+    event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    assert_int_equal(poll.calls, 0);
+    pr.body = sl_buf_new("kept", 4);
+    rest_api_handle(f->api, &pr, on_done, &pub);   /* flush always: answered after fsync */
+    sl_buf_unref(&pr.body);
+
+    t0 = now_ms();
+    rest_api_drain(f->api);
+    assert_int_equal(poll.calls, 1);
+    assert_int_equal(poll.status, 200);
+    run_until(f, &pub, 2000);
+    assert_int_equal(pub.calls, 1);
+    assert_int_equal(pub.status, 201);
+    assert_int_equal(json_integer_value(json_object_get(pub.json, "offset")), 0);
+
+    /* Reads no longer park. */
+    request(f, &r, "GET", "/topics/dr/partitions/0/records", "offset=1&wait_ms=2000", NULL,
+            NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 0);
+    assert_true(now_ms() - t0 < 1000);
+    request(f, &r, "GET", "/topics/dr/partitions/0/records", "offset=0", NULL, NULL);
+    assert_int_equal(json_array_size(r.json), 1);
+    result_clear(&poll);
+    result_clear(&pub);
     result_clear(&r);
 }
 
@@ -547,6 +790,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_read_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offset_beyond_hw, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
         cmocka_unit_test(test_pct_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
