@@ -143,7 +143,7 @@ static const struct opt topic_opts[] = {
      FIELD(struct sl_topic_config, flush_interval_ms), .def = "1s", .min = 1,
      .max = INT64_MAX, .flags = OPT_RELOAD, .help = "fsync period for flush: interval."},
     {.name = "segment_bytes", .type = OPT_SIZE, FIELD(struct sl_topic_config, segment_bytes),
-     .def = "1GiB", .min = 1, .max = INT64_MAX, .flags = OPT_RELOAD,
+     .def = "1GiB", .min = 1, .max = SL_SEGMENT_BYTES_MAX, .flags = OPT_RELOAD,
      .help = "Roll the active segment past this size."},
     {.name = "segment_age", .type = OPT_DURATION, FIELD(struct sl_topic_config, segment_ms),
      .def = "7d", .min = 0, .max = INT64_MAX, .flags = OPT_RELOAD,

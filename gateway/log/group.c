@@ -2,7 +2,9 @@
  * Consumer groups: members of (group, topic) in join order, range assignment like
  * Kafka's RangeAssignor, assignment callbacks deferred to the loop, committed offsets
  * kept in <data_dir>/__groups/<hex group name> (write temp, fsync, rename, fsync dir).
- * Loop thread only.
+ * A name longer than HASHED_NAME_OVER bytes would not fit NAME_MAX in hex, so its file
+ * is "h" + the hex SHA-256 of the name, and its first line "group <hex name>" keeps
+ * the real name. Loop thread only.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,12 +17,15 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/evp.h>
 
 #include "gateway/log/log.h"
 #include "gateway/log/log_internal.h"
 
 #define GROUPS_DIR "__groups"
 #define MAX_GROUP_NAME 255
+#define HASHED_NAME_OVER 100     /* 2 x 100 hex chars + ".tmp" fits NAME_MAX (255) */
+#define HASHED_PREFIX "group "   /* first line of a hashed file: "group <hex name>" */
 
 struct sl_group_topic;
 
@@ -301,19 +306,43 @@ void sl_groups_topic_changed(struct sl_log *log, const char *topic)
 
 /* ---- durable offsets ---- */
 
-static char *hex_name(const char *group)
+/* prefix + bytes in lowercase hex, malloc'd; NULL without memory. */
+static char *hex_of(const char *prefix, const void *bytes, size_t n)
 {
-    size_t n = strlen(group);
-    char *s = malloc(n * 2 + 1);
+    const unsigned char *b = bytes;
+    size_t pl = strlen(prefix);
+    char *s = malloc(pl + n * 2 + 1);
 
     if (s == NULL) {
         return NULL;
     }
+    memcpy(s, prefix, pl);
     for (size_t i = 0; i < n; i++) {
-        snprintf(s + i * 2, 3, "%02x", (unsigned char)group[i]);
+        snprintf(s + pl + i * 2, 3, "%02x", b[i]);
     }
-    s[n * 2] = '\0';
+    s[pl + n * 2] = '\0';
     return s;
+}
+
+static bool name_hashed(const char *group)
+{
+    return strlen(group) > HASHED_NAME_OVER;
+}
+
+/* The file name of a group's offsets (see the top of this file), malloc'd; NULL on
+ * failure. */
+static char *group_file_name(const char *group)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+
+    if (!name_hashed(group)) {
+        return hex_of("", group, strlen(group));
+    }
+    if (EVP_Digest(group, strlen(group), md, &md_len, EVP_sha256(), NULL) != 1) {
+        return NULL;
+    }
+    return hex_of("h", md, md_len);
 }
 
 static int unhex(const char *s, char *out, size_t cap)
@@ -354,7 +383,7 @@ static int write_all(int fd, const char *buf, size_t len)
 
 static int group_save(struct sl_log *log, struct sl_group *g)
 {
-    char *hex = hex_name(g->name);
+    char *hex = group_file_name(g->name);
     char *dir = NULL, *path = NULL, *tmp = NULL, *text = NULL;
     size_t text_len = 0;
     FILE *mem;
@@ -372,6 +401,17 @@ static int group_save(struct sl_log *log, struct sl_group *g)
     if (mem == NULL) {
         rc = -ENOMEM;
         goto out;
+    }
+    if (name_hashed(g->name)) {
+        char *real = hex_of(HASHED_PREFIX, g->name, strlen(g->name));
+
+        if (real == NULL) {
+            fclose(mem);
+            rc = -ENOMEM;
+            goto out;
+        }
+        fprintf(mem, "%s\n", real);
+        free(real);
     }
     for (size_t i = 0; i < g->n_topics; i++) {
         struct sl_group_topic *gt = g->topics[i];
@@ -500,16 +540,61 @@ int sl_group_foreach(struct sl_log *log, sl_group_fn fn, void *arg)
     return 0;
 }
 
+/* "h" + 64 lowercase hex digits: the file of a hashed group name. */
+static bool hashed_file(const char *file)
+{
+    if (file[0] != 'h' || strlen(file) != 65) {
+        return false;
+    }
+    for (const char *c = file + 1; *c != '\0'; c++) {
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The real name from a hashed file's first line; it must hash to the file's name.
+ * 0, or -EINVAL (not a valid hashed group file: ignored). */
+static int hashed_name(FILE *f, const char *file, char *name, size_t cap)
+{
+    char line[2 * MAX_GROUP_NAME + sizeof(HASHED_PREFIX) + 2];
+    size_t len;
+    char *want;
+    int rc;
+
+    if (fgets(line, sizeof(line), f) == NULL ||
+        strncmp(line, HASHED_PREFIX, strlen(HASHED_PREFIX)) != 0) {
+        return -EINVAL;
+    }
+    len = strlen(line);
+    if (len == 0 || line[len - 1] != '\n') {
+        return -EINVAL;
+    }
+    line[len - 1] = '\0';
+    if (unhex(line + strlen(HASHED_PREFIX), name, cap) < 0 || !name_hashed(name)) {
+        return -EINVAL;
+    }
+    want = group_file_name(name);
+    if (want == NULL) {
+        return -ENOMEM;
+    }
+    rc = strcmp(want, file) == 0 ? 0 : -EINVAL;
+    free(want);
+    return rc;
+}
+
 static int load_file(struct sl_log *log, const char *dir, const char *file)
 {
     char name[MAX_GROUP_NAME + 1];
     char *path = NULL;
     char line[512];
     struct sl_group *g;
+    bool hashed = hashed_file(file);
     FILE *f;
     int rc = 0;
 
-    if (unhex(file, name, sizeof(name)) < 0) {
+    if (!hashed && unhex(file, name, sizeof(name)) < 0) {
         return 0;                                /* not ours (or a .tmp): ignore */
     }
     if (asprintf(&path, "%s/%s", dir, file) < 0) {
@@ -519,6 +604,13 @@ static int load_file(struct sl_log *log, const char *dir, const char *file)
     free(path);
     if (f == NULL) {
         return -errno;
+    }
+    if (hashed) {
+        rc = hashed_name(f, file, name, sizeof(name));
+        if (rc < 0) {
+            fclose(f);
+            return rc == -ENOMEM ? rc : 0;       /* not ours: ignore */
+        }
     }
     g = group_find(log, name, true);
     if (g == NULL) {
@@ -552,8 +644,12 @@ int sl_groups_load(struct sl_log *log, char **err)
     if (asprintf(&dir, "%s/" GROUPS_DIR, log->data_dir) < 0) {
         return -ENOMEM;
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(dir, 0755) == 0) {
+        rc = sl_sync_dir(log->data_dir);         /* the new directory's entry */
+    } else if (errno != EEXIST) {
         rc = -errno;
+    }
+    if (rc < 0) {
         goto out;
     }
     d = opendir(dir);

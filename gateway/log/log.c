@@ -2,11 +2,17 @@
  * Embedded log: topics, the append path with group commit, the fsync threads, reads,
  * retention and statistics. Loop thread only, except fsync_main (the fsync workers),
  * which touches nothing but the job queue (under log->mu) and segment snapshots.
+ *
+ * A failed fsync fails its partition: the kernel may have dropped the dirty pages and
+ * reports the error once (the next fdatasync returns 0), so nothing written to that
+ * partition can be trusted as durable any more. The partition stays readable up to its
+ * high watermark and refuses appends until a restart validates its files.
  */
 #include "gateway/log/log.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +22,11 @@
 #include <event2/event.h>
 
 #include "gateway/log/log_internal.h"
+#include "gateway/logging.h"
+
+/* The daemon's logger (gateway/logging.c) when it is linked in, as in sluice; the log
+ * core also links without it (unit tests, benchmarks), and then writes to stderr. */
+#pragma weak sl_logf
 
 const double sl_log_fsync_bucket_le[SL_LOG_FSYNC_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
@@ -73,11 +84,38 @@ static double mono_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* NULL if cfg is usable, else what is wrong with it. */
+static const char *config_problem(const struct sl_topic_config *cfg)
+{
+    if (cfg->partitions <= 0 || cfg->partitions > 100000) {
+        return "partitions must be from 1 to 100000";
+    }
+    if (cfg->segment_bytes == 0 || cfg->segment_bytes > SL_SEGMENT_BYTES_MAX) {
+        return "segment_bytes must be from 1 to 2147483647 (2 GiB - 1)";
+    }
+    if (cfg->segment_ms < 0) {
+        return "segment_ms must not be negative";
+    }
+    if (cfg->flush != SL_FLUSH_OS && cfg->flush != SL_FLUSH_INTERVAL &&
+        cfg->flush != SL_FLUSH_ALWAYS) {
+        return "unknown flush policy";
+    }
+    return NULL;
+}
+
 static bool config_valid(const struct sl_topic_config *cfg)
 {
-    return cfg->partitions > 0 && cfg->partitions <= 100000 && cfg->segment_bytes > 0 &&
-           cfg->segment_ms >= 0 && (cfg->flush == SL_FLUSH_OS ||
-           cfg->flush == SL_FLUSH_INTERVAL || cfg->flush == SL_FLUSH_ALWAYS);
+    return config_problem(cfg) == NULL;
+}
+
+static void log_partition_error(const struct sl_partition *p, const char *what, int status)
+{
+    if (sl_logf != NULL) {
+        sl_error("[log] %s-%" PRId32 ": %s: %s", p->topic->name, p->id, what, strerror(-status));
+    } else {
+        fprintf(stderr, "error [log] %s-%" PRId32 ": %s: %s\n", p->topic->name, p->id, what,
+                strerror(-status));
+    }
 }
 
 /* ---- topics ---- */
@@ -275,6 +313,29 @@ int32_t sl_log_partition_for(struct sl_log *log, const char *topic,
 
 /* ---- fsync thread ---- */
 
+/* Sync the job's segment snapshot; sets status, sync_failed, syncs and seconds. Runs on
+ * an fsync worker, or on the loop thread at close once the workers are gone. */
+static void run_job(struct sl_fsync_job *job)
+{
+    double t0 = mono_seconds();
+
+    job->status = 0;
+    job->sync_failed = false;
+    job->syncs = 0;
+    for (size_t i = 0; i < job->n_segs; i++) {
+        int rc = sl_segment_sync(job->segs[i]);
+
+        job->syncs++;
+        if (rc < 0) {
+            job->sync_failed = true;
+            if (job->status == 0) {
+                job->status = rc;
+            }
+        }
+    }
+    job->seconds = mono_seconds() - t0;
+}
+
 static void *fsync_main(void *arg)
 {
     struct sl_log *log = arg;
@@ -282,7 +343,6 @@ static void *fsync_main(void *arg)
     pthread_mutex_lock(&log->mu);
     for (;;) {
         struct sl_fsync_job *job;
-        double t0;
 
         while (log->queue_head == NULL && !log->stop) {
             pthread_cond_wait(&log->cv, &log->mu);
@@ -297,18 +357,7 @@ static void *fsync_main(void *arg)
         }
         pthread_mutex_unlock(&log->mu);
 
-        t0 = mono_seconds();
-        job->status = 0;
-        job->syncs = 0;
-        for (size_t i = 0; i < job->n_segs; i++) {
-            int rc = sl_segment_sync(job->segs[i]);
-
-            job->syncs++;
-            if (rc < 0 && job->status == 0) {
-                job->status = rc;
-            }
-        }
-        job->seconds = mono_seconds() - t0;
+        run_job(job);
 
         pthread_mutex_lock(&log->mu);
         job->next = NULL;
@@ -348,6 +397,7 @@ static int job_prepare(struct sl_partition *p)
     job->ring_end = p->written_end;
     job->hw_target = p->written_offset;
     job->status = 0;
+    job->sync_failed = false;
     job->syncs = 0;
     job->seconds = 0;
     job->next = NULL;
@@ -375,23 +425,51 @@ static void record_fsync(struct sl_log *log, const struct sl_fsync_job *job)
 static void write_open(struct sl_partition *p);
 static void maybe_start_job(struct sl_partition *p);
 
-/* The job of p completed: make its records visible and fire their callbacks. */
+/*
+ * An fsync of p failed: make p read-only until restart (see the top of this file). The
+ * open batch is dropped unwritten; the caller fails every waiting append.
+ */
+static void partition_fail(struct sl_log *log, struct sl_partition *p, int status)
+{
+    log->stats.fsync_errors++;
+    if (p->failed) {
+        return;
+    }
+    p->failed = true;
+    log_partition_error(p, "fsync failed, refusing appends until restart", status);
+    p->dirty_idx = -1;
+    if (p->open != NULL) {
+        sl_rb_builder_reset(p->open, p->next_offset);
+    }
+    p->written_end = p->tail;
+    p->sync_end = p->tail;
+}
+
+/* The job of p completed: make its records visible and fire their callbacks. A failed
+ * job makes nothing visible; a failed fsync also fails the partition and with it every
+ * append still waiting. */
 static void finish_job(struct sl_log *log, struct sl_fsync_job *job)
 {
     struct sl_partition *p = job->part;
+    uint64_t end = job->ring_end;
 
     p->job_inflight = false;
     record_fsync(log, job);
-    if (job->status != 0 && p->dirty_idx < 0 && job->n_segs > 0) {
-        p->dirty_idx = (ssize_t)p->job_first_idx;     /* try again next time */
+    if (job->sync_failed) {
+        partition_fail(log, p, job->status);
+    } else if (job->status == 0) {
+        sl_partition_set_hw(p, job->hw_target);
     }
-    sl_partition_set_hw(p, job->hw_target);
-    while (p->head != job->ring_end) {
+    /* else no snapshot (out of memory): nothing synced, dirty_idx still covers it */
+    if (p->failed) {
+        end = p->tail;                   /* appends are refused now: tail stays put */
+    }
+    while (p->head != end) {
         struct sl_pending e = p->ring[p->head & (p->ring_cap - 1)];
         struct sl_append_result res;
 
         p->head++;
-        res.status = e.status != 0 ? e.status : job->status;
+        res.status = p->failed ? -EIO : e.status != 0 ? e.status : job->status;
         res.partition = p->id;
         res.base_offset = e.base;
         res.last_offset = e.last;
@@ -400,7 +478,7 @@ static void finish_job(struct sl_log *log, struct sl_fsync_job *job)
         }
         e.cb(e.arg, &res);
     }
-    if (log->closing) {
+    if (log->closing || p->failed) {
         return;
     }
     write_open(p);
@@ -418,6 +496,8 @@ static void start_job(struct sl_partition *p)
         p->job.ring_end = p->written_end;
         p->job.hw_target = p->written_offset;
         p->job.status = -ENOMEM;
+        p->job.sync_failed = false;
+        p->job.syncs = 0;
         p->job.part = p;
         p->sync_end = p->written_end;
         p->job_inflight = true;
@@ -480,7 +560,7 @@ static void write_open(struct sl_partition *p)
     int64_t base, last;
     int rc;
 
-    if (b == NULL || b->count == 0) {
+    if (b == NULL || b->count == 0 || p->failed) {
         return;
     }
     buf = sl_rb_builder_finish(b, &len);
@@ -673,6 +753,10 @@ int sl_log_append(struct sl_log *log, const char *topic, int32_t partition,
         return -EINVAL;
     }
     p = t->parts[partition];
+    if (p->failed) {
+        log->stats.append_errors++;
+        return -EIO;
+    }
     if (t->cfg.flush == SL_FLUSH_ALWAYS || p->tail != p->head) {
         append_queued(log, p, recs, n, cb, arg);
     } else {
@@ -806,7 +890,7 @@ static void interval_event(evutil_socket_t fd, short what, void *arg)
         for (int32_t j = 0; j < t->n_parts; j++) {
             struct sl_partition *p = t->parts[j];
 
-            if (!p->job_inflight && p->dirty_idx >= 0) {
+            if (!p->job_inflight && p->dirty_idx >= 0 && !p->failed) {
                 start_job(p);
             }
         }
@@ -949,6 +1033,25 @@ static int discover(struct sl_log *log, char **err)
     return rc;
 }
 
+/* fsync the directory holding path (which it modifies and restores). 0 or -errno. */
+static int sync_parent(char *path)
+{
+    char *slash = strrchr(path, '/');
+    int rc;
+
+    if (slash == NULL) {
+        return sl_sync_dir(".");
+    }
+    if (slash == path) {
+        return sl_sync_dir("/");
+    }
+    *slash = '\0';
+    rc = sl_sync_dir(path);
+    *slash = '/';
+    return rc;
+}
+
+/* mkdir -p; each directory created is made durable in its parent. 0 or -errno. */
 static int mkdir_p(const char *path)
 {
     char *tmp = strdup(path);
@@ -962,8 +1065,12 @@ static int mkdir_p(const char *path)
             char c = *s;
 
             *s = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+            if (mkdir(tmp, 0755) == 0) {
+                rc = sync_parent(tmp);
+            } else if (errno != EEXIST) {
                 rc = -errno;
+            }
+            if (rc < 0) {
                 break;
             }
             *s = c;
@@ -982,13 +1089,22 @@ struct sl_log *sl_log_open(struct event_base *base, const struct sl_log_options 
     struct sl_log *log;
     int64_t rms;
     struct timeval tv;
+    const char *problem;
+    int rc;
 
     if (err != NULL) {
         *err = NULL;
     }
-    if (base == NULL || opts == NULL || opts->data_dir == NULL || !config_valid(&opts->defaults)) {
+    if (base == NULL || opts == NULL || opts->data_dir == NULL) {
         if (err != NULL) {
             *err = strdup("sl_log_open: invalid options");
+        }
+        return NULL;
+    }
+    problem = config_problem(&opts->defaults);
+    if (problem != NULL) {
+        if (err != NULL && asprintf(err, "sl_log_open: %s", problem) < 0) {
+            *err = NULL;
         }
         return NULL;
     }
@@ -1003,9 +1119,10 @@ struct sl_log *sl_log_open(struct event_base *base, const struct sl_log_options 
     pthread_mutex_init(&log->mu, NULL);
     pthread_cond_init(&log->cv, NULL);
     log->data_dir = strdup(opts->data_dir);
-    if (log->data_dir == NULL || mkdir_p(log->data_dir) < 0) {
+    rc = log->data_dir != NULL ? mkdir_p(log->data_dir) : -ENOMEM;
+    if (rc < 0) {
         if (err != NULL && asprintf(err, "%s: cannot create: %s", opts->data_dir,
-                                    strerror(errno)) < 0) {
+                                    strerror(-rc)) < 0) {
             *err = NULL;
         }
         goto fail;
@@ -1052,9 +1169,7 @@ fail:
 /* Sync p's dirty segments on this thread and complete what waits (used at close). */
 static void sync_inline(struct sl_log *log, struct sl_partition *p)
 {
-    double t0;
-
-    if (p->dirty_idx < 0 && p->written_end == p->head) {
+    if (p->failed || (p->dirty_idx < 0 && p->written_end == p->head)) {
         return;
     }
     if (job_prepare(p) < 0) {
@@ -1062,18 +1177,13 @@ static void sync_inline(struct sl_log *log, struct sl_partition *p)
         p->job.ring_end = p->written_end;
         p->job.hw_target = p->written_offset;
         p->job.status = -ENOMEM;
+        p->job.sync_failed = false;
+        p->job.syncs = 0;
         p->job_inflight = true;
+        finish_job(log, &p->job);
+        return;
     }
-    t0 = mono_seconds();
-    for (size_t i = 0; i < p->job.n_segs; i++) {
-        int rc = sl_segment_sync(p->job.segs[i]);
-
-        p->job.syncs++;
-        if (rc < 0 && p->job.status == 0) {
-            p->job.status = rc;
-        }
-    }
-    p->job.seconds = mono_seconds() - t0;
+    run_job(&p->job);
     finish_job(log, &p->job);
 }
 

@@ -28,9 +28,12 @@ enum sl_flush {
     SL_FLUSH_ALWAYS,       /* ack after fdatasync; concurrent appends share one fsync */
 };
 
+/* Largest segment_bytes: Kafka's limit for segment.bytes (Int.MaxValue). */
+#define SL_SEGMENT_BYTES_MAX 2147483647ULL
+
 struct sl_topic_config {
     int32_t partitions;          /* > 0 */
-    uint64_t segment_bytes;      /* roll the active segment past this size */
+    uint64_t segment_bytes;      /* roll the active segment past this size (1 .. MAX) */
     int64_t segment_ms;          /* roll a segment older than this (0: never) */
     int64_t retention_bytes;     /* per partition; -1: unlimited */
     int64_t retention_ms;        /* -1: unlimited */
@@ -88,6 +91,7 @@ struct sl_partition_info {
     uint32_t segments;
     uint64_t records_appended; /* since start */
     uint64_t bytes_appended;   /* since start */
+    bool failed;               /* read-only after an fsync error, until restart */
 };
 
 /* Calls fn once per topic in name order; stops early if fn returns nonzero. */
@@ -113,6 +117,8 @@ typedef void (*sl_append_cb)(void *arg, const struct sl_append_result *res);
  * `os` and `interval` that may be before sl_log_append returns. partition -1: choose
  * by the first record's key (sl_log_partition_for). Returns 0 if accepted (cb will
  * fire), or -errno with cb not called. Topic auto-created if allowed.
+ * After an fsync error on a partition, its waiting appends fail with -EIO, nothing more
+ * becomes visible there, and later appends to it return -EIO, until a restart.
  */
 int sl_log_append(struct sl_log *log, const char *topic, int32_t partition,
                   const struct sl_rec_in *recs, size_t n, sl_append_cb cb, void *arg);
@@ -207,9 +213,15 @@ struct sl_log_stats {
     uint64_t fsyncs;                                /* fdatasync calls made */
     uint64_t fsync_bucket[SL_LOG_FSYNC_BUCKETS];    /* cumulative: fsyncs <= le[i] */
     double fsync_seconds_sum;
-    uint64_t append_errors;                         /* appends failed through their cb */
+    uint64_t append_errors;                         /* appends failed through their cb,
+                                                     * or refused by a failed partition */
+    uint64_t fsync_errors;                          /* failed fsyncs (each fails a partition) */
     uint64_t recovered_truncated_bytes;             /* cut from torn tails at open */
     uint64_t segments_deleted;                      /* by retention */
+    uint64_t read_skipped_offsets;                  /* offsets reads skipped: a segment's
+                                                     * valid data ended before the next
+                                                     * segment's base (lost to damage);
+                                                     * counted by every read that crosses */
 };
 
 /* Copy the counters into *out (borrowed). Loop thread. */

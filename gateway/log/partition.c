@@ -121,7 +121,13 @@ struct sl_partition *sl_partition_open(struct sl_log *log, struct sl_topic *topi
         set_err(err, "partition", topic->name, ENOMEM);
         goto fail;
     }
-    if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(p->dir, 0755) == 0) {
+        rc = sl_sync_dir(data_dir);       /* the new directory's entry */
+        if (rc < 0) {
+            set_err(err, "sync", data_dir, -rc);
+            goto fail;
+        }
+    } else if (errno != EEXIST) {
         set_err(err, "mkdir", p->dir, errno);
         goto fail;
     }
@@ -154,14 +160,19 @@ struct sl_partition *sl_partition_open(struct sl_log *log, struct sl_topic *topi
             goto fail;
         }
     } else {
-        int64_t cut = sl_segment_recover(p->segs[p->n_segs - 1]);
+        /* The active segment and the one before it: a crash soon after a roll can leave
+         * unsynced data in both. Damage further back (several rolls between two fsyncs)
+         * is stepped over by reads (sl_partition_read). */
+        for (size_t i = p->n_segs >= 2 ? p->n_segs - 2 : 0; i < p->n_segs; i++) {
+            int64_t cut = sl_segment_recover(p->segs[i]);
 
-        if (cut < 0) {
-            set_err(err, "recover", p->dir, (int)-cut);
-            goto fail;
-        }
-        if (truncated != NULL) {
-            *truncated += (uint64_t)cut;
+            if (cut < 0) {
+                set_err(err, "recover", p->dir, (int)-cut);
+                goto fail;
+            }
+            if (truncated != NULL) {
+                *truncated += (uint64_t)cut;
+            }
         }
     }
     free(bases);
@@ -240,6 +251,15 @@ int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
         act = p->segs[p->n_segs - 1];
     }
     rc = sl_segment_append(act, batch, len, base, last, max_ts);
+    if (rc == -EOVERFLOW && sl_segment_size(act) > 0) {
+        /* the segment's index cannot address more (4 GiB or 2^32 offsets): roll, retry */
+        rc = sl_partition_roll(p);
+        if (rc < 0) {
+            return rc;
+        }
+        act = p->segs[p->n_segs - 1];
+        rc = sl_segment_append(act, batch, len, base, last, max_ts);
+    }
     if (rc < 0) {
         return rc;
     }
@@ -303,6 +323,13 @@ static int grow_for_batch(struct sl_log *log, size_t got)
     return ensure_read_buf(log, total);
 }
 
+/* How a segment's readable data ended early. */
+enum seg_end {
+    SEG_OK = 0,
+    SEG_TORN,                            /* a torn or unwritten tail */
+    SEG_CORRUPT,                         /* a batch that does not parse or check */
+};
+
 int sl_partition_read(struct sl_partition *p, int64_t offset, size_t max_records,
                       size_t max_bytes, sl_record_fn fn, void *arg, int64_t *next_offset)
 {
@@ -326,13 +353,14 @@ int sl_partition_read(struct sl_partition *p, int64_t offset, size_t max_records
     }
     for (size_t si = find_segment(p, offset); si < p->n_segs && !stop; si++) {
         struct sl_segment *seg = p->segs[si];
+        enum seg_end bad = SEG_OK;
+        int64_t next_base;
         uint64_t pos;
 
         if (sl_segment_find(seg, offset, &pos) < 0) {
-            err = -EIO;
-            break;
+            bad = SEG_CORRUPT;
         }
-        while (!stop) {
+        while (!stop && bad == SEG_OK) {
             ssize_t got = sl_segment_read(seg, pos, log->read_buf, log->read_cap);
             size_t off = 0;
 
@@ -356,19 +384,17 @@ int sl_partition_read(struct sl_partition *p, int64_t offset, size_t max_records
                         break;               /* cut at the chunk end: re-read from it */
                     }
                     if ((size_t)got < log->read_cap) {
-                        stop = true;         /* torn or unwritten tail: end of data */
+                        bad = SEG_TORN;      /* torn or unwritten tail: end of data */
                         break;
                     }
                     if (grow_for_batch(log, (size_t)got) == 0) {
                         break;               /* bigger than the buffer: re-read */
                     }
-                    err = -EIO;
-                    stop = true;
+                    bad = SEG_CORRUPT;
                     break;
                 }
                 if (st != SL_RB_OK) {
-                    err = -EIO;
-                    stop = true;
+                    bad = SEG_CORRUPT;
                     break;
                 }
                 if (b.base_offset >= hw) {
@@ -396,8 +422,7 @@ int sl_partition_read(struct sl_partition *p, int64_t offset, size_t max_records
                     }
                 }
                 if (r < 0) {
-                    err = -EIO;
-                    stop = true;
+                    bad = SEG_CORRUPT;
                     break;
                 }
                 if (!stop && offset <= b.base_offset + b.last_offset_delta) {
@@ -406,6 +431,28 @@ int sl_partition_read(struct sl_partition *p, int64_t offset, size_t max_records
                 off += b.total_len;
             }
             pos += off;                      /* off == 0: the buffer grew, re-read */
+        }
+        if (stop) {
+            break;
+        }
+        if (si + 1 == p->n_segs) {
+            if (bad == SEG_CORRUPT) {
+                err = -EIO;                  /* the active segment was validated at open */
+            }
+            break;
+        }
+        /* An older segment whose valid data ends before the next segment's base: the
+         * offsets in between are lost (a damaged tail). Step over them, or every
+         * sequential reader would stall here. */
+        next_base = sl_segment_base_offset(p->segs[si + 1]);
+        if (offset < next_base) {
+            int64_t to = next_base < hw ? next_base : hw;
+
+            log->stats.read_skipped_offsets += (uint64_t)(to - offset);
+            offset = to;
+            if (offset >= hw) {
+                break;
+            }
         }
     }
     if (next_offset != NULL) {
@@ -455,6 +502,7 @@ unsigned sl_partition_maintain(struct sl_partition *p, int64_t now_ms)
     unsigned deleted = 0;
 
     if (cfg->segment_ms > 0 && sl_segment_size(act) > 0 && p->tail == p->written_end &&
+        !p->failed &&
         now_ms - sl_segment_created_ms(act) >= cfg->segment_ms) {
         (void)sl_partition_roll(p);
     }
@@ -500,6 +548,7 @@ void sl_partition_describe(const struct sl_partition *p, struct sl_partition_inf
     out->segments = (uint32_t)p->n_segs;
     out->records_appended = p->records_appended;
     out->bytes_appended = p->bytes_appended;
+    out->failed = p->failed;
 }
 
 void sl_partition_set_hw(struct sl_partition *p, int64_t hw)

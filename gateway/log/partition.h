@@ -38,6 +38,7 @@ struct sl_fsync_job {
     uint64_t ring_end;               /* pending entries [head, ring_end) are covered */
     int64_t hw_target;               /* written offset when the job was queued */
     int status;                      /* result, set by the thread */
+    bool sync_failed;                /* an fsync failed (not just: no snapshot) */
     uint32_t syncs;
     double seconds;
     struct sl_fsync_job *next;
@@ -76,12 +77,16 @@ struct sl_partition {
     ssize_t dirty_idx;               /* first segment with unsynced writes, -1: clean */
     size_t job_first_idx;            /* while job_inflight: first snapshot segment */
 
+    bool failed;                     /* an fsync failed: read-only until restart */
+
     struct sl_cursor *cursors;       /* doubly linked */
 };
 
 /*
- * Open partition `id` of `topic` under data_dir: discover its segments, recover the
- * active one (truncated bytes added to *truncated), or create an empty segment 0.
+ * Open partition `id` of `topic` under data_dir (a new directory is made durable in
+ * data_dir): discover its segments, recover the last two (a crash soon after a roll
+ * can leave both with unsynced data; truncated bytes are added to *truncated), or
+ * create an empty segment 0.
  * Returns a new partition or NULL with *err (malloc'd). Loop thread.
  */
 struct sl_partition *sl_partition_open(struct sl_log *log, struct sl_topic *topic,
@@ -92,14 +97,17 @@ struct sl_partition *sl_partition_open(struct sl_log *log, struct sl_topic *topi
 void sl_partition_close(struct sl_partition **p);
 
 /* Write one encoded batch (borrowed) to the active segment, rolling first by size or
- * age. Updates written_offset, dirty_idx and counters. 0 or -errno. */
+ * age, and rolling and retrying once if the segment cannot address it (-EOVERFLOW).
+ * Updates written_offset, dirty_idx and counters. 0 or -errno. */
 int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
                        int64_t base, int64_t last, int64_t max_ts, uint32_t records);
 
 /* Start a new active segment at written_offset. 0 or -errno. */
 int sl_partition_roll(struct sl_partition *p);
 
-/* See sl_log_read. Uses the log's read buffer. */
+/* See sl_log_read. Uses the log's read buffer. Where a segment's valid data ends before
+ * the next segment's base (a damaged tail), the offsets in between are lost: the read
+ * steps over them (counted in read_skipped_offsets) instead of stopping there. */
 int sl_partition_read(struct sl_partition *p, int64_t offset, size_t max_records,
                       size_t max_bytes, sl_record_fn fn, void *arg, int64_t *next_offset);
 

@@ -28,6 +28,8 @@
 #define TIDX_ENTRY 12
 #define SCAN_CHUNK (1u << 20)
 
+uint64_t sl_segment_max_bytes = UINT32_MAX;
+
 struct idx_entry {
     uint32_t rel;   /* last offset of the batch - base offset */
     uint32_t pos;   /* file position of the batch */
@@ -39,6 +41,7 @@ struct tidx_entry {
 };
 
 struct sl_segment {
+    char *dir_path;              /* set while the new file's directory entry is unsynced */
     char *log_path;
     char *idx_path;
     char *tidx_path;
@@ -509,6 +512,10 @@ struct sl_segment *sl_segment_open(const char *dir, int64_t base_offset, bool cr
         set_err(err, "%s: %s", seg->log_path, strerror(errno));
         goto fail;
     }
+    if (fresh && (seg->dir_path = strdup(dir)) == NULL) {
+        set_err(err, "segment: out of memory");
+        goto fail;
+    }
     /* Missing indexes are created (and rebuilt below). */
     seg->idx_fd = open(seg->idx_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (seg->idx_fd < 0) {
@@ -583,7 +590,8 @@ int sl_segment_append(struct sl_segment *seg, const uint8_t *batch, size_t len,
         last_offset < base_offset) {
         return -EINVAL;
     }
-    if (seg->size + len > UINT32_MAX || last_offset - seg->base > (int64_t)UINT32_MAX) {
+    if (seg->size + len > sl_segment_max_bytes || seg->size + len > UINT32_MAX ||
+        last_offset - seg->base > (int64_t)UINT32_MAX) {
         return -EOVERFLOW; /* the index cannot address it: roll a new segment */
     }
     uint64_t at = seg->size;
@@ -608,7 +616,38 @@ int sl_segment_append(struct sl_segment *seg, const uint8_t *batch, size_t len,
 
 int sl_segment_sync(struct sl_segment *seg)
 {
-    return fdatasync(seg->log_fd) == 0 ? 0 : -errno;
+    int rc;
+
+    if (fdatasync(seg->log_fd) != 0) {
+        return -errno;
+    }
+    if (seg->dir_path == NULL) {
+        return 0;
+    }
+    /* Created by this process: its directory entry (and the indexes') is not durable
+     * until the directory is synced. Once per segment; the caller (one fsync job per
+     * partition at a time) never runs this concurrently for one segment. */
+    rc = sl_sync_dir(seg->dir_path);
+    if (rc == 0) {
+        free(seg->dir_path);
+        seg->dir_path = NULL;
+    }
+    return rc;
+}
+
+int sl_sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0) {
+        return -errno;
+    }
+    if (fsync(fd) != 0) {
+        rc = -errno;
+    }
+    close(fd);
+    return rc;
 }
 
 /* Read the batch header at pos. 0, or -EIO when the log does not frame there. */
@@ -743,6 +782,7 @@ void sl_segment_close(struct sl_segment **segp)
     close_fd(&seg->log_fd);
     close_fd(&seg->idx_fd);
     close_fd(&seg->tidx_fd);
+    free(seg->dir_path);
     free(seg->log_path);
     free(seg->idx_path);
     free(seg->tidx_path);

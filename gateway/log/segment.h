@@ -38,8 +38,18 @@ int64_t sl_segment_recover(struct sl_segment *seg);
 int sl_segment_append(struct sl_segment *seg, const uint8_t *batch, size_t len,
                       int64_t base_offset, int64_t last_offset, int64_t max_timestamp);
 
-/* fdatasync the .log (indexes are rebuilt on recovery, so they are synced lazily). */
+/* fdatasync the .log (indexes are rebuilt on recovery, so they are synced lazily). The
+ * first successful sync of a segment this process created also fsyncs its directory,
+ * so the new file's entry is durable before any append in it is acknowledged. */
 int sl_segment_sync(struct sl_segment *seg);
+
+/* fsync the directory at path, making entries created in it durable. 0 or -errno.
+ * Any thread. */
+int sl_sync_dir(const char *path);
+
+/* Test hook: the largest .log a segment may grow to. Default UINT32_MAX, the most its
+ * index can address; sl_segment_append returns -EOVERFLOW past it. Loop thread. */
+extern uint64_t sl_segment_max_bytes;
 
 /* File position of the batch containing `offset`, or of the first batch after it;
  * the segment size if offset is past the end. 0 or -errno. */

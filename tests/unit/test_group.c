@@ -1,4 +1,5 @@
 /* Unit tests for consumer groups (gateway/log/group.c). */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
@@ -231,6 +232,69 @@ static void test_commit_durable(void **state)
     assert_int_equal(sl_group_committed(f->log, "nobody", "orders", 0), -1);
 }
 
+static int on_long(void *arg, const char *group, const char *topic, int32_t partition,
+                   int64_t committed, int members)
+{
+    const char *want = arg;
+
+    if (strlen(group) == strlen(want)) {
+        assert_string_equal(group, want);
+        assert_string_equal(topic, "orders");
+        assert_int_equal(partition, 2);
+        assert_int_equal(committed, 77);
+    }
+    return 0;
+}
+
+/* Group names up to 255 bytes: long ones are hashed into the file name (which must fit
+ * NAME_MAX with ".tmp"), the real name is kept inside. */
+static void test_long_group_name(void **state)
+{
+    struct fixture *f = *state;
+    char name[250];
+    char mid[102];
+    char dir[128];
+    DIR *d;
+    struct dirent *de;
+    int files = 0;
+
+    for (int i = 0; i < 249; i++) {
+        name[i] = (char)('a' + i % 26);
+    }
+    name[249] = '\0';
+    memset(mid, 'm', 101);                    /* just past the hashing threshold */
+    mid[101] = '\0';
+    assert_int_equal(sl_group_commit(f->log, name, "orders", 2, 77), 0);
+    assert_int_equal(sl_group_commit(f->log, mid, "orders", 0, 5), 0);
+    assert_int_equal(sl_group_commit(f->log, "short", "orders", 0, 6), 0);
+    assert_int_equal(sl_group_committed(f->log, name, "orders", 2), 77);
+
+    sl_log_close(&f->log);
+    open_log(f);
+    assert_int_equal(sl_group_committed(f->log, name, "orders", 2), 77);
+    assert_int_equal(sl_group_committed(f->log, name, "orders", 0), -1);
+    assert_int_equal(sl_group_committed(f->log, mid, "orders", 0), 5);
+    assert_int_equal(sl_group_committed(f->log, "short", "orders", 0), 6);
+    assert_int_equal(sl_group_foreach(f->log, on_long, name), 0);
+
+    /* a second commit rewrites the same file */
+    assert_int_equal(sl_group_commit(f->log, name, "orders", 2, 78), 0);
+    snprintf(dir, sizeof(dir), "%s/__groups", f->dir);
+    d = opendir(dir);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] != '.') {
+            assert_true(strlen(de->d_name) + 4 <= 255);
+            files++;
+        }
+    }
+    closedir(d);
+    assert_int_equal(files, 3);
+    sl_log_close(&f->log);
+    open_log(f);
+    assert_int_equal(sl_group_committed(f->log, name, "orders", 2), 78);
+}
+
 struct seen {
     int rows;
     int billing_rows;
@@ -306,6 +370,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leave_before_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_group_name, setup, teardown),
     };
 
     evthread_use_pthreads();

@@ -1,14 +1,20 @@
 /* Unit tests for the embedded log core (gateway/log/log.c, partition.c, cursor.c). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +23,76 @@
 #include <event2/thread.h>
 
 #include "gateway/log/log.h"
+#include "gateway/log/segment.h"
+
+/* ---- interposed fdatasync / fsync (the log's segments call these) ---- */
+
+static atomic_int fdatasync_fail;        /* fail this many calls with EIO */
+static atomic_int fdatasync_hold;        /* ... each one only once this is 0 again */
+
+int fdatasync(int fd)
+{
+    if (atomic_load(&fdatasync_fail) > 0) {
+        atomic_fetch_sub(&fdatasync_fail, 1);
+        while (atomic_load(&fdatasync_hold)) {
+            usleep(1000);
+        }
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+/* Directories fsynced (by real path), for the durability-of-entries test. */
+#define MAX_DIR_SYNCS 256
+static pthread_mutex_t dir_sync_mu = PTHREAD_MUTEX_INITIALIZER;
+static char dir_syncs[MAX_DIR_SYNCS][PATH_MAX];
+static int n_dir_syncs;
+
+int fsync(int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        char link[64];
+        char path[PATH_MAX];
+        ssize_t n;
+
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        n = readlink(link, path, sizeof(path) - 1);
+        if (n > 0) {
+            path[n] = '\0';
+            pthread_mutex_lock(&dir_sync_mu);
+            if (n_dir_syncs < MAX_DIR_SYNCS) {
+                strcpy(dir_syncs[n_dir_syncs++], path);
+            }
+            pthread_mutex_unlock(&dir_sync_mu);
+        }
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static void dir_syncs_reset(void)
+{
+    pthread_mutex_lock(&dir_sync_mu);
+    n_dir_syncs = 0;
+    pthread_mutex_unlock(&dir_sync_mu);
+}
+
+/* How often the directory at path was fsynced since the last reset. */
+static int dir_sync_count(const char *path)
+{
+    char real[PATH_MAX];
+    int n = 0;
+
+    assert_non_null(realpath(path, real));
+    pthread_mutex_lock(&dir_sync_mu);
+    for (int i = 0; i < n_dir_syncs; i++) {
+        n += strcmp(dir_syncs[i], real) == 0;
+    }
+    pthread_mutex_unlock(&dir_sync_mu);
+    return n;
+}
 
 struct fixture {
     char dir[64];
@@ -82,10 +158,13 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
 
+    atomic_store(&fdatasync_hold, 0);       /* let a held fsync worker finish */
     sl_log_close(&f->log);
     event_base_free(f->base);
     nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(f);
+    atomic_store(&fdatasync_fail, 0);
+    sl_segment_max_bytes = UINT32_MAX;
     return 0;
 }
 
@@ -788,6 +867,349 @@ static void test_cursor_wake(void **state)
     free(c);
 }
 
+
+/* ---- fsync errors, segment limits, damaged older segments, directory durability ---- */
+
+static struct sl_partition_info part_info(struct fixture *f, const char *topic);
+
+static int on_describe_full(void *arg, const char *topic, const struct sl_topic_config *cfg,
+                            const struct sl_partition_info *parts, int32_t n)
+{
+    (void)topic;
+    (void)cfg;
+    (void)n;
+    *(struct sl_partition_info *)arg = parts[0];
+    return 0;
+}
+
+static struct sl_partition_info part_info(struct fixture *f, const char *topic)
+{
+    struct sl_partition_info pi;
+
+    memset(&pi, 0, sizeof(pi));
+    assert_int_equal(sl_log_describe(f->log, topic, on_describe_full, &pi), 0);
+    return pi;
+}
+
+/*
+ * An fdatasync that fails (EIO) must not let anything become visible or acknowledged
+ * on that partition afterwards: Linux reports a writeback error once, and the next
+ * fdatasync returns 0 even though the lost pages never reached the disk.
+ */
+static void test_fsync_error_fails_partition(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = { 0 }, b = { 0 }, o = { 0 };
+    struct sl_rec_in r = { .timestamp = 1, .key_len = -1, .value = (const uint8_t *)"x",
+                           .value_len = 1 };
+    struct collected *c = malloc(sizeof(*c));
+    struct sl_log_stats st;
+
+    assert_non_null(c);
+    open_log(f, SL_FLUSH_ALWAYS);
+    append_one(f, "fs", 0, NULL, 0, now_ms(), &a);
+    run_until(f, &a.n, 1);
+    assert_int_equal(a.errors, 0);
+    assert_int_equal(describe(f, "fs").hw, 1);
+
+    /* the next fdatasync fails, once released; meanwhile more appends queue behind it */
+    atomic_store(&fdatasync_hold, 1);
+    atomic_store(&fdatasync_fail, 1);
+    append_one(f, "fs", 0, NULL, 1, now_ms(), &b);
+    run_turns(f, 1);                          /* written, its fsync job started */
+    append_one(f, "fs", 0, NULL, 2, now_ms(), &b);
+    run_turns(f, 1);                          /* written, waits for the next fsync */
+    append_one(f, "fs", 0, NULL, 3, now_ms(), &b);   /* still in the open batch */
+    assert_int_equal(b.n, 0);
+    atomic_store(&fdatasync_hold, 0);
+    run_until(f, &b.n, 3);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(b.errors, 3);            /* none acknowledged */
+    assert_int_equal(atomic_load(&fdatasync_fail), 0);
+    run_turns(f, 20);                         /* a later (successful) fsync changes nothing */
+    assert_int_equal(describe(f, "fs").hw, 1);
+    assert_int_equal(read_all(f, "fs", 0, 0, c), 1);
+    assert_true(part_info(f, "fs").failed);
+
+    /* every later append on the partition is refused */
+    assert_int_equal(sl_log_append(f->log, "fs", 0, &r, 1, on_ack, &b), -EIO);
+    assert_int_equal(b.n, 3);
+    run_turns(f, 5);
+    assert_int_equal(describe(f, "fs").hw, 1);
+    sl_log_get_stats(f->log, &st);
+    assert_int_equal(st.fsync_errors, 1);
+    assert_true(st.append_errors >= 4);
+
+    /* other partitions carry on */
+    append_one(f, "other", 0, NULL, 0, now_ms(), &o);
+    run_until(f, &o.n, 1);
+    assert_int_equal(o.errors, 0);
+    assert_false(part_info(f, "other").failed);
+
+    /* a restart validates the files and makes the partition writable again */
+    sl_log_close(&f->log);
+    open_log(f, SL_FLUSH_ALWAYS);
+    assert_false(part_info(f, "fs").failed);
+    memset(&a, 0, sizeof(a));
+    append_one(f, "fs", 0, NULL, 4, now_ms(), &a);
+    run_until(f, &a.n, 1);
+    assert_int_equal(a.errors, 0);
+    assert_true(a.last_offset >= 1);
+    assert_int_equal(describe(f, "fs").hw, a.last_offset + 1);
+    free(c);
+}
+
+/* A segment that reaches the index's addressable limit rolls instead of refusing. */
+static void test_roll_on_eoverflow(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_topic_config cfg;
+    struct acks a = { 0 };
+    struct collected *c = malloc(sizeof(*c));
+
+    assert_non_null(c);
+    sl_segment_max_bytes = 2048;              /* stands for 4 GiB */
+    open_log(f, SL_FLUSH_OS);
+    sl_topic_config_defaults(&cfg);
+    cfg.flush = SL_FLUSH_OS;
+    cfg.segment_bytes = 1 << 20;              /* never reached: only the limit rolls */
+    assert_int_equal(sl_log_topic_configure(f->log, "ovf", &cfg), 0);
+    for (int i = 0; i < 100; i++) {
+        append_one(f, "ovf", 0, NULL, i, now_ms(), &a);
+    }
+    assert_int_equal(a.n, 100);
+    assert_int_equal(a.errors, 0);
+    assert_true(describe(f, "ovf").segments >= 3);
+    assert_int_equal(read_all(f, "ovf", 0, 0, c), 100);
+    assert_int_equal(c->offsets[99], 99);
+
+    /* the group-commit path too */
+    cfg.flush = SL_FLUSH_ALWAYS;
+    assert_int_equal(sl_log_topic_configure(f->log, "ovf-always", &cfg), 0);
+    memset(&a, 0, sizeof(a));
+    for (int i = 0; i < 60; i++) {
+        append_one(f, "ovf-always", 0, NULL, i, now_ms(), &a);
+        run_until(f, &a.n, i + 1);
+    }
+    assert_int_equal(a.n, 60);
+    assert_int_equal(a.errors, 0);
+    assert_true(describe(f, "ovf-always").segments >= 2);
+    assert_int_equal(read_all(f, "ovf-always", 0, 0, c), 60);
+    free(c);
+}
+
+/* segment_bytes is capped at 2 GiB - 1, like Kafka's segment.bytes (an Int). */
+static void test_segment_bytes_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_topic_config cfg;
+    struct sl_log_options o;
+    char *err = NULL;
+
+    open_log(f, SL_FLUSH_OS);
+    sl_topic_config_defaults(&cfg);
+    cfg.segment_bytes = 2147483648ULL;
+    assert_int_equal(sl_log_topic_configure(f->log, "big", &cfg), -EINVAL);
+    cfg.segment_bytes = 8ULL << 30;
+    assert_int_equal(sl_log_topic_configure(f->log, "big", &cfg), -EINVAL);
+    cfg.segment_bytes = 2147483647ULL;
+    assert_int_equal(sl_log_topic_configure(f->log, "big", &cfg), 0);
+    sl_log_close(&f->log);
+
+    o = options(f, SL_FLUSH_OS);
+    o.defaults.segment_bytes = 8ULL << 30;
+    assert_null(sl_log_open(f->base, &o, &err));
+    assert_non_null(err);
+    assert_non_null(strstr(err, "segment_bytes"));
+    free(err);
+}
+
+/* Zero the last n bytes of a file. */
+static void zero_tail(const char *path, size_t n)
+{
+    struct stat st;
+    char z[256];
+    int fd = open(path, O_WRONLY);
+
+    assert_true(n <= sizeof(z));
+    memset(z, 0, sizeof(z));
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_true((size_t)st.st_size > n);
+    assert_int_equal(pwrite(fd, z, n, st.st_size - (off_t)n), (ssize_t)n);
+    close(fd);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The .log files of dir, sorted (base-offset order); *n gets their count. */
+static char **segment_files(const char *dir, int *n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char **v = calloc(256, sizeof(*v));
+
+    assert_non_null(d);
+    assert_non_null(v);
+    *n = 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+
+        if (len > 4 && strcmp(de->d_name + len - 4, ".log") == 0 && *n < 256) {
+            assert_true(asprintf(&v[(*n)++], "%s/%s", dir, de->d_name) > 0);
+        }
+    }
+    closedir(d);
+    qsort(v, (size_t)*n, sizeof(*v), cmp_str);
+    return v;
+}
+
+static void free_files(char **v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+/*
+ * A damaged tail in an older segment (power loss before its data reached the disk):
+ * the last two segments are recovered at open, and reads step over a segment whose
+ * valid data ends before the next segment's base instead of stalling there.
+ */
+static void test_damaged_older_segment(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_topic_config cfg;
+    struct acks a = { 0 };
+    struct collected *c = malloc(sizeof(*c));
+    struct sl_log_stats st;
+    struct sl_cursor *cur;
+    char pdir[128];
+    char **files;
+    int n_files, total, err = 0, polled = 0;
+    int64_t hw, prev = -1;
+
+    assert_non_null(c);
+    open_log(f, SL_FLUSH_OS);
+    sl_topic_config_defaults(&cfg);
+    cfg.flush = SL_FLUSH_OS;
+    cfg.segment_bytes = 350;                  /* three records per segment */
+    assert_int_equal(sl_log_topic_configure(f->log, "dmg", &cfg), 0);
+    for (int i = 0; i < 40; i++) {
+        append_one(f, "dmg", 0, NULL, i, now_ms(), &a);
+    }
+    assert_int_equal(a.errors, 0);
+    assert_true(describe(f, "dmg").segments >= 10);
+    sl_log_close(&f->log);
+
+    snprintf(pdir, sizeof(pdir), "%s/dmg-0", f->dir);
+    files = segment_files(pdir, &n_files);
+    assert_true(n_files >= 10);
+    zero_tail(files[0], 64);                  /* an old segment: found by reads */
+    zero_tail(files[n_files - 2], 64);        /* the one before the active: recovered */
+    free_files(files, n_files);
+
+    open_log(f, SL_FLUSH_OS);
+    assert_int_equal(sl_log_topic_configure(f->log, "dmg", &cfg), 0);
+    sl_log_get_stats(f->log, &st);
+    assert_true(st.recovered_truncated_bytes > 0);
+    hw = describe(f, "dmg").hw;
+    assert_int_equal(hw, 40);
+
+    total = read_all(f, "dmg", 0, 0, c);      /* asserts every read returns >= 0 */
+    assert_true(total >= 40 - 6);
+    assert_true(total <= 40 - 2);             /* two batches lost */
+    assert_int_equal(c->offsets[0], 0);
+    assert_int_equal(c->offsets[total - 1], 39);
+    for (int i = 0; i < total; i++) {
+        assert_true(c->offsets[i] > prev);
+        prev = c->offsets[i];
+    }
+    sl_log_get_stats(f->log, &st);
+    assert_int_equal(st.read_skipped_offsets, (uint64_t)(40 - total));
+
+    /* a cursor from the earliest offset reaches the end */
+    cur = sl_cursor_open(f->log, "dmg", 0, (struct sl_start){ SL_START_EARLIEST, 0 },
+                         NULL, NULL, &err);
+    assert_non_null(cur);
+    memset(c, 0, sizeof(*c));
+    for (int i = 0; i < 100; i++) {
+        int n = sl_cursor_poll(cur, 2, 0, collect, c);
+
+        assert_true(n >= 0);
+        if (n == 0) {
+            break;
+        }
+        polled += n;
+    }
+    assert_int_equal(polled, total);
+    assert_int_equal(sl_cursor_position(cur), hw);
+
+    /* and new records land after it */
+    append_one(f, "dmg", 0, NULL, 40, now_ms(), &a);
+    assert_int_equal(a.last_offset, 40);
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(sl_cursor_poll(cur, 10, 0, collect, c), 1);
+    assert_int_equal(c->offsets[0], 40);
+    sl_cursor_close(&cur);
+    free(c);
+}
+
+/* New directories and segment files are made durable in their parent directories. */
+static void test_dir_sync(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_topic_config cfg;
+    struct sl_log_options o;
+    struct acks a = { 0 };
+    char data[128], sub[128], pdir[160], rdir[160];
+    char *err = NULL;
+    int before;
+
+    /* a nested data_dir: each created level is synced in its parent */
+    snprintf(sub, sizeof(sub), "%s/a", f->dir);
+    snprintf(data, sizeof(data), "%s/a/b", f->dir);
+    dir_syncs_reset();
+    o = options(f, SL_FLUSH_ALWAYS);
+    o.data_dir = data;
+    f->log = sl_log_open(f->base, &o, &err);
+    free(err);
+    assert_non_null(f->log);
+    assert_true(dir_sync_count(f->dir) >= 1);
+    assert_true(dir_sync_count(sub) >= 1);
+
+    /* a new partition directory (data_dir synced) and its first segment (dir synced
+     * before the first acknowledgement) */
+    dir_syncs_reset();
+    append_one(f, "ds", 0, NULL, 0, now_ms(), &a);
+    run_until(f, &a.n, 1);
+    assert_int_equal(a.errors, 0);
+    snprintf(pdir, sizeof(pdir), "%s/ds-0", data);
+    assert_true(dir_sync_count(data) >= 1);
+    assert_int_equal(dir_sync_count(pdir), 1);
+    append_one(f, "ds", 0, NULL, 1, now_ms(), &a);
+    run_until(f, &a.n, 2);
+    assert_int_equal(dir_sync_count(pdir), 1);      /* not on the hot path */
+
+    /* every rolled segment: once */
+    sl_topic_config_defaults(&cfg);
+    cfg.segment_bytes = 350;
+    assert_int_equal(sl_log_topic_configure(f->log, "dr", &cfg), 0);
+    snprintf(rdir, sizeof(rdir), "%s/dr-0", data);
+    memset(&a, 0, sizeof(a));
+    for (int i = 0; i < 12; i++) {
+        append_one(f, "dr", 0, NULL, i, now_ms(), &a);
+        run_until(f, &a.n, i + 1);
+    }
+    assert_int_equal(a.errors, 0);
+    before = dir_sync_count(rdir);
+    assert_int_equal(before, (int)describe(f, "dr").segments);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -806,6 +1228,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_read_eio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cursor_starts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cursor_wake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_error_fails_partition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roll_on_eoverflow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_bytes_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_older_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dir_sync, setup, teardown),
     };
 
     evthread_use_pthreads();

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -29,6 +31,19 @@
 
 #define VALUE_LEN 100
 #define MAX_BATCHES 400
+
+/* Interposed fsync: counts directory syncs (sl_segment_sync of a new segment). */
+static atomic_int dir_fsyncs;
+
+int fsync(int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        atomic_fetch_add(&dir_fsyncs, 1);
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
 
 struct fixture {
     char dir[64];
@@ -588,6 +603,33 @@ static void test_created_ms(void **state)
     free(lp);
 }
 
+/* A segment this process created: its first sync also syncs the directory, once. */
+static void test_new_segment_syncs_dir(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_segment *seg = open_seg(f, 0, true, 4096);
+
+    atomic_store(&dir_fsyncs, 0);
+    append_batch(f, seg, 2, 1000);
+    assert_int_equal(sl_segment_sync(seg), 0);
+    assert_int_equal(atomic_load(&dir_fsyncs), 1);
+    append_batch(f, seg, 2, 2000);
+    assert_int_equal(sl_segment_sync(seg), 0);
+    assert_int_equal(atomic_load(&dir_fsyncs), 1);   /* not on every sync */
+    sl_segment_close(&seg);
+
+    /* an existing segment's entry is already durable */
+    seg = open_seg(f, 0, false, 4096);
+    append_batch(f, seg, 1, 3000);
+    assert_int_equal(sl_segment_sync(seg), 0);
+    assert_int_equal(atomic_load(&dir_fsyncs), 1);
+    sl_segment_close(&seg);
+
+    assert_int_equal(sl_sync_dir(f->dir), 0);
+    assert_int_equal(atomic_load(&dir_fsyncs), 2);
+    assert_int_equal(sl_sync_dir("/nonexistent-sluice-dir"), -ENOENT);
+}
+
 /* ---- a segment for the independent (kafka-python) decoder ---- */
 
 static json_t *hex_or_null(const uint8_t *p, int32_t len)
@@ -704,6 +746,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_index_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_created_ms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_segment_syncs_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_for_kafka_check, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
