@@ -26,6 +26,12 @@ static struct sl_metric *registry;       /* insertion order, newest last */
 static struct sl_metric **registry_tail = &registry;
 static struct collector *collectors;
 static size_t n_collectors;
+static atomic_uint generation;
+
+unsigned sl_metrics_generation(void)
+{
+    return atomic_load(&generation);
+}
 
 static struct sl_metric *metric_get(const char *name, const char *help, const char *labels,
                                     bool gauge)
@@ -184,4 +190,5 @@ void sl_metrics_reset(void)
     free(collectors);
     collectors = NULL;
     n_collectors = 0;
+    atomic_fetch_add(&generation, 1);
 }

@@ -44,4 +44,8 @@ void sl_metrics_render(struct evbuffer *out);
 /* Drop every series and collector (tests, shutdown). No metric pointer survives it. */
 void sl_metrics_reset(void);
 
+/* Incremented by every sl_metrics_reset: a module caching metric pointers compares it
+ * with the value it cached them under. Any thread. */
+unsigned sl_metrics_generation(void);
+
 #endif

@@ -293,7 +293,13 @@ static struct sl_metric *published_counter(const char *listener)
         char name[32];
         struct sl_metric *m;
     } cache[8];
+    static unsigned cache_gen;
     char labels[64];
+
+    if (cache_gen != sl_metrics_generation()) {
+        memset(cache, 0, sizeof(cache));      /* the registry was reset */
+        cache_gen = sl_metrics_generation();
+    }
 
     for (size_t i = 0; i < sizeof(cache) / sizeof(cache[0]); i++) {
         if (cache[i].m != NULL && strcmp(cache[i].name, listener) == 0) {

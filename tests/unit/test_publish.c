@@ -16,6 +16,7 @@
 
 #include "gateway/gateway.h"
 #include "gateway/log/log.h"
+#include "gateway/metrics.h"
 #include "routing/route.h"
 
 struct fixture {
@@ -226,6 +227,25 @@ static void test_ack_waits_for_fsync(void **state)
     sl_env_unref(&e);
 }
 
+/* The per-listener counter survives a registry reset (no dangling cached pointer). */
+static void test_counter_after_metrics_reset(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_pub_source src = {.listener = "mqtt"};
+    sl_metrics_reset();                       /* earlier tests counted too */
+    for (int round = 0; round < 2; round++) {
+        struct result r = {0};
+        struct sl_env *e = mk("count/x", "d");
+        assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), 0);
+        run_until(f, &r);
+        assert_int_equal(r.status, 0);
+        assert_int_equal(sl_metric_value(sl_metric_counter("sluice_published_events_total", "",
+                                                           "listener=\"mqtt\"")), 1);
+        sl_env_unref(&e);
+        sl_metrics_reset();
+    }
+}
+
 static void test_refusals(void **state)
 {
     struct fixture *f = *state;
@@ -257,6 +277,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_route_two_topics_header_key_and_rewrite, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ack_waits_for_fsync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counter_after_metrics_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
