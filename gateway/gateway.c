@@ -154,10 +154,15 @@ static int collect_topic(void *arg, const char *topic, const struct sl_topic_con
                                 "sluice_log_start_offset{topic=\"%s\",partition=\"%d\"} %lld\n",
                                 topic, p->partition, (long long)p->log_start_offset);
             break;
-        default:
+        case 4:
             evbuffer_add_printf(c->out,
                                 "sluice_log_size_bytes{topic=\"%s\",partition=\"%d\"} %llu\n",
                                 topic, p->partition, (unsigned long long)p->bytes);
+            break;
+        default:
+            evbuffer_add_printf(c->out,
+                                "sluice_log_partition_failed{topic=\"%s\",partition=\"%d\"} %d\n",
+                                topic, p->partition, p->failed ? 1 : 0);
             break;
         }
     }
@@ -228,6 +233,9 @@ void sl_gateway_collect_metrics(void *arg, struct evbuffer *out)
         "# TYPE sluice_log_start_offset gauge\n",
         "# HELP sluice_log_size_bytes Bytes on disk\n"
         "# TYPE sluice_log_size_bytes gauge\n",
+        "# HELP sluice_log_partition_failed 1 after an fsync error: appends refused until "
+        "restart\n"
+        "# TYPE sluice_log_partition_failed gauge\n",
     };
     struct sl_gateway *gw = arg;
     struct collect_ctx c = {.out = out};
@@ -237,7 +245,7 @@ void sl_gateway_collect_metrics(void *arg, struct evbuffer *out)
     if (gw->log == NULL) {
         return;
     }
-    for (c.pass = 0; c.pass < 5; c.pass++) {
+    for (c.pass = 0; c.pass < 6; c.pass++) {
         evbuffer_add(out, heads[c.pass], strlen(heads[c.pass]));
         sl_log_foreach_topic(gw->log, collect_topic, &c);
     }
@@ -276,4 +284,19 @@ void sl_gateway_collect_metrics(void *arg, struct evbuffer *out)
                              "sluice_log_recovered_truncated_bytes %llu\n",
                         (unsigned long long)st.append_errors,
                         (unsigned long long)st.recovered_truncated_bytes);
+    evbuffer_add_printf(out, "# HELP sluice_log_fsync_errors_total Failed fsyncs (each stops "
+                             "appends to its partition until restart)\n"
+                             "# TYPE sluice_log_fsync_errors_total counter\n"
+                             "sluice_log_fsync_errors_total %llu\n"
+                             "# HELP sluice_log_segments_deleted_total Segments removed by "
+                             "retention\n"
+                             "# TYPE sluice_log_segments_deleted_total counter\n"
+                             "sluice_log_segments_deleted_total %llu\n"
+                             "# HELP sluice_log_read_skipped_offsets_total Offsets reads stepped "
+                             "over because a damaged segment ended early\n"
+                             "# TYPE sluice_log_read_skipped_offsets_total counter\n"
+                             "sluice_log_read_skipped_offsets_total %llu\n",
+                        (unsigned long long)st.fsync_errors,
+                        (unsigned long long)st.segments_deleted,
+                        (unsigned long long)st.read_skipped_offsets);
 }
