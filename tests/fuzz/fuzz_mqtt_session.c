@@ -90,8 +90,10 @@ static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw
 /* At exit: free everything and remove the directory. */
 static void fini(void)
 {
-    mqtt_broker_free(&broker);
+    /* The daemon's order: the log closes first (its pending append callbacks still
+     * reach the broker), then the adapter's state is freed. */
     sl_log_close(&gw.log);
+    mqtt_broker_free(&broker);
     rt_table_free(&gw.routes);
     sl_config_free(&gw.cfg);
     event_base_free(gw.base);
