@@ -241,6 +241,213 @@ static size_t number_len(const unsigned char *s, size_t n)
     return i;
 }
 
+/* The byte span [start, end) of an event's "data" value in the raw input; end == 0 when
+ * the event has no "data" member. */
+struct data_span {
+    size_t start;
+    size_t end;
+};
+
+/* Spans are kept in blocks of this many, small enough that a block is a small-bin
+ * allocation: one large malloc per batch makes glibc consolidate every free small chunk
+ * (cJSON's nodes), which costs more than the whole pre-scan. */
+#define SPAN_BLOCK 32
+
+struct span_block {
+    struct span_block *next;
+    struct data_span v[SPAN_BLOCK];
+};
+
+/* Where the pre-scan records each event's "data" span: the root object (batch false) or
+ * the elements of the root array (batch true), at most max of them. Events are recorded
+ * and read back in increasing order. */
+struct data_spans {
+    bool batch;
+    size_t max;
+    size_t n_blocks;                /* blocks in the list, head included */
+    struct span_block *tail;        /* the last block (events up to n_blocks * 32 - 1) */
+    const struct span_block *rd;    /* the reader's block, holding events from rd_base */
+    size_t rd_base;
+    struct span_block head;         /* events 0..31: on the caller's stack */
+};
+
+static void data_spans_init(struct data_spans *sp, bool batch, size_t max)
+{
+    sp->batch = batch;
+    sp->max = batch ? max : 1;
+    sp->n_blocks = 1;
+    sp->tail = &sp->head;
+    sp->rd = &sp->head;
+    sp->rd_base = 0;
+    sp->head.next = NULL;
+    memset(sp->head.v, 0, batch ? sizeof(sp->head.v) : sizeof(sp->head.v[0]));
+}
+
+static void data_spans_free(struct data_spans *sp)
+{
+    struct span_block *b = sp->head.next;
+
+    while (b != NULL) {
+        struct span_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    sp->head.next = NULL;
+    sp->tail = &sp->head;
+    sp->n_blocks = 1;
+}
+
+/* The span of event i (not below the last i asked for), or NULL if it has none. */
+static const struct data_span *data_spans_get(struct data_spans *sp, size_t i)
+{
+    while (i - sp->rd_base >= SPAN_BLOCK) {
+        if (sp->rd->next == NULL) {
+            return NULL;
+        }
+        sp->rd = sp->rd->next;
+        sp->rd_base += SPAN_BLOCK;
+    }
+    return sp->rd->v[i - sp->rd_base].end != 0 ? &sp->rd->v[i - sp->rd_base] : NULL;
+}
+
+/* Record [start, end) for event i (not below the last i recorded; the first "data" wins,
+ * a second one is rejected later as a duplicate). 0, or -ENOMEM. */
+static int data_spans_set(struct data_spans *sp, size_t i, size_t start, size_t end)
+{
+    struct data_span *v;
+
+    if (i >= sp->max) {
+        return 0;   /* too many events: the batch is refused before its events are read */
+    }
+    while (i / SPAN_BLOCK >= sp->n_blocks) {
+        struct span_block *b = calloc(1, sizeof(*b));
+        if (b == NULL) {
+            return -ENOMEM;
+        }
+        sp->tail->next = b;
+        sp->tail = b;
+        sp->n_blocks++;
+    }
+    v = &sp->tail->v[i % SPAN_BLOCK];
+    if (v->end == 0) {
+        v->start = start;
+        v->end = end;
+    }
+    return 0;
+}
+
+/* The value of the hex digit c (is_hex(c)). */
+static unsigned hex_val(unsigned char c)
+{
+    return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
+}
+
+/* True if the member name whose raw bytes (between the quotes, escapes already checked)
+ * are k[0..n) is "data" once unescaped, as cJSON sees it: "d\u0061ta" is "data" too. */
+static bool key_is_data(const unsigned char *k, size_t n)
+{
+    static const char want[] = "data";
+    size_t j = 0;
+
+    if (n == 4) {
+        return memcmp(k, want, 4) == 0;
+    }
+    for (size_t i = 0; i < n; j++) {
+        unsigned c;
+        if (j == 4) {
+            return false;
+        }
+        if (k[i] != '\\') {
+            c = k[i++];
+        } else if (i + 6 <= n && k[i + 1] == 'u') {
+            c = hex_val(k[i + 2]) << 12 | hex_val(k[i + 3]) << 8 | hex_val(k[i + 4]) << 4 |
+                hex_val(k[i + 5]);
+            i += 6;
+        } else {
+            return false;   /* \" \\ \/ \b \f \n \r \t: not a letter */
+        }
+        if (c != (unsigned char)want[j]) {
+            return false;
+        }
+    }
+    return j == 4;
+}
+
+/* The pre-scan's view of the structure: just enough to find each event's "data" value.
+ * It trusts the syntax (cJSON checks it): on bad input the spans are junk but in bounds,
+ * and unused. */
+struct prescan {
+    const unsigned char *p;
+    struct data_spans *spans;
+    size_t depth;       /* containers open */
+    size_t ev_depth;    /* depth inside an event object: 1, 2 (batch) or 0 (wrong root) */
+    size_t index;       /* the event being read: elements of the root array so far */
+    size_t data_start;  /* where the current "data" value starts, if in_data */
+    bool in_event;      /* the container at ev_depth is an object */
+    bool want_key;      /* at event level, the next string is a member name */
+    bool in_data;       /* at event level, the current member is "data" */
+};
+
+/* 1 for the bytes the pre-scan tracks structure by. */
+static const unsigned char json_struct[256] = {
+    ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1, [','] = 1,
+};
+
+/* The member that ends at p[i] (',' or '}' at event level) was "data": record its span,
+ * trailing whitespace trimmed. 0 or -ENOMEM. */
+static int end_data(struct prescan *s, size_t i)
+{
+    size_t end = i;
+
+    s->in_data = false;
+    while (end > s->data_start && is_ws(s->p[end - 1])) {
+        end--;
+    }
+    return end > s->data_start ? data_spans_set(s->spans, s->index, s->data_start, end) : 0;
+}
+
+/* The structural byte p[i] (json_struct). 0 or -ENOMEM. */
+static int on_struct(struct prescan *s, size_t i)
+{
+    unsigned char c = s->p[i];
+    bool at_event = s->in_event && s->depth == s->ev_depth;
+
+    switch (c) {
+    case '{':
+    case '[':
+        if (s->depth == 0) {
+            bool array = c == '[';
+            s->ev_depth = array != s->spans->batch ? 0 : array ? 2 : 1;
+        }
+        s->depth++;
+        if (s->depth == s->ev_depth) {
+            s->in_event = c == '{';
+            s->want_key = true;
+            s->in_data = false;
+        }
+        return 0;
+    case '}':
+    case ']':
+        if (s->depth > 0) {
+            s->depth--;
+        }
+        if (at_event) {
+            s->in_event = false;
+            return s->in_data ? end_data(s, i) : 0;
+        }
+        return 0;
+    default: /* ',' */
+        if (at_event) {
+            s->want_key = true;
+            return s->in_data ? end_data(s, i) : 0;
+        }
+        if (s->depth == 1 && s->ev_depth == 2) {
+            s->index++;
+        }
+        return 0;
+    }
+}
+
 /*
  * One pass over the raw text for what cJSON accepts but RFC 8259 (and jansson before it)
  * rejects: outside strings, control bytes other than tab, LF, CR (cJSON skips them as
@@ -249,18 +456,24 @@ static size_t number_len(const unsigned char *s, size_t n)
  * \u escapes without four hex digits (cJSON decodes them as U+0000) and \u0000 (which
  * cJSON would turn into a truncated C string). Escapes are consumed whole, so the text
  * "\\u0000" (an escaped backslash) is not mistaken for one. Syntax is left to cJSON.
- * Returns NULL, or the reason with *at set to the offset of the offending byte.
+ * On the way, records in spans the byte span of each event's top-level "data" value.
+ * Returns NULL, or the reason with *at set to the offset of the offending byte; *oom set
+ * (and "out of memory" returned) when spans could not grow.
  */
-static const char *json_prescan(const unsigned char *p, size_t len, size_t *at)
+static const char *json_prescan(const unsigned char *p, size_t len, struct data_spans *spans,
+                                size_t *at, bool *oom)
 {
+    struct prescan s = {.p = p, .spans = spans};
     const char *why = NULL;
     size_t i = 0;
     size_t k;
 
+    *oom = false;
     while (i < len) {
         unsigned char c = p[i];
 
         if (c == '"') {
+            size_t open = i;
             for (i++; i < len; i += k) {
                 while (i < len && str_plain[p[i]]) {
                     i++;
@@ -283,6 +496,18 @@ static const char *json_prescan(const unsigned char *p, size_t len, size_t *at)
                     return why;
                 }
             }
+            if (s.want_key && s.in_event && s.depth == s.ev_depth) {
+                /* A member name: if "data", its value starts after the ':'. */
+                s.want_key = false;
+                s.in_data = key_is_data(p + open + 1, i - open - 1);
+                if (s.in_data) {
+                    k = i + 1;
+                    while (k < len && (is_ws(p[k]) || p[k] == ':')) {
+                        k++;
+                    }
+                    s.data_start = k;
+                }
+            }
             i++;
         } else if (c == '-' || is_digit(c)) {
             k = number_len(p + i, len - i);
@@ -291,6 +516,13 @@ static const char *json_prescan(const unsigned char *p, size_t len, size_t *at)
                 return "invalid number";
             }
             i += k;
+        } else if (json_struct[c]) {
+            if (on_struct(&s, i) != 0) {
+                *at = i;
+                *oom = true;
+                return "out of memory";
+            }
+            i++;
         } else if ((c >= 0x20 && c < 0x7f) || is_ws(c)) {
             i++;
         } else {
@@ -406,9 +638,10 @@ static int apply_member(struct sl_env *env, enum ce_member idx, const char *name
     return rc;
 }
 
-/* Set env->data from "data" / "data_base64". 0 or -errno. */
-static int apply_data(struct sl_env *env, const cJSON *data, const cJSON *b64, char *err,
-                      size_t errsz)
+/* Set env->data from "data" / "data_base64"; raw is the sender's bytes of the "data"
+ * value (NULL if there is none). 0 or -errno. */
+static int apply_data(struct sl_env *env, const cJSON *data, const char *raw, size_t raw_len,
+                      const cJSON *b64, char *err, size_t errsz)
 {
     const char *ct = sl_env_get_attr(env, "datacontenttype");
     int rc = 0;
@@ -441,18 +674,17 @@ static int apply_data(struct sl_env *env, const cJSON *data, const cJSON *b64, c
             rc = sl_env_set_attr(env, "datacontenttype", "text/plain; charset=utf-8", 25);
         }
     } else {
-        char *text;
+        /* JSON text: the sender's bytes as they are, never cJSON's re-spelling (doubles
+         * would round integers beyond 2^53 and turn 1.0 into 1). cJSON has validated it. */
         if (has_non_finite(data)) {
             set_err(err, errsz, "%s", "bad JSON: number out of range in \"data\"");
             return -EINVAL;
         }
-        text = cJSON_PrintUnformatted(data);
-        if (text == NULL) {
-            rc = -ENOMEM;
-        } else {
-            rc = sl_env_set_data(env, text, strlen(text));
-            cJSON_free(text);
+        if (raw == NULL) {
+            set_err(err, errsz, "%s", "internal error: \"data\" not located in the input");
+            return -EINVAL;
         }
+        rc = sl_env_set_data(env, raw, raw_len);
         if (rc == 0 && ct == NULL) {
             rc = sl_env_set_attr(env, "datacontenttype", "application/json", 16);
         }
@@ -463,8 +695,10 @@ static int apply_data(struct sl_env *env, const cJSON *data, const cJSON *b64, c
     return rc;
 }
 
-/* One event from a parsed JSON value (borrowed). A new envelope, or NULL with err set. */
-static struct sl_env *event_from_value(const cJSON *obj, char *err, size_t errsz)
+/* One event from a parsed JSON value (borrowed) whose "data" value is json[span] (span
+ * NULL if the event has none). A new envelope, or NULL with err set. */
+static struct sl_env *event_from_value(const cJSON *obj, const char *json,
+                                       const struct data_span *span, char *err, size_t errsz)
 {
     const cJSON *sv = NULL;
     const cJSON *data = NULL;
@@ -517,7 +751,8 @@ static struct sl_env *event_from_value(const cJSON *obj, char *err, size_t errsz
             return NULL;
         }
     }
-    if (apply_data(env, data, b64, err, errsz) != 0) {
+    if (apply_data(env, data, span != NULL ? json + span->start : NULL,
+                   span != NULL ? span->end - span->start : 0, b64, err, errsz) != 0) {
         sl_env_unref(&env);
         return NULL;
     }
@@ -525,19 +760,28 @@ static struct sl_env *event_from_value(const cJSON *obj, char *err, size_t errsz
 }
 
 /* Parse json[0..len) (need not be NUL-terminated): an object or array, nothing after it
- * but whitespace. A new tree (cJSON_Delete), or NULL with "bad JSON ..." in err. */
-static cJSON *load(const char *json, size_t len, char *err, size_t errsz)
+ * but whitespace; each event's "data" span goes to spans (initialised by the caller). A
+ * new tree (cJSON_Delete), or NULL with *rc -EINVAL and "bad JSON ..." in err, or -ENOMEM. */
+static cJSON *load(const char *json, size_t len, struct data_spans *spans, int *rc, char *err,
+                   size_t errsz)
 {
     const char *end = NULL;
     const char *why;
     size_t at = 0;
+    bool oom;
     cJSON *root;
 
+    *rc = -EINVAL;
     if (len == 0) {
         set_bad_json(err, errsz, json, 0, "'[' or '{' expected near end of input");
         return NULL;
     }
-    why = json_prescan((const unsigned char *)json, len, &at);
+    why = json_prescan((const unsigned char *)json, len, spans, &at, &oom);
+    if (oom) {
+        *rc = -ENOMEM;
+        set_err(err, errsz, "%s", why);
+        return NULL;
+    }
     if (why != NULL) {
         set_bad_json(err, errsz, json, at, why);
         return NULL;
@@ -570,14 +814,19 @@ static cJSON *load(const char *json, size_t len, char *err, size_t errsz)
 
 struct sl_env *ce_json_parse_event(const char *json, size_t len, char *err, size_t errsz)
 {
-    cJSON *root = load(json, len, err, errsz);
+    struct data_spans spans;
     struct sl_env *env;
+    cJSON *root;
+    int rc;
 
+    data_spans_init(&spans, false, 1);
+    root = load(json, len, &spans, &rc, err, errsz);
     if (root == NULL) {
         return NULL;
     }
-    env = event_from_value(root, err, errsz);
+    env = event_from_value(root, json, data_spans_get(&spans, 0), err, errsz);
     cJSON_Delete(root);
+    data_spans_free(&spans);
     return env;
 }
 
@@ -598,18 +847,22 @@ void ce_json_free_batch(struct sl_env ***envsp, size_t n)
 int ce_json_parse_batch(const char *json, size_t len, size_t max_events,
                         struct sl_env ***out, size_t *n, char *err, size_t errsz)
 {
+    struct data_spans spans;
     cJSON *root;
     const cJSON *item;
     struct sl_env **envs;
     size_t count = 0;
     size_t i = 0;
     char sub[200];
+    int rc;
 
     *out = NULL;
     *n = 0;
-    root = load(json, len, err, errsz);
+    data_spans_init(&spans, true, max_events);
+    root = load(json, len, &spans, &rc, err, errsz);
     if (root == NULL) {
-        return -EINVAL;
+        data_spans_free(&spans);
+        return rc;
     }
     for (item = root->child; cJSON_IsArray(root) && item != NULL; item = item->next) {
         count++;
@@ -617,21 +870,24 @@ int ce_json_parse_batch(const char *json, size_t len, size_t max_events,
     if (count == 0) {
         set_err(err, errsz, "%s", "a batch must be a non-empty JSON array of CloudEvents");
         cJSON_Delete(root);
+        data_spans_free(&spans);
         return -EINVAL;
     }
     if (count > max_events) {
         set_err(err, errsz, "%s", "too many events in the batch");
         cJSON_Delete(root);
+        data_spans_free(&spans);
         return -E2BIG;
     }
     envs = calloc(count, sizeof(*envs));
     if (envs == NULL) {
         set_err(err, errsz, "%s", "out of memory");
         cJSON_Delete(root);
+        data_spans_free(&spans);
         return -ENOMEM;
     }
     for (item = root->child; item != NULL; item = item->next, i++) {
-        envs[i] = event_from_value(item, sub, sizeof(sub));
+        envs[i] = event_from_value(item, json, data_spans_get(&spans, i), sub, sizeof(sub));
         if (envs[i] == NULL) {
             /* Keep the "bad JSON" prefix first: callers map it to a reason code. */
             if (err != NULL && errsz > 0 && strncmp(sub, "bad JSON", 8) == 0) {
@@ -641,10 +897,12 @@ int ce_json_parse_batch(const char *json, size_t len, size_t max_events,
             }
             ce_json_free_batch(&envs, i);
             cJSON_Delete(root);
+            data_spans_free(&spans);
             return -EINVAL;
         }
     }
     cJSON_Delete(root);
+    data_spans_free(&spans);
     *out = envs;
     *n = count;
     return 0;

@@ -19,8 +19,12 @@
  * - "data" and "data_base64" are mutually exclusive. data_base64 must be valid base64.
  *   A JSON string under "data" whose datacontenttype is not JSON is stored as its UTF-8
  *   bytes (and datacontenttype defaults to "text/plain; charset=utf-8"); any other data
- *   value is stored as compact JSON text (datacontenttype defaults to "application/json";
- *   numbers are doubles, so integers beyond 2^53 lose precision and 1.0 becomes 1).
+ *   value (or a string under a JSON datacontenttype) is stored as the sender's bytes of
+ *   that value, from its first byte to its last, unchanged (datacontenttype defaults to
+ *   "application/json"): numbers keep their spelling and every digit (1.0, 1e2,
+ *   12345678901234567890123), escapes in strings stay escaped, and whitespace inside an
+ *   object or array is kept as sent (only the whitespace around the value is not part of
+ *   it). A member name is matched after unescaping: "d\u0061ta" is "data".
  * - A number too large for a double (1e400) in data or an extension is bad JSON.
  * - Every other member is an extension: name [a-z0-9]{1,20}, value a string, number or
  *   boolean (stored as text: integers up to 2^53 in decimal, "42", "-7"; other numbers

@@ -432,8 +432,9 @@ static void test_nested_data_round_trip(void **state)
     env = ce_json_parse_event(J(src), err, sizeof(err));
     assert_non_null(env);
     assert_string_equal(env->datacontenttype, "application/json");
-    /* Compact JSON text of the same value. */
-    assert_null(memchr(env->data->data, ' ', env->data->len));
+    /* The sender's bytes of the value, without the whitespace around it. */
+    assert_int_equal(env->data->len, strlen(data));
+    assert_memory_equal(env->data->data, data, env->data->len);
     want = json_loads(data, 0, NULL);
     assert_non_null(want);
     {
@@ -464,6 +465,153 @@ static void test_nested_data_round_trip(void **state)
     assert_memory_equal(env->data->data, "[]", 2);
     assert_string_equal(env->datacontenttype, "text/plain");
     sl_env_unref(&env);
+}
+
+/* env->data is exactly want (strlen bytes). */
+static void assert_data(const struct sl_env *env, const char *want)
+{
+    assert_non_null(env);
+    assert_non_null(env->data);
+    if (env->data->len != strlen(want) || memcmp(env->data->data, want, env->data->len) != 0) {
+        fail_msg("data is \"%.*s\", want \"%s\"", (int)env->data->len,
+                 (const char *)env->data->data, want);
+    }
+}
+
+/* Parse {"specversion":"1.0",<members>} from an exact-size copy; data must be want. */
+static void expect_data(const char *members, const char *want)
+{
+    char src[1024];
+    char err[200] = "";
+    struct sl_env *env;
+
+    snprintf(src, sizeof(src), "{\"specversion\":\"1.0\",%s}", members);
+    env = parse_exact(src, err, sizeof(err));
+    if (env == NULL) {
+        fail_msg("%s: %s", src, err);
+    }
+    assert_data(env, want);
+    sl_env_unref(&env);
+}
+
+static void test_raw_data(void **state)
+{
+    char err[200] = "";
+    struct sl_env *env;
+
+    (void)state;
+    /* Integers beyond 2^53 keep every digit (cJSON alone would round them). */
+    expect_data("\"data\":{\"id\":12345678901234567890123}",
+                "{\"id\":12345678901234567890123}");
+    expect_data("\"data\":12345678901234567890123", "12345678901234567890123");
+    expect_data("\"data\":-9007199254740993", "-9007199254740993");
+    /* Numbers are stored as written, not re-spelled. */
+    expect_data("\"data\":1.0", "1.0");
+    expect_data("\"data\":1e2", "1e2");
+    expect_data("\"data\":0.1", "0.1");
+    expect_data("\"data\":[1.0,1e2,0.1,-0,1E+2,2.50]", "[1.0,1e2,0.1,-0,1E+2,2.50]");
+    expect_data("\"data\":true", "true");
+    expect_data("\"data\":false,\"id\":\"x\"", "false");
+    /* Whitespace inside an object or array is kept as sent; around the value it is not. */
+    expect_data("\"data\" :\r\n { \"a\" : [ 1 ,\n\t2 ] , \"b\":{ } }\n ,\"id\":\"x\"",
+                "{ \"a\" : [ 1 ,\n\t2 ] , \"b\":{ } }");
+    expect_data("\"id\":\"x\",\"data\": [ ] ", "[ ]");
+    /* Escapes inside nested strings are not decoded, key order and repeats are kept. */
+    expect_data("\"data\":{\"z\":\"\\u00e9\\/\\n\",\"a\":1,\"z\":2}",
+                "{\"z\":\"\\u00e9\\/\\n\",\"a\":1,\"z\":2}");
+    /* Nested arrays and objects, with "data" members, brackets and commas in strings. */
+    expect_data("\"data\":[[[]],{\"data\":{\"data\":[1,{\"x\":\"},]\\\"{\"}]}},[{}]],"
+                "\"type\":\"t\"",
+                "[[[]],{\"data\":{\"data\":[1,{\"x\":\"},]\\\"{\"}]}},[{}]]");
+    expect_data("\"ext\":\"data\",\"subject\":\"data\",\"data\":[\"data\"]", "[\"data\"]");
+    /* A JSON string under a JSON content type is the sender's JSON text too. */
+    expect_data("\"datacontenttype\":\"application/json\",\"data\":\"caf\\u00e9 \\/\"",
+                "\"caf\\u00e9 \\/\"");
+    /* A text string is still stored decoded. */
+    expect_data("\"data\":\"caf\\u00e9 \\/\"", "caf\xc3\xa9 /");
+
+    /* A member name is compared unescaped, as cJSON sees it. */
+    expect_data("\"d\\u0061ta\":{\"n\":1.50}", "{\"n\":1.50}");
+    expect_data("\"\\u0064\\u0061\\u0074\\u0061\" : [ 1e2 ]", "[ 1e2 ]");
+    expect_bad("{\"specversion\":\"1.0\",\"data\":7,\"d\\u0061t\\u0041\":5}",
+               "extension name \"datA\"");
+    expect_bad("{\"specversion\":\"1.0\",\"d\\u0061ta\":1,\"data\":2}",
+               "duplicate member \"data\"");
+    /* A name that only starts like "data" is an extension. */
+    env = ce_json_parse_event(J("{\"specversion\":\"1.0\",\"datax\":1,\"d\\u0061tay\":2}"), err,
+                              sizeof(err));
+    assert_non_null(env);
+    assert_null(env->data);
+    assert_string_equal(sl_env_get_attr(env, "datax"), "1");
+    assert_string_equal(sl_env_get_attr(env, "datay"), "2");
+    sl_env_unref(&env);
+    /* Out-of-range numbers are still refused. */
+    expect_bad("{\"specversion\":\"1.0\",\"data\":{\"n\":1e400}}", "bad JSON");
+}
+
+static void test_raw_data_batch(void **state)
+{
+    char err[200] = "";
+    struct sl_env **envs = NULL;
+    size_t n = 0;
+    const char *src =
+        " [ {\"specversion\":\"1.0\",\"data\":{\"id\":12345678901234567890123}} ,\n"
+        "[1,{\"data\":2}],"
+        "{\"data\" : [ 1.0 , { \"data\" : 0.1 } ] ,\"specversion\":\"1.0\"},"
+        "{\"specversion\":\"1.0\"},"
+        "{\"specversion\":\"1.0\",\"data\":\"t\\u00e9xt\"},"
+        "{\"specversion\":\"1.0\",\"d\\u0061ta\":1e2},"
+        "{\"specversion\":\"1.0\",\"ext\":{\"data\":1},\"data\":null}"
+        " ] ";
+    char *copy;
+
+    (void)state;
+    /* Element 1 is not an object: refused, but it must not shift the others' spans. */
+    assert_int_equal(ce_json_parse_batch(J(src), 10, &envs, &n, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "event 1: a CloudEvent must be a JSON object"));
+
+    /* The same without element 1 (and element 6's object extension), exact-size copy. */
+    src = " [ {\"specversion\":\"1.0\",\"data\":{\"id\":12345678901234567890123}} ,\n"
+          "{\"data\" : [ 1.0 , { \"data\" : 0.1 } ] ,\"specversion\":\"1.0\"},"
+          "{\"specversion\":\"1.0\"},"
+          "{\"specversion\":\"1.0\",\"data\":\"t\\u00e9xt\"},"
+          "{\"specversion\":\"1.0\",\"d\\u0061ta\":1e2},"
+          "{\"specversion\":\"1.0\",\"data\":null}"
+          " ] ";
+    copy = malloc(strlen(src));
+    assert_non_null(copy);
+    memcpy(copy, src, strlen(src));
+    assert_int_equal(ce_json_parse_batch(copy, strlen(src), 10, &envs, &n, err, sizeof(err)), 0);
+    free(copy);
+    assert_int_equal(n, 6);
+    assert_data(envs[0], "{\"id\":12345678901234567890123}");
+    assert_data(envs[1], "[ 1.0 , { \"data\" : 0.1 } ]");
+    assert_null(envs[2]->data);
+    assert_data(envs[3], "t\xc3\xa9xt");
+    assert_data(envs[4], "1e2");
+    assert_data(envs[5], "null");
+    ce_json_free_batch(&envs, n);
+
+    /* More events than the first span allocation holds, each with its own data. */
+    {
+        char big[120 * 48 + 8];
+        size_t used = 0;
+        big[used++] = '[';
+        for (int i = 0; i < 120; i++) {
+            used += (size_t)snprintf(big + used, sizeof(big) - used,
+                                     "%s{\"specversion\":\"1.0\",\"data\":[%d.0]}",
+                                     i == 0 ? "" : ",", i);
+        }
+        big[used++] = ']';
+        assert_int_equal(ce_json_parse_batch(big, used, 120, &envs, &n, err, sizeof(err)), 0);
+        assert_int_equal(n, 120);
+        for (int i = 0; i < 120; i++) {
+            char want[16];
+            snprintf(want, sizeof(want), "[%d.0]", i);
+            assert_data(envs[i], want);
+        }
+        ce_json_free_batch(&envs, n);
+    }
 }
 
 static void test_batch_more(void **state)
@@ -525,6 +673,8 @@ int main(void)
         cmocka_unit_test(test_number_extensions),
         cmocka_unit_test(test_nested_data_round_trip),
         cmocka_unit_test(test_batch_more),
+        cmocka_unit_test(test_raw_data),
+        cmocka_unit_test(test_raw_data_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
