@@ -175,28 +175,11 @@ struct lag_ctx {
     int pass;
 };
 
-struct hw_query {
-    int32_t partition;
-    int64_t hw;
-};
-
-static int hw_of(void *arg, const char *topic, const struct sl_topic_config *cfg,
-                 const struct sl_partition_info *parts, int32_t n_parts)
-{
-    struct hw_query *q = arg;
-    (void)topic;
-    (void)cfg;
-    if (q->partition >= 0 && q->partition < n_parts) {
-        q->hw = parts[q->partition].high_watermark;
-    }
-    return 1;
-}
-
 static int collect_group(void *arg, const char *group, const char *topic, int32_t partition,
                          int64_t committed, int members)
 {
     struct lag_ctx *c = arg;
-    struct hw_query q = {.partition = partition, .hw = -1};
+    int64_t hw;
 
     if (c->pass == 0) {
         evbuffer_add_printf(c->out,
@@ -210,12 +193,12 @@ static int collect_group(void *arg, const char *group, const char *topic, int32_
                             group, topic, partition, members);
         return 0;
     }
-    sl_log_describe(c->gw->log, topic, hw_of, &q);
-    if (q.hw >= 0) {
+    hw = sl_log_high_watermark(c->gw->log, topic, partition);
+    if (hw >= 0) {
         evbuffer_add_printf(c->out,
                             "sluice_group_lag{group=\"%s\",topic=\"%s\",partition=\"%d\"} %lld\n",
                             group, topic, partition,
-                            (long long)(q.hw - (committed > 0 ? committed : 0)));
+                            (long long)(hw - (committed > 0 ? committed : 0)));
     }
     return 0;
 }

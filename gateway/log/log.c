@@ -292,6 +292,16 @@ int32_t sl_log_partitions(struct sl_log *log, const char *topic)
     return t != NULL ? t->n_parts : -ENOENT;
 }
 
+int64_t sl_log_high_watermark(struct sl_log *log, const char *topic, int32_t partition)
+{
+    struct sl_topic *t = sl_log_find_topic(log, topic);
+
+    if (t == NULL || partition < 0 || partition >= t->n_parts) {
+        return -ENOENT;
+    }
+    return t->parts[partition]->hw;
+}
+
 static int32_t topic_partition_for(struct sl_topic *t, const uint8_t *key, int32_t key_len)
 {
     if (key != NULL && key_len >= 0) {

@@ -78,6 +78,10 @@ int sl_log_topic_configure(struct sl_log *log, const char *topic,
 /* Number of partitions, or -ENOENT. */
 int32_t sl_log_partitions(struct sl_log *log, const char *topic);
 
+/* The partition's high watermark (next offset to become visible), or -ENOENT for an
+ * unknown topic or partition. Loop thread. */
+int64_t sl_log_high_watermark(struct sl_log *log, const char *topic, int32_t partition);
+
 /* Kafka's default partitioner: murmur2(key) & 0x7fffffff % partitions for a key;
  * keyless records rotate round-robin. Topic must exist (else -ENOENT). */
 int32_t sl_log_partition_for(struct sl_log *log, const char *topic,

@@ -420,6 +420,10 @@ static void test_partitioner(void **state)
     assert_int_equal(sl_log_topic_configure(f->log, "keyed", &c), 0);
     assert_int_equal(sl_log_partitions(f->log, "keyed"), 4);
     assert_int_equal(sl_log_partitions(f->log, "missing"), -ENOENT);
+    assert_int_equal(sl_log_high_watermark(f->log, "keyed", 3), 0);
+    assert_int_equal(sl_log_high_watermark(f->log, "keyed", 4), -ENOENT);
+    assert_int_equal(sl_log_high_watermark(f->log, "keyed", -1), -ENOENT);
+    assert_int_equal(sl_log_high_watermark(f->log, "missing", 0), -ENOENT);
     /* Kafka's Java client: murmur2("foobar") = -790332482 -> partition 2 of 4 */
     assert_int_equal(sl_log_partition_for(f->log, "keyed", (const uint8_t *)"foobar", 6), 2);
     for (int i = 0; i < 5; i++) {
@@ -440,6 +444,8 @@ static void test_partitioner(void **state)
     }
     assert_int_equal(a.errors, 0);
     assert_int_equal(sl_log_partition_for(f->log, "missing", NULL, -1), -ENOENT);
+    /* 5 x foobar, then the keyless ones: 2 per partition */
+    assert_int_equal(sl_log_high_watermark(f->log, "keyed", 2), 5 + 2 + (p17 == 2 ? 2 : 0));
 }
 
 static void small_segments(struct fixture *f, const char *topic, int64_t retention_bytes,
