@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include <cjson/cJSON.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #define CE_MAX_B64 (256u * 1024u * 1024u)
@@ -104,17 +105,19 @@ static struct sl_buf *b64_decode(const char *s, size_t len, int *errp)
     return buf;
 }
 
-/* Every CloudEvents member name the decoder knows, in index order; a second one is
- * rejected (bit i of a mask per event). Other names are extensions. */
+/* Every member name the decoder knows (CloudEvents, plus sluice's "offset", "partition"
+ * and "headers"), in index order; a second one is rejected (bit i of a mask per event).
+ * Other names are extensions. */
 enum ce_member {
     CE_SPECVERSION, CE_DATA, CE_DATA_BASE64, CE_OFFSET, CE_PARTITION,
     CE_ID, CE_SOURCE, CE_TYPE, CE_SUBJECT, CE_TIME, CE_DATACONTENTTYPE, CE_DATASCHEMA,
-    CE_EXTENSION,
+    CE_HEADERS, CE_EXTENSION,
 };
 
 static const char *const ce_members[] = {
     "specversion", "data", "data_base64", "offset", "partition",
     "id", "source", "type", "subject", "time", "datacontenttype", "dataschema",
+    "headers",
 };
 
 static enum ce_member member_index(const char *name)
@@ -695,6 +698,93 @@ static int apply_data(struct sl_env *env, const cJSON *data, const char *raw, si
     return rc;
 }
 
+static void set_header_err(char *err, size_t errsz, size_t i, const char *why)
+{
+    if (err != NULL && errsz > 0) {
+        snprintf(err, errsz, "header %zu: %s", i, why);
+    }
+}
+
+/* The header object h (entry i of "headers"): exactly "name" (a string) and one of
+ * "value" (a string or null) or "value_base64" (a string). Appends it to env's headers.
+ * 0 or -errno. */
+static int apply_header(struct sl_env *env, const cJSON *h, size_t i, char *err, size_t errsz)
+{
+    static const char shape[] = "want {\"name\": string, \"value\": string or null} or "
+                                "{\"name\": string, \"value_base64\": string}";
+    const cJSON *name = NULL;
+    const cJSON *value = NULL;
+    const cJSON *b64 = NULL;
+    struct sl_buf *buf = NULL;
+    int rc;
+
+    if (!cJSON_IsObject(h)) {
+        set_header_err(err, errsz, i, shape);
+        return -EINVAL;
+    }
+    for (const cJSON *m = h->child; m != NULL; m = m->next) {
+        const cJSON **slot = strcmp(m->string, "name") == 0          ? &name
+                             : strcmp(m->string, "value") == 0        ? &value
+                             : strcmp(m->string, "value_base64") == 0 ? &b64
+                                                                      : NULL;
+        if (slot == NULL || *slot != NULL) {
+            set_header_err(err, errsz, i, shape);
+            return -EINVAL;
+        }
+        *slot = m;
+    }
+    if (!cJSON_IsString(name) || (value == NULL) == (b64 == NULL) ||
+        (value != NULL && !cJSON_IsString(value) && !cJSON_IsNull(value)) ||
+        (b64 != NULL && !cJSON_IsString(b64))) {
+        set_header_err(err, errsz, i, shape);
+        return -EINVAL;
+    }
+    if (b64 != NULL) {
+        buf = b64_decode(b64->valuestring, strlen(b64->valuestring), &rc);
+        if (buf == NULL) {
+            set_header_err(err, errsz, i, rc == -ENOMEM ? "out of memory" : "bad value_base64");
+            return rc;
+        }
+        rc = sl_env_add_header(env, name->valuestring, buf->data, (int32_t)buf->len);
+        sl_buf_unref(&buf);
+    } else if (cJSON_IsNull(value)) {
+        rc = sl_env_add_header(env, name->valuestring, NULL, -1);
+    } else {
+        size_t len = strlen(value->valuestring);
+        if (len > (size_t)INT32_MAX) {
+            set_header_err(err, errsz, i, "value too long");
+            return -EINVAL;
+        }
+        rc = sl_env_add_header(env, name->valuestring, value->valuestring, (int32_t)len);
+    }
+    if (rc != 0) {
+        set_header_err(err, errsz, i, "out of memory");
+    }
+    return rc;
+}
+
+/* The "headers" member (NULL if there is none): an array of header objects, added to
+ * env's headers in order. 0 or -errno. */
+static int apply_headers(struct sl_env *env, const cJSON *hdrs, char *err, size_t errsz)
+{
+    size_t i = 0;
+
+    if (hdrs == NULL) {
+        return 0;
+    }
+    if (!cJSON_IsArray(hdrs)) {
+        set_err(err, errsz, "%s", "\"headers\" must be an array of header objects");
+        return -EINVAL;
+    }
+    for (const cJSON *h = hdrs->child; h != NULL; h = h->next, i++) {
+        int rc = apply_header(env, h, i, err, errsz);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* One event from a parsed JSON value (borrowed) whose "data" value is json[span] (span
  * NULL if the event has none). A new envelope, or NULL with err set. */
 static struct sl_env *event_from_value(const cJSON *obj, const char *json,
@@ -703,6 +793,7 @@ static struct sl_env *event_from_value(const cJSON *obj, const char *json,
     const cJSON *sv = NULL;
     const cJSON *data = NULL;
     const cJSON *b64 = NULL;
+    const cJSON *hdrs = NULL;
     unsigned seen = 0;
     struct sl_env *env;
 
@@ -727,6 +818,8 @@ static struct sl_env *event_from_value(const cJSON *obj, const char *json,
             data = m;
         } else if (i == CE_DATA_BASE64) {
             b64 = m;
+        } else if (i == CE_HEADERS) {
+            hdrs = m;
         }
     }
     if (sv == NULL) {
@@ -743,7 +836,7 @@ static struct sl_env *event_from_value(const cJSON *obj, const char *json,
         return NULL;
     }
     for (const cJSON *m = obj->child; m != NULL; m = m->next) {
-        if (m == sv || m == data || m == b64) {
+        if (m == sv || m == data || m == b64 || m == hdrs) {
             continue;
         }
         if (apply_member(env, member_index(m->string), m->string, m, err, errsz) != 0) {
@@ -752,7 +845,8 @@ static struct sl_env *event_from_value(const cJSON *obj, const char *json,
         }
     }
     if (apply_data(env, data, span != NULL ? json + span->start : NULL,
-                   span != NULL ? span->end - span->start : 0, b64, err, errsz) != 0) {
+                   span != NULL ? span->end - span->start : 0, b64, err, errsz) != 0 ||
+        apply_headers(env, hdrs, err, errsz) != 0) {
         sl_env_unref(&env);
         return NULL;
     }
@@ -908,6 +1002,42 @@ int ce_json_parse_batch(const char *json, size_t len, size_t max_events,
     return 0;
 }
 
+/* ---------- output ---------- */
+
+int ce_json_buf_add(struct ce_json_buf *b, const void *p, size_t n)
+{
+    if (n >= SIZE_MAX / 2 - b->len) {
+        return -ENOMEM;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap > 0 ? b->cap : 256;
+        char *grown;
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        grown = realloc(b->data, cap);
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+void ce_json_buf_free(struct ce_json_buf *b)
+{
+    if (b != NULL) {
+        free(b->data);
+        b->data = NULL;
+        b->len = 0;
+        b->cap = 0;
+    }
+}
+
 static int set_str(json_t *obj, const char *key, const char *value)
 {
     json_t *s;
@@ -935,44 +1065,136 @@ static bool is_text(const uint8_t *p, size_t len)
     return true;
 }
 
-static int set_data(json_t *obj, const struct sl_env *env)
+/* p[0..len) as a new base64 JSON string, or NULL on out of memory. */
+static json_t *b64_string(const uint8_t *p, size_t len)
+{
+    size_t cap;
+    unsigned char *b64;
+    json_t *s;
+
+    if (len > (size_t)INT32_MAX / 4 * 3) {
+        return NULL;
+    }
+    cap = (len + 2) / 3 * 4 + 1;
+    b64 = malloc(cap);
+    if (b64 == NULL) {
+        return NULL;
+    }
+    EVP_EncodeBlock(b64, p, (int)len);
+    s = json_string((const char *)b64);
+    free(b64);
+    return s;
+}
+
+/* True if the payload is one JSON value the decoder would take as "data" unchanged:
+ * json_prescan's RFC 8259 strictness, parsed whole by cJSON (whitespace around it
+ * allowed), every number finite. Then its bytes can be written into the output as they
+ * are. */
+static bool data_is_json(const struct sl_buf *d)
+{
+    struct data_spans spans;
+    const char *text = (const char *)d->data;
+    const char *end = NULL;
+    size_t at = 0;
+    bool oom;
+    bool ok;
+    cJSON *v;
+
+    if (d->len == 0) {
+        return false;
+    }
+    /* Not a batch: spans holds one entry on the stack and never allocates. */
+    data_spans_init(&spans, false, 1);
+    ok = json_prescan(d->data, d->len, &spans, &at, &oom) == NULL;
+    data_spans_free(&spans);
+    if (!ok) {
+        return false;
+    }
+    v = cJSON_ParseWithLengthOpts(text, d->len, &end, false);
+    if (v == NULL) {
+        return false;
+    }
+    ok = !has_non_finite(v) && end != NULL && end >= text && end <= text + d->len;
+    cJSON_Delete(v);
+    if (!ok) {
+        return false;
+    }
+    at = (size_t)(end - text);
+    while (at < d->len && is_ws(d->data[at])) {
+        at++;
+    }
+    return at == d->len;
+}
+
+/* Add "data" (a string) or "data_base64" to obj, or set *raw when the payload is JSON
+ * to be spliced in as it is. 0 or -1 (out of memory). */
+static int set_data(json_t *obj, const struct sl_env *env, bool *raw)
 {
     const struct sl_buf *d = env->data;
     json_t *v;
 
+    *raw = false;
     if (d == NULL) {
         return 0;
     }
-    if (ce_json_is_json_type(env->datacontenttype)) {
-        v = json_loadb((const char *)d->data, d->len, JSON_DECODE_ANY, NULL);
-        if (v != NULL) {
-            return json_object_set_new(obj, "data", v);
-        }
+    if (ce_json_is_json_type(env->datacontenttype) && data_is_json(d)) {
+        *raw = true;
+        return 0;
     }
     v = is_text(d->data, d->len) ? json_stringn((const char *)d->data, d->len) : NULL;
     if (v != NULL) {
         return json_object_set_new(obj, "data", v);
     }
-    {
-        size_t cap = (d->len + 2) / 3 * 4 + 1;
-        unsigned char *b64 = malloc(cap);
-        int rc;
-        if (b64 == NULL) {
-            return -1;
-        }
-        EVP_EncodeBlock(b64, d->data, (int)d->len);
-        rc = json_object_set_new(obj, "data_base64", json_string((const char *)b64));
-        free(b64);
-        return rc;
-    }
+    return json_object_set_new(obj, "data_base64", b64_string(d->data, d->len));
 }
 
-json_t *ce_json_from_env(const struct sl_env *env)
+/* The "headers" array for env's headers, or NULL on out of memory. A header whose name
+ * is not UTF-8 cannot be named in JSON and is left out. */
+static json_t *headers_array(const struct sl_env *env)
+{
+    json_t *arr = json_array();
+    int rc = 0;
+
+    for (size_t i = 0; arr != NULL && rc == 0 && i < env->n_headers; i++) {
+        const struct sl_env_hdr *h = &env->headers[i];
+        json_t *name = json_string(h->name);
+        json_t *o;
+        if (name == NULL) {
+            continue;
+        }
+        o = json_object();
+        rc |= json_object_set_new(o, "name", name);
+        if (h->value == NULL) {
+            rc |= json_object_set_new(o, "value", json_null());
+        } else {
+            /* A NUL would need \u0000, which the decoder refuses: base64 it. */
+            json_t *v = memchr(h->value->data, 0, h->value->len) == NULL
+                            ? json_stringn((const char *)h->value->data, h->value->len)
+                            : NULL;
+            if (v != NULL) {
+                rc |= json_object_set_new(o, "value", v);
+            } else {
+                rc |= json_object_set_new(o, "value_base64",
+                                          b64_string(h->value->data, h->value->len));
+            }
+        }
+        rc |= json_array_append_new(arr, o);
+    }
+    if (rc != 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* Every member of env's event but a raw JSON "data", in output order. */
+static json_t *event_object(const struct sl_env *env, bool *raw)
 {
     json_t *obj = json_object();
     char idbuf[48];
     int rc = 0;
 
+    *raw = false;
     if (obj == NULL) {
         return NULL;
     }
@@ -1002,10 +1224,55 @@ json_t *ce_json_from_env(const struct sl_env *env)
             }
         }
     }
-    rc |= set_data(obj, env);
+    if (env->n_headers > 0) {
+        rc |= json_object_set_new(obj, "headers", headers_array(env));
+    }
+    rc |= set_data(obj, env, raw);
     if (rc != 0) {
         json_decref(obj);
         return NULL;
     }
     return obj;
+}
+
+int ce_json_render_event(const struct sl_env *env, struct ce_json_buf *out)
+{
+    size_t mark = out->len;
+    bool raw;
+    json_t *obj = event_object(env, &raw);
+    char *text;
+    size_t n;
+    int rc;
+
+    if (obj == NULL) {
+        return -ENOMEM;
+    }
+    text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (text == NULL) {
+        return -ENOMEM;
+    }
+    n = strlen(text);     /* "{...}": at least specversion is in it */
+    if (!raw) {
+        rc = ce_json_buf_add(out, text, n);
+    } else {
+        rc = ce_json_buf_add(out, text, n - 1);
+        if (rc == 0) {
+            rc = ce_json_buf_add(out, ",\"data\":", 8);
+        }
+        if (rc == 0) {
+            rc = ce_json_buf_add(out, env->data->data, env->data->len);
+        }
+        if (rc == 0) {
+            rc = ce_json_buf_add(out, "}", 1);
+        }
+    }
+    free(text);
+    if (rc != 0) {
+        out->len = mark;
+        if (out->data != NULL) {
+            out->data[mark] = '\0';
+        }
+    }
+    return rc;
 }

@@ -10,8 +10,8 @@
  *   must not contain \u0000 (envelope attributes and text payloads are C strings).
  * - The event must be a JSON object; "specversion" is required and must be "1.0".
  * - A member name that occurs twice in the event object (an attribute such as "id", an
- *   extension, "data", "data_base64", "offset" or "partition") is rejected as bad JSON:
- *   the sender's intent is ambiguous. Null-valued extensions are ignored, so a repeated
+ *   extension, "data", "data_base64", "headers", "offset" or "partition") is rejected as
+ *   bad JSON: the sender's intent is ambiguous. Null-valued extensions are ignored, so a repeated
  *   one goes unnoticed; objects nested inside "data" may repeat names (kept as sent).
  * - id, source and type are lenient: a missing one is left NULL, to be filled by
  *   sl_env_finalize at publish time. A present one must be a non-empty string.
@@ -26,6 +26,13 @@
  *   object or array is kept as sent (only the whitespace around the value is not part of
  *   it). A member name is matched after unescaping: "d\u0061ta" is "data".
  * - A number too large for a double (1e400) in data or an extension is bad JSON.
+ * - "headers" is a sluice member, not a CloudEvents attribute (so not an extension): the
+ *   envelope's ordered headers (record headers; MQTT 5 user properties, mqtt-* headers
+ *   and the like), an array, in order, of {"name": N, "value": V} (V a string, or null
+ *   for a null value) or {"name": N, "value_base64": B}. The shape is strict: each entry
+ *   an object with a string "name" and exactly one of "value" / "value_base64" and no
+ *   other member, B valid base64; anything else is a bad event ("header 2: ..."). Each
+ *   entry is appended with sl_env_add_header. Names may repeat.
  * - Every other member is an extension: name [a-z0-9]{1,20}, value a string, number or
  *   boolean (stored as text: integers up to 2^53 in decimal, "42", "-7"; other numbers
  *   as "%.17g"); null members are ignored. The members "offset" and "partition" (which
@@ -33,18 +40,29 @@
  *   The "partitionkey" extension is kept as an extension; callers may use it as the key.
  *
  * Output rules (reads): specversion, the attributes that are set (id defaults to
- * "<partition>-<offset>" for records without one), extensions, then data: JSON when
- * datacontenttype is JSON and the payload parses, a string when the payload is UTF-8
- * text (no control characters but tab, CR, LF), else "data_base64". Records read from the log also get "partition", "offset" and,
- * when the key is UTF-8, "partitionkey".
+ * "<partition>-<offset>" for records without one), extensions, for records read from the
+ * log "partition", "offset" and, when the key is UTF-8, "partitionkey"; then "headers"
+ * when env has any (as above: "value" when the value is UTF-8 without NUL bytes,
+ * "value_base64" otherwise, null for a null value; a header whose name is not UTF-8 is
+ * left out); then data, last:
+ * - when datacontenttype is JSON and the payload is one JSON value as the decoder
+ *   accepts it (the same RFC 8259 pre-scan, cJSON, finite numbers; whitespace around
+ *   it allowed), "data" is the stored bytes verbatim: numbers keep their spelling and
+ *   every digit (12345678901234567890123, 1e2, 0.1), whitespace and escapes stay;
+ * - else when the payload is UTF-8 text (no control characters but tab, CR, LF),
+ *   "data" is it as a JSON string;
+ * - else "data_base64".
+ * An attribute or extension whose value is not UTF-8 is left out. An event read back
+ * can be posted again unchanged: its payload and headers come back byte for byte, but
+ * for a payload under a JSON type that is not JSON (rendered as a string, which the
+ * decoder then stores as JSON text, quotes and escapes included) and for whitespace
+ * around a JSON payload (written out, but the decoder keeps the value only).
  */
 #ifndef SL_CE_JSON_H
 #define SL_CE_JSON_H
 
 #include <stdbool.h>
 #include <stddef.h>
-
-#include <jansson.h>
 
 #include "gateway/envelope.h"
 
@@ -73,10 +91,24 @@ void ce_json_free_batch(struct sl_env ***envs, size_t n);
  * (parameters after ';' ignored, case-insensitive). NULL is false. */
 bool ce_json_is_json_type(const char *content_type);
 
+/* A growable text buffer the renderer appends to. Zero-initialise it; data (NULL while
+ * empty) is kept NUL-terminated after len bytes; free with ce_json_buf_free, or take
+ * data (malloc'd) and free it yourself. */
+struct ce_json_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+/* Append p[0..n). 0, or -ENOMEM with b unchanged. Any thread. */
+int ce_json_buf_add(struct ce_json_buf *b, const void *p, size_t n);
+/* Free b's data and zero it; NULL is a no-op. */
+void ce_json_buf_free(struct ce_json_buf *b);
+
 /*
- * A new JSON object (caller owns the reference) for env in structured mode, following
- * the output rules above. env is borrowed. NULL on out of memory. Any thread.
+ * Append to out env as one structured-mode event, a compact JSON object, following the
+ * output rules above. env is borrowed. 0, or -ENOMEM with out as it was. Any thread.
  */
-json_t *ce_json_from_env(const struct sl_env *env);
+int ce_json_render_event(const struct sl_env *env, struct ce_json_buf *out);
 
 #endif

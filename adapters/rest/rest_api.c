@@ -55,7 +55,8 @@ struct pending {
     struct event *timer;
     size_t max;
     size_t bytes;
-    json_t *out;
+    struct ce_json_buf out;        /* "[" then the events so far, comma-separated */
+    size_t n_out;                  /* events in out */
 };
 
 struct rest_api {
@@ -463,7 +464,7 @@ static void pending_free(struct pending *p)
     if (p->timer != NULL) {
         event_free(p->timer);
     }
-    json_decref(p->out);
+    ce_json_buf_free(&p->out);
     free(p);
 }
 
@@ -759,46 +760,69 @@ fail:
 
 /* ---------- reads ---------- */
 
+/* Append one record to the read answer: its event, or an error object if it does not
+ * decode. A record that cannot be rendered for want of memory is left out. */
 static int record_to_json(void *arg, const char *topic, int32_t partition,
                           const struct sl_record *rec)
 {
     struct pending *p = arg;
     struct sl_env *env = sl_env_from_record(rec, partition);
-    json_t *obj;
+    size_t mark = p->out.len;
+    int rc;
 
     (void)topic;
+    rc = p->n_out > 0 ? ce_json_buf_add(&p->out, ",", 1) : 0;
     if (env == NULL) {
+        char text[128];
         sl_metric_incr("sluice_http_undecodable_records_total",
                        "records a read could not decode", "");
-        obj = json_pack("{s:s, s:i, s:I}", "error", "undecodable record", "partition",
-                        (int)partition, "offset", (json_int_t)rec->offset);
+        snprintf(text, sizeof(text),
+                 "{\"error\":\"undecodable record\",\"partition\":%" PRId32
+                 ",\"offset\":%" PRId64 "}",
+                 partition, rec->offset);
+        rc = rc == 0 ? ce_json_buf_add(&p->out, text, strlen(text)) : rc;
     } else {
         env->partition = partition;
         env->offset = rec->offset;
-        obj = ce_json_from_env(env);
+        rc = rc == 0 ? ce_json_render_event(env, &p->out) : rc;
         sl_env_unref(&env);
     }
-    if (obj != NULL) {
-        json_array_append_new(p->out, obj);
+    if (rc == 0) {
+        p->n_out++;
+    } else {
+        p->out.len = mark;     /* out of memory: the record is left out */
+        p->out.data[mark] = '\0';
     }
     p->bytes += (size_t)(rec->value_len > 0 ? rec->value_len : 0) + 64;
-    return json_array_size(p->out) >= p->max || p->bytes >= REST_READ_MAX_BYTES;
+    return p->n_out >= p->max || p->bytes >= REST_READ_MAX_BYTES;
 }
 
+/* Answer 200 with the events gathered (a JSON array), or 503 if it cannot be closed. */
 static void read_answer(struct pending *p)
 {
-    json_t *out = p->out;
+    struct rest_resp resp;
 
-    p->out = NULL;
+    memset(&resp, 0, sizeof(resp));
     pending_unlink(p);
-    reply_json(p->done, p->arg, 200, out);
+    if (ce_json_buf_add(&p->out, "]", 1) != 0) {
+        reply_error(p->done, p->arg, 503, "no_memory", "out of memory");
+        pending_free(p);
+        return;
+    }
+    resp.status = 200;
+    resp.content_type = CT_JSON;
+    resp.body = p->out.data;
+    resp.body_len = p->out.len;
+    p->out.data = NULL;
+    p->out.len = p->out.cap = 0;
+    finish(p->done, p->arg, &resp);
     pending_free(p);
 }
 
 static void read_poll_cursors(struct pending *p)
 {
-    for (size_t i = 0; i < p->n_curs && json_array_size(p->out) < p->max; i++) {
-        int rc = sl_cursor_poll(p->curs[i], p->max - json_array_size(p->out),
+    for (size_t i = 0; i < p->n_curs && p->n_out < p->max; i++) {
+        int rc = sl_cursor_poll(p->curs[i], p->max - p->n_out,
                                 REST_READ_MAX_BYTES, record_to_json, p);
         (void)rc;
     }
@@ -819,7 +843,7 @@ static void read_wake_cb(struct sl_cursor *cur, void *arg)
 
     (void)cur;
     read_poll_cursors(p);
-    if (json_array_size(p->out) > 0) {
+    if (p->n_out > 0) {
         /* Answer from the timer callback, not inside the cursor's own callback. */
         event_active(p->timer, EV_TIMEOUT, 1);
     }
@@ -837,7 +861,7 @@ static void start_read(struct rest_api *api, const char *topic, struct read_spec
     struct pending *p = pending_new(api, PENDING_READ, topic, done, arg);
     int rc = 0;
 
-    if (p == NULL || (p->out = json_array()) == NULL) {
+    if (p == NULL || ce_json_buf_add(&p->out, "[", 1) != 0) {
         if (p != NULL) {
             pending_unlink(p);
             pending_free(p);
@@ -847,11 +871,11 @@ static void start_read(struct rest_api *api, const char *topic, struct read_spec
         return;
     }
     p->max = max;
-    for (size_t i = 0; i < n && json_array_size(p->out) < max; i++) {
+    for (size_t i = 0; i < n && p->n_out < max; i++) {
         int64_t next;
         rc = sl_log_read(api->gw->log, topic, specs[i].partition,
                          specs[i].offset < 0 ? 0 : specs[i].offset,
-                         max - json_array_size(p->out), REST_READ_MAX_BYTES, record_to_json, p,
+                         max - p->n_out, REST_READ_MAX_BYTES, record_to_json, p,
                          &next);
         if (rc == -EINVAL) {
             rc = 0;            /* past the high watermark: nothing yet */
@@ -867,7 +891,7 @@ static void start_read(struct rest_api *api, const char *topic, struct read_spec
         reply_errno(done, arg, rc, "read");
         return;
     }
-    if (json_array_size(p->out) > 0 || wait_ms <= 0) {
+    if (p->n_out > 0 || wait_ms <= 0) {
         free(specs);
         read_answer(p);
         return;
