@@ -110,6 +110,8 @@ struct mqtt_out {
     int64_t offset;
     struct sl_buf *pkt;              /* the encoded PUBLISH (for a resend with DUP) */
     size_t pid_off;                  /* offset of the packet id in pkt */
+    void *share;                     /* mqtt_sub.c: the shared group's partition it was
+                                        handed out from (ack advances the group), or NULL */
 };
 
 struct mqtt_session {

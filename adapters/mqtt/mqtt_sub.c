@@ -29,15 +29,10 @@ struct fnode {
     uint32_t n, cap;
 };
 
-struct share_member;
-
 struct rpart {
-    struct mqtt_reader *r;           /* shared reader's partition, or */
-    struct share_member *sm;         /* a shared-subscription member's partition */
+    struct mqtt_reader *r;           /* the shared reader this partition belongs to */
     int32_t partition;
     struct sl_cursor *cur;
-    int64_t next;                    /* shared: next offset to commit, -1 none */
-    int64_t committed;
 };
 
 struct mqtt_reader {
@@ -49,17 +44,48 @@ struct mqtt_reader {
     struct fnode *filters;           /* filters whose first level is this topic */
 };
 
-/* A shared-subscription member on one topic. */
-struct share_member {
-    struct share_member *next;
+/* Offsets, ascending. */
+struct offs {
+    int64_t *v;
+    size_t n, cap;
+};
+
+struct share_grp;
+
+/* One partition of a shared group: where the group stands in it. */
+struct share_part {
+    struct share_grp *g;
+    int32_t partition;
+    struct sl_cursor *cur;           /* the next offset never handed out */
+    int64_t committed;               /* last committed, -1 none */
+    struct offs pend;                /* handed out at QoS 1/2, not acknowledged yet */
+    struct offs redo;                /* released by a member that left: hand out again */
+    bool blocked;                    /* no member could take the next message */
+};
+
+/* A shared group on one topic: every $share/{name}/ filter whose first level is it. */
+struct share_grp {
+    struct share_grp *next;
     struct mqtt_subs *m;
+    char *group;                     /* "mqtt-share.<name>" */
+    char *topic;
+    struct share_part *parts;
+    int32_t n_parts;
+    struct share_member **mem;       /* in join order */
+    uint32_t n_mem, cap_mem;
+    uint32_t rr;                     /* the member offered the next message first */
+    struct event *ev;                /* deferred pump */
+    bool pumping, again;
+    bool live;                       /* fully opened: commit when it goes */
+};
+
+/* A shared-subscription member: one session's $share filter on one topic. */
+struct share_member {
+    struct share_member *next;       /* mqtt_subs.shares */
+    struct share_grp *g;
     struct mqtt_session *s;
     char *filter;
-    char *group;                     /* "mqtt-share.<group>" */
-    char *topic;
-    struct sl_group_member *gm;
-    struct rpart *parts;             /* assigned partitions' cursors */
-    size_t n_parts;
+    struct sl_group_member *gm;      /* log group membership (the members gauge) */
     uint8_t qos;
 };
 
@@ -68,6 +94,7 @@ struct mqtt_subs {
     struct mqtt_reader *readers;
     struct fnode *wild;              /* filters starting with + or # */
     struct share_member *shares;
+    struct share_grp *groups;
     uint64_t stamp;
     struct mqtt_session **targets;
     size_t n_targets, cap_targets;
@@ -988,8 +1015,13 @@ void mqtt_subs_session_gone(struct mqtt_subs *m, struct mqtt_session *s)
     s->n_out = 0;
 }
 
+static void share_offline(struct mqtt_subs *m, struct mqtt_session *s);
+
 void mqtt_subs_offline(struct mqtt_session *s)
 {
+    if (s->b->subs->shares != NULL) {
+        share_offline(s->b->subs, s);
+    }
     for (uint32_t i = 0; i < s->n_tps; i++) {
         struct mqtt_tp *tp = &s->tps[i];
         if (tp->lag_from < 0) {
@@ -1009,6 +1041,8 @@ void mqtt_subs_resume(struct mqtt_session *s)
 }
 
 /* ------------------------------------------------------------ outbound acks ---- */
+
+static void share_acked(struct mqtt_out *o);
 
 struct reread {
     struct mqtt_session *s;
@@ -1094,6 +1128,9 @@ void mqtt_subs_ack(struct mqtt_session *s, enum mqtt_type type, uint16_t pid, ui
             done = true;
         }
         if (done) {
+            if (o->share != NULL) {
+                share_acked(o);
+            }
             sl_buf_unref(&o->pkt);
             /* Keep the window in send order: shift (windows are small). */
             memmove(o, o + 1, (size_t)(s->n_out - i - 1) * sizeof(*o));
@@ -1160,127 +1197,426 @@ int mqtt_subs_send_retained(struct mqtt_session *s, const struct sl_env *env, ui
 
 /* ------------------------------------------------------------------ shared ---- */
 
-static int share_record(void *arg, const char *topic, int32_t partition,
-                        const struct sl_record *rec);
+/*
+ * A shared group reads its topic with one cursor per partition (starting at the group's
+ * committed offset) and offers each record to one member: members whose filter matches,
+ * round robin from the one after the last taker, skipping those that cannot take it now
+ * (disconnected, over the high-water mark, window full). If a member matches but none
+ * can take it, the partition waits there (re-tried on an ack, a drain, a join, the
+ * tick). A record no member's filter matches is passed over. QoS 1/2 hand-outs stay in
+ * `pend` until PUBACK / PUBCOMP; a member that disconnects or leaves releases its
+ * unacknowledged ones into `redo`, offered again (first) to the others. The committed
+ * offset is the lowest of pend, redo and the cursor: only past what was delivered
+ * (QoS 0) or acknowledged.
+ */
 
-static void share_wake(struct sl_cursor *cur, void *arg)
+static int offs_reserve(struct offs *o)
 {
-    struct rpart *rp = arg;
-    struct share_member *sm = rp->sm;
-    int n;
-    /* stop when the member cannot take more; re-polled on drain/ack by share_kick */
-    while ((n = sl_cursor_poll(cur, READ_BATCH, 0, share_record, rp)) > 0) {
-        if (!can_take(sm->s, sm->qos)) {
-            break;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 16;
+        int64_t *n = realloc(o->v, cap * sizeof(*n));
+        if (n == NULL) {
+            return -ENOMEM;
+        }
+        o->v = n;
+        o->cap = cap;
+    }
+    return 0;
+}
+
+/* Insert v in order (capacity reserved by the caller, or reserved here). */
+static int offs_insert(struct offs *o, int64_t v)
+{
+    size_t i = o->n;
+    if (offs_reserve(o) != 0) {
+        return -ENOMEM;
+    }
+    while (i > 0 && o->v[i - 1] > v) {
+        i--;
+    }
+    memmove(o->v + i + 1, o->v + i, (o->n - i) * sizeof(*o->v));
+    o->v[i] = v;
+    o->n++;
+    return 0;
+}
+
+static bool offs_remove(struct offs *o, int64_t v)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        if (o->v[i] == v) {
+            memmove(o->v + i, o->v + i + 1, (o->n - i - 1) * sizeof(*o->v));
+            o->n--;
+            return true;
         }
     }
+    return false;
+}
+
+/* Offer one record to the group's members. 0: handed out (or matched by no member),
+ * 1: a member matches but none can take it now. */
+static int share_offer(struct share_part *p, const char *topic, int32_t partition,
+                       const struct sl_record *rec)
+{
+    struct share_grp *g = p->g;
+    struct sl_env *env;
+    struct enc e;
+    size_t slen;
+    bool matched = false, taken = false;
+
+    if (offs_reserve(&p->pend) != 0) {
+        return 1;
+    }
+    env = sl_env_from_record(rec, partition);
+    if (env == NULL) {
+        sl_metric_add(g->m->b->m_dropped, 1);
+        return 0;
+    }
+    enc_init(&e, env, topic);
+    slen = strlen(e.subject);
+    for (uint32_t k = 0; k < g->n_mem; k++) {
+        uint32_t idx = (g->rr + k) % g->n_mem;
+        struct share_member *sm = g->mem[idx];
+        struct mqtt_session *s = sm->s;
+        uint16_t before = s->n_out;
+        uint8_t q;
+
+        if (!mqtt_filter_match(sm->filter, strlen(sm->filter), e.subject, slen)) {
+            continue;
+        }
+        matched = true;
+        q = sm->qos < e.msg_qos ? sm->qos : e.msg_qos;
+        if (!can_take(s, q) ||
+            deliver(s, &e, q, false, 0, NULL, partition, rec->offset) != 0) {
+            continue;
+        }
+        if (s->n_out > before) {
+            s->out[s->n_out - 1].share = p;
+            offs_insert(&p->pend, rec->offset);    /* reserved above */
+        }
+        g->rr = (idx + 1) % g->n_mem;
+        taken = true;
+        break;
+    }
+    enc_clear(&e);
+    sl_env_unref(&env);
+    return matched && !taken ? 1 : 0;
 }
 
 static int share_record(void *arg, const char *topic, int32_t partition,
                         const struct sl_record *rec)
 {
-    struct rpart *rp = arg;
-    struct share_member *sm = rp->sm;
-    struct mqtt_session *s = sm->s;
-    struct sl_env *env;
-    struct enc e;
-    int q, rc = 0;
-
-    if (!can_take(s, sm->qos)) {
-        sl_cursor_seek(rp->cur, rec->offset);
+    struct share_part *p = arg;
+    if (share_offer(p, topic, partition, rec) != 0) {
+        /* The cursor moves past it anyway (a seek would re-wake it every loop turn):
+         * it waits in redo, offered first next time. */
+        if (offs_insert(&p->redo, rec->offset) != 0) {
+            sl_metric_add(p->g->m->b->m_dropped, 1);
+        }
+        p->blocked = true;
         return 1;
     }
-    env = sl_env_from_record(rec, partition);
-    if (env == NULL) {
-        return 0;
+    return 0;
+}
+
+struct share_redo {
+    struct share_part *p;
+    int64_t offset;
+    bool blocked;
+};
+
+static int share_redo_record(void *arg, const char *topic, int32_t partition,
+                             const struct sl_record *rec)
+{
+    struct share_redo *r = arg;
+    if (rec->offset == r->offset) {
+        r->blocked = share_offer(r->p, topic, partition, rec) != 0;
     }
-    enc_init(&e, env, topic);
-    if (mqtt_filter_match(sm->filter, strlen(sm->filter), e.subject, strlen(e.subject))) {
-        q = sm->qos < e.msg_qos ? sm->qos : e.msg_qos;
-        if (deliver(s, &e, (uint8_t)q, false, 0, NULL, partition, rec->offset) == -EAGAIN) {
-            sl_cursor_seek(rp->cur, rec->offset);
-            rc = 1;
+    return 1;   /* another offset: that record is gone (retention) */
+}
+
+static void share_pump_part(struct share_part *p)
+{
+    struct share_grp *g = p->g;
+    struct sl_log *log = g->m->b->gw->log;
+
+    if (p->cur == NULL) {
+        return;
+    }
+    /* Bounded by redo.n: each turn hands one out, drops a gone one, or stops. */
+    while (p->redo.n > 0) {
+        struct share_redo r = {.p = p, .offset = p->redo.v[0]};
+        int64_t next = 0;
+        int n = sl_log_read(log, g->topic, p->partition, r.offset, 1, 0, share_redo_record,
+                            &r, &next);
+        if (r.blocked) {
+            p->blocked = true;
+            return;
+        }
+        if (n < 0) {
+            sl_metric_add(g->m->b->m_dropped, 1);
+        }
+        offs_remove(&p->redo, r.offset);
+    }
+    p->blocked = false;
+    /* Bounded by the high watermark, or stops at the first message nobody can take. */
+    while (!p->blocked && sl_cursor_poll(p->cur, READ_BATCH, 0, share_record, p) > 0) {
+    }
+}
+
+static void share_pump(struct share_grp *g)
+{
+    if (g->m->b->stopping) {
+        return;
+    }
+    if (g->pumping) {
+        g->again = true;
+        return;
+    }
+    g->pumping = true;
+    do {
+        g->again = false;
+        for (int32_t i = 0; i < g->n_parts; i++) {
+            share_pump_part(&g->parts[i]);
+        }
+    } while (g->again);
+    g->pumping = false;
+}
+
+static void share_wake(struct sl_cursor *cur, void *arg)
+{
+    struct share_part *p = arg;
+    (void)cur;
+    share_pump(p->g);
+}
+
+static void share_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    share_pump(arg);
+}
+
+/* Pump g from the loop soon (after a join or a member going away). */
+static void share_schedule(struct share_grp *g)
+{
+    if (g->ev != NULL) {
+        event_active(g->ev, EV_TIMEOUT, 0);
+    }
+}
+
+/* The lowest offset the group has not finished with in p. */
+static int64_t share_commit_point(const struct share_part *p)
+{
+    int64_t c = sl_cursor_position(p->cur);
+    if (p->pend.n > 0 && p->pend.v[0] < c) {
+        c = p->pend.v[0];
+    }
+    if (p->redo.n > 0 && p->redo.v[0] < c) {
+        c = p->redo.v[0];
+    }
+    return c;
+}
+
+static void share_grp_commit(struct share_grp *g)
+{
+    struct sl_log *log = g->m->b->gw->log;
+    for (int32_t i = 0; i < g->n_parts; i++) {
+        struct share_part *p = &g->parts[i];
+        int64_t c;
+        if (p->cur == NULL) {
+            continue;
+        }
+        c = share_commit_point(p);
+        if (c > p->committed &&
+            sl_group_commit(log, g->group, g->topic, p->partition, c) == 0) {
+            p->committed = c;
         }
     }
-    enc_clear(&e);
-    sl_env_unref(&env);
-    if (rc == 0) {
-        rp->next = rec->offset + 1;   /* committed by the housekeeping tick */
-    }
-    return rc;
 }
 
-static void share_close_parts(struct share_member *sm)
+static void share_grp_free(struct share_grp *g)
 {
-    mqtt_subs_commit(sm->m);
-    for (size_t i = 0; i < sm->n_parts; i++) {
-        sl_cursor_close(&sm->parts[i].cur);
+    if (g->live) {
+        share_grp_commit(g);
     }
-    free(sm->parts);
-    sm->parts = NULL;
-    sm->n_parts = 0;
+    if (g->parts != NULL) {
+        for (int32_t i = 0; i < g->n_parts; i++) {
+            sl_cursor_close(&g->parts[i].cur);
+            free(g->parts[i].pend.v);
+            free(g->parts[i].redo.v);
+        }
+    }
+    if (g->ev != NULL) {
+        event_free(g->ev);
+    }
+    free(g->parts);
+    free(g->mem);
+    free(g->group);
+    free(g->topic);
+    free(g);
 }
 
-static void share_assign(struct sl_group_member *gm, void *arg, const int32_t *parts, size_t n)
+/* The group (name, topic), created (positions from the committed offsets) if new. */
+static struct share_grp *share_grp_get(struct mqtt_subs *m, const char *name, const char *topic)
 {
-    struct share_member *sm = arg;
-    struct sl_log *log = sm->m->b->gw->log;
-    (void)gm;
-    share_close_parts(sm);
-    if (n == 0) {
-        return;
+    struct sl_log *log = m->b->gw->log;
+    struct share_grp *g;
+    int32_t n;
+
+    for (g = m->groups; g != NULL; g = g->next) {
+        if (strcmp(g->group + strlen("mqtt-share."), name) == 0 &&
+            strcmp(g->topic, topic) == 0) {
+            return g;
+        }
     }
-    sm->parts = calloc(n, sizeof(*sm->parts));
-    if (sm->parts == NULL) {
-        return;
+    n = sl_log_partitions(log, topic);
+    if (n <= 0 || (g = calloc(1, sizeof(*g))) == NULL) {
+        return NULL;
     }
-    sm->n_parts = n;
-    for (size_t i = 0; i < n; i++) {
-        int64_t c = sl_group_committed(log, sm->group, sm->topic, parts[i]);
+    g->m = m;
+    if (asprintf(&g->group, "mqtt-share.%s", name) < 0) {
+        g->group = NULL;
+    }
+    g->topic = strdup(topic);
+    g->parts = calloc((size_t)n, sizeof(*g->parts));
+    g->ev = event_new(m->b->gw->base, -1, 0, share_ev, g);
+    if (g->group == NULL || g->topic == NULL || g->parts == NULL || g->ev == NULL) {
+        free(g->parts);
+        g->parts = NULL;
+        share_grp_free(g);
+        return NULL;
+    }
+    g->n_parts = n;
+    for (int32_t i = 0; i < n; i++) {
+        struct share_part *p = &g->parts[i];
+        int64_t c = sl_group_committed(log, g->group, topic, i);
         struct sl_start st = {.kind = c >= 0 ? SL_START_OFFSET : SL_START_LATEST, .value = c};
         int err = 0;
-        sm->parts[i].sm = sm;
-        sm->parts[i].next = -1;
-        sm->parts[i].committed = c;
-        sm->parts[i].partition = parts[i];
-        sm->parts[i].cur = sl_cursor_open(log, sm->topic, parts[i], st, share_wake,
-                                          &sm->parts[i], &err);
+        p->g = g;
+        p->partition = i;
+        p->committed = c;
+        p->cur = sl_cursor_open(log, topic, i, st, share_wake, p, &err);
+        if (p->cur == NULL) {
+            share_grp_free(g);
+            return NULL;
+        }
     }
+    g->live = true;
+    g->next = m->groups;
+    m->groups = g;
+    return g;
+}
+
+static void share_grp_unlink(struct mqtt_subs *m, struct share_grp *g)
+{
+    for (struct share_grp **pg = &m->groups; *pg != NULL; pg = &(*pg)->next) {
+        if (*pg == g) {
+            *pg = g->next;
+            return;
+        }
+    }
+}
+
+/*
+ * s no longer takes messages for g (disconnected, or left it): its unacknowledged
+ * hand-outs go back to the group, to be offered to the others. PUBREC'd ones (the client
+ * has the message; only PUBREL/PUBCOMP remain) count as delivered. offline: the session
+ * also forgets them (no resend with DUP on resume: another member has them).
+ */
+static void share_release(struct share_grp *g, struct mqtt_session *s, bool offline)
+{
+    bool any = false;
+    for (uint16_t i = 0; i < s->n_out;) {
+        struct mqtt_out *o = &s->out[i];
+        struct share_part *p = o->share;
+        if (p == NULL || p->g != g) {
+            i++;
+            continue;
+        }
+        o->share = NULL;
+        offs_remove(&p->pend, o->offset);
+        if (o->state == MQTT_OUT_WAIT_COMP) {
+            i++;
+            continue;
+        }
+        if (offs_insert(&p->redo, o->offset) != 0) {
+            sl_metric_add(s->b->m_dropped, 1);   /* out of memory: not offered again */
+        }
+        any = true;
+        if (!offline) {
+            i++;
+            continue;
+        }
+        sl_buf_unref(&o->pkt);
+        memmove(o, o + 1, (size_t)(s->n_out - i - 1) * sizeof(*o));
+        s->n_out--;
+        s->dirty = true;
+    }
+    if (any) {
+        share_schedule(g);
+    }
+}
+
+/* Is s a member of g (through another filter than skip)? */
+static bool share_is_member(const struct share_grp *g, const struct mqtt_session *s,
+                            const struct share_member *skip)
+{
+    for (uint32_t i = 0; i < g->n_mem; i++) {
+        if (g->mem[i] != skip && g->mem[i]->s == s) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void share_assigned(struct sl_group_member *gm, void *arg, const int32_t *parts,
+                           size_t n)
+{
+    (void)gm;
+    (void)arg;
+    (void)parts;
+    (void)n;
 }
 
 static int share_join(struct mqtt_subs *m, struct mqtt_session *s, struct mqtt_sub_entry *e,
                       const char *topic)
 {
-    struct share_member *sm = calloc(1, sizeof(*sm));
-    if (sm == NULL) {
+    struct share_grp *g = share_grp_get(m, e->share_group, topic);
+    struct share_member *sm;
+
+    if (g == NULL) {
         return -ENOMEM;
     }
-    sm->m = m;
+    if (g->n_mem == g->cap_mem) {
+        uint32_t cap = g->cap_mem ? g->cap_mem * 2 : 4;
+        struct share_member **n = realloc(g->mem, cap * sizeof(*n));
+        if (n == NULL) {
+            goto fail;
+        }
+        g->mem = n;
+        g->cap_mem = cap;
+    }
+    sm = calloc(1, sizeof(*sm));
+    if (sm == NULL || (sm->filter = strdup(e->filter)) == NULL) {
+        free(sm);
+        goto fail;
+    }
+    sm->g = g;
     sm->s = s;
     sm->qos = e->qos;
-    sm->filter = strdup(e->filter);
-    sm->topic = strdup(topic);
-    if (asprintf(&sm->group, "mqtt-share.%s", e->share_group) < 0) {
-        sm->group = NULL;
-    }
-    if (sm->filter == NULL || sm->topic == NULL || sm->group == NULL) {
-        free(sm->filter);
-        free(sm->topic);
-        free(sm->group);
-        free(sm);
-        return -ENOMEM;
-    }
-    sm->gm = sl_group_join(m->b->gw->log, sm->group, topic, share_assign, sm);
-    if (sm->gm == NULL) {
-        free(sm->filter);
-        free(sm->topic);
-        free(sm->group);
-        free(sm);
-        return -ENOMEM;
-    }
+    /* membership only shows in the metrics: hand-out is per message, not by partition */
+    sm->gm = sl_group_join(m->b->gw->log, g->group, topic, share_assigned, NULL);
+    g->mem[g->n_mem++] = sm;
     sm->next = m->shares;
     m->shares = sm;
+    share_schedule(g);
     return 0;
+fail:
+    if (g->n_mem == 0) {
+        share_grp_unlink(m, g);
+        share_grp_free(g);
+    }
+    return -ENOMEM;
 }
 
 static int share_add(struct mqtt_subs *m, struct mqtt_session *s, struct mqtt_sub_entry *e)
@@ -1304,14 +1640,33 @@ static int share_add(struct mqtt_subs *m, struct mqtt_session *s, struct mqtt_su
     return share_join(m, s, e, topic);
 }
 
-static void share_free(struct share_member *sm)
+/* Take sm out of its group (the group goes, committed, with its last member). */
+static void share_leave(struct mqtt_subs *m, struct share_member *sm)
 {
-    share_close_parts(sm);
+    struct share_grp *g = sm->g;
+    for (uint32_t i = 0; i < g->n_mem; i++) {
+        if (g->mem[i] == sm) {
+            memmove(g->mem + i, g->mem + i + 1, (g->n_mem - i - 1) * sizeof(*g->mem));
+            g->n_mem--;
+            if (g->rr > i) {
+                g->rr--;
+            }
+            break;
+        }
+    }
+    if (g->rr >= g->n_mem) {
+        g->rr = 0;
+    }
+    if (!share_is_member(g, sm->s, NULL)) {
+        share_release(g, sm->s, false);
+    }
     sl_group_leave(&sm->gm);
     free(sm->filter);
-    free(sm->topic);
-    free(sm->group);
     free(sm);
+    if (g->n_mem == 0) {
+        share_grp_unlink(m, g);
+        share_grp_free(g);
+    }
 }
 
 static void share_remove(struct mqtt_subs *m, struct mqtt_session *s, const char *group,
@@ -1320,26 +1675,39 @@ static void share_remove(struct mqtt_subs *m, struct mqtt_session *s, const char
     for (struct share_member **p = &m->shares; *p != NULL;) {
         struct share_member *sm = *p;
         if (sm->s == s && strcmp(sm->filter, filter) == 0 &&
-            strcmp(sm->group + strlen("mqtt-share."), group) == 0) {
+            strcmp(sm->g->group + strlen("mqtt-share."), group) == 0) {
             *p = sm->next;
-            share_free(sm);
+            share_leave(m, sm);
         } else {
             p = &sm->next;
         }
     }
 }
 
-/* Poll the shared-subscription cursors of s again (after an ack or a drain). */
+/* s went offline: what it has not acknowledged goes to the other members. */
+static void share_offline(struct mqtt_subs *m, struct mqtt_session *s)
+{
+    for (struct share_member *sm = m->shares; sm != NULL; sm = sm->next) {
+        if (sm->s == s) {
+            share_release(sm->g, s, true);
+        }
+    }
+}
+
+/* An acknowledged hand-out: the group may commit past it. */
+static void share_acked(struct mqtt_out *o)
+{
+    struct share_part *p = o->share;
+    offs_remove(&p->pend, o->offset);
+    o->share = NULL;
+}
+
+/* Offer waiting messages of the groups of s again (after an ack or a drain). */
 static void share_kick(struct mqtt_subs *m, struct mqtt_session *s)
 {
     for (struct share_member *sm = m->shares; sm != NULL; sm = sm->next) {
-        if (sm->s != s) {
-            continue;
-        }
-        for (size_t i = 0; i < sm->n_parts; i++) {
-            if (sm->parts[i].cur != NULL) {
-                share_wake(sm->parts[i].cur, &sm->parts[i]);
-            }
+        if (sm->s == s) {
+            share_pump(sm->g);
         }
     }
 }
@@ -1410,7 +1778,7 @@ void mqtt_subs_free(struct mqtt_subs **pm)
     while (m->shares != NULL) {
         struct share_member *sm = m->shares;
         m->shares = sm->next;
-        share_free(sm);
+        share_leave(m, sm);
     }
     while (m->readers != NULL) {
         struct mqtt_reader *r = m->readers;
@@ -1429,13 +1797,12 @@ void mqtt_subs_free(struct mqtt_subs **pm)
 
 void mqtt_subs_commit(struct mqtt_subs *m)
 {
-    for (struct share_member *sm = m->shares; sm != NULL; sm = sm->next) {
-        for (size_t i = 0; i < sm->n_parts; i++) {
-            struct rpart *rp = &sm->parts[i];
-            if (rp->next > rp->committed &&
-                sl_group_commit(m->b->gw->log, sm->group, sm->topic, rp->partition,
-                                rp->next) == 0) {
-                rp->committed = rp->next;
+    for (struct share_grp *g = m->groups; g != NULL; g = g->next) {
+        share_grp_commit(g);
+        for (int32_t i = 0; i < g->n_parts; i++) {
+            if (g->parts[i].blocked || g->parts[i].redo.n > 0) {
+                share_schedule(g);   /* a member may have become able since */
+                break;
             }
         }
     }

@@ -15,9 +15,13 @@
  * later (found by the broker's housekeeping tick). Internal topics ("__...") and
  * '$'-topics are not covered by leading wildcards.
  *
- * $share/{group}/{filter}: one consumer group ("mqtt-share.{group}") per covered topic
- * (sl_group_join); each member reads the partitions assigned to it, so each message goes
- * to one member; offsets are committed as messages are acknowledged.
+ * $share/{group}/{filter}: one shared group ("mqtt-share.{group}") per covered topic reads
+ * it with its own cursors from the group's committed offsets and hands each matching
+ * message to exactly one connected member, round robin per message, skipping members that
+ * cannot take it now (the group waits if none can). The committed offset (sl_group_commit,
+ * by mqtt_subs_commit) stays at the first message not yet delivered (QoS 0) or
+ * acknowledged (PUBACK / PUBCOMP); a member going offline or leaving gives its
+ * unacknowledged messages back, to be offered to the others.
  *
  * Thread affinity: loop thread only.
  */
@@ -46,7 +50,9 @@ void mqtt_subs_remove(struct mqtt_subs *m, struct mqtt_session *s, uint32_t i);
 /* Deactivate every subscription of s and drop its outbound state (session destroyed). */
 void mqtt_subs_session_gone(struct mqtt_subs *m, struct mqtt_session *s);
 
-/* The session went offline (persistent): lag every position from where it stands. */
+/* The session went offline (persistent): lag every position from where it stands; its
+ * unacknowledged shared-subscription messages go to other members (dropped from its
+ * window: not resent on resume). */
 void mqtt_subs_offline(struct mqtt_session *s);
 /* The session is connected again: resend unacknowledged messages with DUP, catch up. */
 void mqtt_subs_resume(struct mqtt_session *s);
@@ -60,7 +66,8 @@ void mqtt_subs_ack(struct mqtt_session *s, enum mqtt_type type, uint16_t pid, ui
 int mqtt_subs_send_retained(struct mqtt_session *s, const struct sl_env *env, uint8_t qos,
                             uint32_t sub_id);
 
-/* Housekeeping: commit shared-subscription offsets delivered since the last call. */
+/* Housekeeping: commit shared-subscription offsets delivered or acknowledged since the
+ * last call; re-offer messages a shared group is waiting with. */
 void mqtt_subs_commit(struct mqtt_subs *m);
 /* An event just landed in topic: open its reader now if wildcards cover it. */
 void mqtt_subs_topic_seen(struct mqtt_subs *m, const char *topic);

@@ -403,6 +403,38 @@ def test_shared():
     p.stop()
 
 
+def test_shared_one_partition():
+    """Shared subscriptions spread per message, not per partition: 20 messages on one
+    subject (one partition key: all in one partition) reach both members."""
+    subs = [Client("share1p-%d" % i) for i in range(2)]
+    for s in subs:
+        s.connect()
+        s.sub("$share/g1p/shared1p/#", qos=1)
+    time.sleep(0.3)
+    p = Client("share1p-pub")
+    p.connect()
+    n = 20
+    for i in range(n):
+        p.pub("shared1p/dev", ("p%d" % i).encode(), qos=1)
+    wait_for(lambda: sum(len(s.msgs) for s in subs) >= n, 5)
+    time.sleep(0.3)
+    topic = json.loads(http_get("/topics/shared1p"))
+    used = [q for q in topic["partitions"] if q["high_watermark"] > 0]
+    check("shared subscription, one partition: all %d messages in one partition" % n,
+          len(used) == 1 and used[0]["high_watermark"] == n, topic["partitions"])
+    got = [[m.payload for m in s.msgs] for s in subs]
+    all_msgs = got[0] + got[1]
+    check("shared subscription, one partition: total %d, no duplicates" % n,
+          len(all_msgs) == n and
+          sorted(all_msgs) == sorted(("p%d" % i).encode() for i in range(n)),
+          (len(all_msgs), n))
+    check("shared subscription, one partition: both members got some",
+          all(len(g) > 0 for g in got), [len(g) for g in got])
+    for s in subs:
+        s.stop()
+    p.stop()
+
+
 def test_replay():
     p = Client("replay-pub")
     p.connect()
@@ -625,7 +657,8 @@ def test_keepalive():
 def main():
     tests = [test_qos_roundtrips, test_qos2_no_duplicate, test_properties_and_rest,
              test_cross_protocol, test_retained, test_will, test_persistent_session,
-             test_shared, test_replay, test_topic_alias, test_bad_input, test_keepalive]
+             test_shared, test_shared_one_partition, test_replay, test_topic_alias,
+             test_bad_input, test_keepalive]
     only = sys.argv[1:]
     for t in tests:
         if only and t.__name__ not in only:

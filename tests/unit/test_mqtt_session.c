@@ -96,12 +96,14 @@ static const struct sl_transport_ops fake_ops = {
 
 /* ---- fixture ---- */
 
+#define N_CONNS 6
+
 struct fixture {
     char dir[64];
     struct sl_gateway gw;
     struct sl_config *cfg;
     struct mqtt_broker *b;
-    struct fake conns[4];
+    struct fake conns[N_CONNS];
 };
 
 static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
@@ -137,7 +139,7 @@ static int setup(void **state)
     lim.high_water = 1000;
     f->b = mqtt_broker_new(&f->gw, &lim, f->dir, &err);
     assert_non_null(f->b);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_CONNS; i++) {
         f->conns[i].out = evbuffer_new();
         f->conns[i].in = evbuffer_new();
     }
@@ -149,7 +151,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     /* what the TCP transport does after close(): deliver the closed event */
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_CONNS; i++) {
         if (f->conns[i].sess != NULL && f->conns[i].closed && !f->conns[i].notified) {
             f->conns[i].notified = true;
             mqtt_transport_events.closed(f->conns[i].sess);
@@ -157,7 +159,7 @@ static int teardown(void **state)
     }
     mqtt_broker_free(&f->b);
     assert_null(f->b);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_CONNS; i++) {
         for (size_t j = 0; j < f->conns[i].n_bufs; j++) {
             sl_buf_unref(&f->conns[i].bufs[j]);
         }
@@ -635,6 +637,213 @@ static void test_burst_with_bad_topic(void **state)
     assert_int_equal(records_in(f, "good"), 1);
 }
 
+/* Drain c: count PUBLISH packets, remember payloads (as strings) and packet ids. */
+static int take_publishes(struct fake *c, enum mqtt_version v, char (*pay)[16], uint16_t *pids,
+                          int cap)
+{
+    struct mqtt_packet r;
+    int n = 0;
+    while (next_pkt(c, v, &r)) {
+        if (r.type != MQTT_PUBLISH) {
+            continue;
+        }
+        assert_true(n < cap);
+        assert_true(r.u.publish.payload.len < 16);
+        memcpy(pay[n], r.u.publish.payload.ptr, r.u.publish.payload.len);
+        pay[n][r.u.publish.payload.len] = '\0';
+        pids[n] = r.u.publish.packet_id;
+        n++;
+    }
+    return n;
+}
+
+static void send_puback(struct fake *c, enum mqtt_version v, uint16_t pid)
+{
+    struct mqtt_packet ack;
+    memset(&ack, 0, sizeof(ack));
+    ack.type = MQTT_PUBACK;
+    ack.u.ack.packet_id = pid;
+    send_pkt(c, &ack, v);
+}
+
+static void publish_n(struct fixture *f, struct fake *p, const char *topic, int from, int n)
+{
+    char msg[24];
+    for (int i = from; i < from + n; i++) {
+        snprintf(msg, sizeof(msg), "m%d", i);
+        do_publish(p, MQTT_V311, topic, msg, 1, (uint16_t)(i + 1));
+    }
+    for (int i = 0; i < 2000 && records_in(f, "sh") < from + n; i++) {
+        spin(f, 1);
+    }
+    spin(f, 20);
+}
+
+static void test_shared_round_robin(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *m[3], *p = open_conn(f, 3);
+    char pay[3][40][16];
+    uint16_t pids[40];
+    int got[3], seen[30] = {0};
+
+    for (int i = 0; i < 3; i++) {
+        char cid[16];
+        snprintf(cid, sizeof(cid), "rr%d", i);
+        m[i] = open_conn(f, i);
+        do_connect(m[i], cid, MQTT_V311, true, 0);
+        do_subscribe(m[i], MQTT_V311, "$share/g/sh/#", i == 0 ? 0 : 1);
+    }
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    spin(f, 5);
+    publish_n(f, p, "sh/x", 0, 30);
+    for (int i = 0; i < 3; i++) {
+        got[i] = take_publishes(m[i], MQTT_V311, pay[i], pids, 40);
+        for (int j = 0; j < got[i]; j++) {
+            int k = atoi(pay[i][j] + 1);
+            assert_true(k >= 0 && k < 30);
+            seen[k]++;
+            if (i > 0) {
+                send_puback(m[i], MQTT_V311, pids[j]);
+            }
+        }
+    }
+    assert_int_equal(got[0], 10);       /* one partition, spread per message */
+    assert_int_equal(got[1], 10);
+    assert_int_equal(got[2], 10);
+    for (int k = 0; k < 30; k++) {
+        assert_int_equal(seen[k], 1);   /* each exactly once */
+    }
+    mqtt_subs_commit(f->b->subs);
+    assert_int_equal(sl_group_committed(f->gw.log, "mqtt-share.g", "sh", 0), 30);
+}
+
+static void test_shared_full_window_skipped(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *b = open_conn(f, 1), *p = open_conn(f, 2);
+    char pay[8][16];
+    uint16_t pids[8];
+    int n;
+
+    f->b->lim.max_inflight = 1;
+    do_connect(a, "wa", MQTT_V311, true, 0);
+    do_connect(b, "wb", MQTT_V311, true, 0);
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    do_subscribe(a, MQTT_V311, "$share/w/sh/#", 1);
+    do_subscribe(b, MQTT_V311, "$share/w/sh/#", 1);
+    spin(f, 5);
+    publish_n(f, p, "sh/x", 0, 1);
+    assert_int_equal(take_publishes(a, MQTT_V311, pay, pids, 8), 1);   /* a's window full */
+    assert_string_equal(pay[0], "m0");
+    publish_n(f, p, "sh/x", 1, 2);
+    n = take_publishes(b, MQTT_V311, pay, pids, 8);
+    assert_int_equal(n, 1);                                  /* a skipped, b took m1 */
+    assert_string_equal(pay[0], "m1");
+    assert_int_equal(take_publishes(a, MQTT_V311, pay + 1, pids + 1, 7), 0);
+    send_puback(b, MQTT_V311, pids[0]);                      /* m2 waited for a window */
+    assert_int_equal(take_publishes(b, MQTT_V311, pay, pids, 8), 1);
+    assert_string_equal(pay[0], "m2");
+    assert_int_equal(take_publishes(a, MQTT_V311, pay, pids, 8), 0);
+    /* over the high-water mark counts as full too */
+    send_puback(b, MQTT_V311, pids[0]);
+    b->pending = 1000000;
+    publish_n(f, p, "sh/x", 3, 1);
+    assert_int_equal(take_publishes(b, MQTT_V311, pay, pids, 8), 0);
+    mqtt_subs_commit(f->b->subs);
+    assert_int_equal(sl_group_committed(f->gw.log, "mqtt-share.w", "sh", 0), 0);  /* m0 */
+}
+
+static void test_shared_disconnect_redelivers(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *b = open_conn(f, 1), *p = open_conn(f, 2);
+    char pa[8][16], pb[8][16];
+    uint16_t ia[8], ib[8];
+    int na, nb;
+
+    do_connect(a, "da", MQTT_V5, true, 300);          /* persistent: stays a member */
+    do_connect(b, "db", MQTT_V311, true, 0);
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    do_subscribe(a, MQTT_V5, "$share/d/sh/#", 1);
+    do_subscribe(b, MQTT_V311, "$share/d/sh/#", 1);
+    spin(f, 5);
+    publish_n(f, p, "sh/x", 0, 4);
+    na = take_publishes(a, MQTT_V5, pa, ia, 8);
+    nb = take_publishes(b, MQTT_V311, pb, ib, 8);
+    assert_int_equal(na, 2);
+    assert_int_equal(nb, 2);
+    assert_string_equal(pa[0], "m0");
+    assert_string_equal(pa[1], "m2");
+    send_puback(a, MQTT_V5, ia[0]);                    /* m0 acked, m2 not */
+    for (int i = 0; i < nb; i++) {
+        send_puback(b, MQTT_V311, ib[i]);
+    }
+    a->closed = true;
+    a->notified = true;
+    mqtt_transport_events.closed(a->sess);             /* connection lost */
+    spin(f, 20);
+    nb = take_publishes(b, MQTT_V311, pb, ib, 8);
+    assert_int_equal(nb, 1);                           /* m2 went to b, once */
+    assert_string_equal(pb[0], "m2");
+    mqtt_subs_commit(f->b->subs);
+    assert_int_equal(sl_group_committed(f->gw.log, "mqtt-share.d", "sh", 0), 2);
+    send_puback(b, MQTT_V311, ib[0]);
+    mqtt_subs_commit(f->b->subs);
+    assert_int_equal(sl_group_committed(f->gw.log, "mqtt-share.d", "sh", 0), 4);
+    /* a comes back: no resend of m2 (b has it), new messages spread again */
+    {
+        struct fake *a2 = open_conn(f, 3);
+        do_connect(a2, "da", MQTT_V5, false, 300);
+        spin(f, 5);
+        assert_int_equal(take_publishes(a2, MQTT_V5, pa, ia, 8), 0);
+        publish_n(f, p, "sh/x", 4, 2);
+        na = take_publishes(a2, MQTT_V5, pa, ia, 8);
+        nb = take_publishes(b, MQTT_V311, pb, ib, 8);
+        assert_int_equal(na + nb, 2);
+        assert_int_equal(na, 1);
+    }
+}
+
+static void test_shared_restart_resumes(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *p = open_conn(f, 1), *c;
+    struct mqtt_limits lim;
+    char pay[8][16];
+    uint16_t pids[8];
+    char *err = NULL;
+    int n;
+
+    do_connect(a, "ra", MQTT_V311, true, 0);
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    do_subscribe(a, MQTT_V311, "$share/r/sh/#", 1);
+    spin(f, 5);
+    publish_n(f, p, "sh/x", 0, 5);
+    n = take_publishes(a, MQTT_V311, pay, pids, 8);
+    assert_int_equal(n, 5);
+    send_puback(a, MQTT_V311, pids[0]);
+    send_puback(a, MQTT_V311, pids[1]);
+    send_puback(a, MQTT_V311, pids[3]);                /* m2 and m4 unacknowledged */
+    mqtt_subs_commit(f->b->subs);
+    assert_int_equal(sl_group_committed(f->gw.log, "mqtt-share.r", "sh", 0), 2);
+    /* restart the listener */
+    lim = f->b->lim;
+    mqtt_broker_free(&f->b);
+    assert_int_equal(sl_group_committed(f->gw.log, "mqtt-share.r", "sh", 0), 2);
+    f->b = mqtt_broker_new(&f->gw, &lim, f->dir, &err);
+    assert_non_null(f->b);
+    c = open_conn(f, 2);
+    do_connect(c, "rc", MQTT_V311, true, 0);
+    do_subscribe(c, MQTT_V311, "$share/r/sh/#", 1);
+    spin(f, 20);
+    n = take_publishes(c, MQTT_V311, pay, pids, 8);
+    assert_int_equal(n, 3);                            /* at least once: from m2 on */
+    assert_string_equal(pay[0], "m2");
+    assert_string_equal(pay[1], "m3");
+    assert_string_equal(pay[2], "m4");
+}
+
 static void test_password_hash(void **state)
 {
     /* made with Python's hashlib.pbkdf2_hmac("sha256", b"s3cret", salt, 1000) */
@@ -706,6 +915,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_persistent_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_with_bad_topic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_round_robin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_full_window_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_disconnect_redelivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_restart_resumes, setup, teardown),
         cmocka_unit_test(test_password_hash),
         cmocka_unit_test_setup_teardown(test_auth_hook, setup, teardown),
     };
