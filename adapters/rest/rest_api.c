@@ -562,6 +562,47 @@ static int complete_event(struct rest_api *api, struct sl_env *env, const char *
     return rc;
 }
 
+/* Append {"partition":P,"offset":O} (after a comma if comma) into out[0..cap); returns
+ * the length written, or cap when it did not fit. */
+static size_t fmt_offset(char *out, size_t cap, bool comma, int32_t partition, int64_t offset)
+{
+    char tmp[64];
+    char *o = tmp + sizeof(tmp);
+    uint64_t v = offset < 0 ? (uint64_t)0 - (uint64_t)offset : (uint64_t)offset;
+    uint32_t pv = partition < 0 ? (uint32_t)0 - (uint32_t)partition : (uint32_t)partition;
+    size_t n;
+
+    *--o = '}';
+    do {
+        *--o = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    if (offset < 0) {
+        *--o = '-';
+    }
+    o -= 9;
+    memcpy(o, "\"offset\":", 9);
+    *--o = ',';
+    do {
+        *--o = (char)('0' + pv % 10);
+        pv /= 10;
+    } while (pv != 0);
+    if (partition < 0) {
+        *--o = '-';
+    }
+    o -= 13;
+    memcpy(o, "{\"partition\":", 13);
+    if (comma) {
+        *--o = ',';
+    }
+    n = (size_t)(tmp + sizeof(tmp) - o);
+    if (n >= cap) {
+        return cap;
+    }
+    memcpy(out, o, n);
+    return n;
+}
+
 static void publish_done(void *arg, const struct sl_publish_result *res)
 {
     struct pending *p = arg;
@@ -589,6 +630,37 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
             reply_errno(p->done, p->arg, -ENOMEM, "publish");
         } else {
             resp.body_len = (size_t)len;
+            finish(p->done, p->arg, &resp);
+        }
+        pending_free(p);
+        return;
+    }
+    if (p->batch && res->n >= 1 && sl_log_topic_name_valid(res->items[0].topic)) {
+        /* Batch answer, formatted directly (as jansson's JSON_COMPACT would print it):
+         * building it as jansson objects cost several allocations per event. */
+        size_t cap = 96 + strlen(res->items[0].topic) + res->n * 64;
+        char *body = malloc(cap);
+        size_t len = 0;
+        if (body != NULL) {
+            len = (size_t)snprintf(body, cap, "{\"topic\":\"%s\",\"count\":%zu,\"offsets\":[",
+                                   res->items[0].topic, res->n);
+            for (size_t i = 0; i < res->n && len < cap; i++) {
+                len += fmt_offset(body + len, cap - len, i > 0, res->items[i].partition,
+                                  res->items[i].offset);
+            }
+            if (len + 3 <= cap) {
+                memcpy(body + len, "]}", 3);
+                len += 2;
+            } else {
+                free(body);
+                body = NULL;
+            }
+        }
+        if (body == NULL) {
+            reply_errno(p->done, p->arg, -ENOMEM, "publish");
+        } else {
+            struct rest_resp resp = {.status = 201, .content_type = CT_JSON, .body = body,
+                                     .body_len = len};
             finish(p->done, p->arg, &resp);
         }
         pending_free(p);

@@ -298,6 +298,17 @@ static void test_publish_structured_and_batch(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_array_get(offs, 1), "offset")),
                      json_integer_value(json_object_get(json_array_get(offs, 0), "offset")) + 1);
     {
+        /* the answer is formatted directly: exactly what jansson's compact form was */
+        char want[256];
+        int p0 = (int)json_integer_value(json_object_get(json_array_get(offs, 0), "partition"));
+        long long o0 = json_integer_value(json_object_get(json_array_get(offs, 0), "offset"));
+        snprintf(want, sizeof(want),
+                 "{\"topic\":\"evt\",\"count\":3,\"offsets\":[{\"partition\":%d,\"offset\":%lld},"
+                 "{\"partition\":%d,\"offset\":%lld},{\"partition\":%d,\"offset\":%lld}]}",
+                 p0, o0, p0, o0 + 1, p0, o0 + 2);
+        assert_string_equal(r.body, want);
+    }
+    {
         char path[64];
         int p = (int)json_integer_value(json_object_get(json_array_get(offs, 0), "partition"));
         int64_t o = json_integer_value(json_object_get(json_array_get(offs, 0), "offset"));
