@@ -311,13 +311,20 @@ static int map_put(struct map *m, const char *key, size_t len, uint64_t hash, vo
 
 /*
  * All tries of a table live in one forest: nodes in one array (referred to by index;
- * index 0 is a sentinel meaning "none"), level texts in one arena, and every literal
- * edge (parent, level text) -> child in one open-addressing table whose 16-byte slots
- * hold a hash of (parent, level) and the child; a hit is confirmed against the child's
- * parent and level. Compact on purpose: 10,000 rules take a few hundred KiB, so a
- * lookup touches few cache lines whatever the rule count.
+ * index 0 is a sentinel meaning "none"), long level texts in one arena, and every
+ * literal edge (parent, level text) -> child of a node with two or more literal children
+ * in one open-addressing table whose 12-byte slots hold a hash of (parent, level), the
+ * parent and the child; a hit is confirmed against the child's level.
+ *
+ * Compact on purpose, because with many rules a lookup's cost is its cache misses:
+ * a node is 32 bytes (two per cache line) and holds only what a lookup reads; what it
+ * rarely reads (largest id below, the overflow id lists) lives in arrays beside it.
+ * Nodes are appended in insertion order, so the nodes a pattern creates (for
+ * "site7/+/temp": "site7", its '+', "temp") are adjacent: one or two cache lines.
  */
 #define NODE_INLINE 8            /* level texts up to this long live in the node */
+#define KIDS_MANY UINT32_MAX     /* node.kid: the literal children are in the edge table */
+#define NODE_EXTRA 0x01          /* node.flags: forest.extras[idx] holds more ids */
 
 struct node_extra {
     struct id_vec here;          /* ids after node.here */
@@ -325,35 +332,55 @@ struct node_extra {
 };
 
 /*
- * 64 bytes, cache-line aligned: one miss per node. A node with one literal child keeps
- * it inline (kid1, with the high half of its edge hash), so chains of single children
- * never touch the edge table; only nodes with two or more literal children put their
- * edges there.
+ * 32 bytes. A node with one literal child keeps it inline (kid, with 8 bits of its edge
+ * hash), so chains of single children never touch the edge table; only nodes with two
+ * or more literal children put their edges there.
  */
 struct node {
-    uint32_t parent;             /* 0 for a root */
     uint32_t plus;               /* the '+' / '*' child, 0 if none */
-    uint32_t min_id;             /* smallest / largest id in here/rest of this subtree */
-    uint32_t max_id;
+    uint32_t min_id;             /* smallest id in here/rest of this subtree */
     uint32_t here;               /* first id of patterns ending here, RT_NO_ID if none */
     uint32_t rest;               /* first id of patterns with '#' next, RT_NO_ID if none */
-    uint32_t n_kids;             /* literal children */
-    uint32_t kid1;               /* the literal child when n_kids == 1 */
-    uint32_t kid1_tag;
-    uint32_t level_off;          /* level text in the arena (if longer than NODE_INLINE) */
-    uint32_t level_len;
-    uint32_t pad;
-    struct node_extra *extra;    /* NULL unless a list has more than one id */
-    char level[NODE_INLINE];     /* level text (if at most NODE_INLINE bytes) */
+    uint32_t kid;                /* 0: no literal child; KIDS_MANY: two or more, in the
+                                  * edge table; else the only literal child */
+    uint8_t kid_tag;             /* bits 32..39 of the only literal child's edge hash */
+    uint8_t flags;               /* NODE_EXTRA */
+    uint16_t level_len;          /* <= RT_MAX_SUBJECT */
+    union {
+        char text[NODE_INLINE];  /* level_len <= NODE_INLINE */
+        uint32_t off;            /* else: offset in the arena */
+    } level;
 };
 
-static struct ids node_ids(const struct node *n, bool rest)
+_Static_assert(sizeof(struct node) == 32, "two trie nodes per cache line");
+_Static_assert(RT_MAX_SUBJECT <= UINT16_MAX, "level_len is 16 bits");
+
+struct edge {                    /* 12 bytes */
+    uint32_t tag;                /* high half of the edge hash */
+    uint32_t parent;
+    uint32_t child;              /* 0: empty slot */
+};
+
+struct forest {
+    struct node *nodes;
+    uint32_t *max_ids;           /* per node: largest id in here/rest of its subtree */
+    struct node_extra **extras;  /* per node: NULL unless a list has more than one id */
+    uint32_t n_nodes, cap_nodes;
+    struct edge *edges;
+    size_t n_edges, cap_edges;   /* cap: 0 or a power of two */
+    char *arena;
+    size_t arena_len, arena_cap;
+};
+
+static struct ids node_ids(const struct forest *f, uint32_t idx, bool rest)
 {
+    const struct node *n = &f->nodes[idx];
     struct ids l = { .first = rest ? n->rest : n->here, .n = 0, .more = NULL };
     if (l.first != RT_NO_ID) {
         l.n = 1;
-        if (n->extra != NULL) {
-            const struct id_vec *v = rest ? &n->extra->rest : &n->extra->here;
+        if (n->flags & NODE_EXTRA) {
+            const struct node_extra *x = f->extras[idx];
+            const struct id_vec *v = rest ? &x->rest : &x->here;
             l.n += v->n;
             l.more = v->v;
         }
@@ -361,37 +388,24 @@ static struct ids node_ids(const struct node *n, bool rest)
     return l;
 }
 
-static int node_push_id(struct node *n, bool rest, uint32_t id)
+static int node_push_id(struct forest *f, uint32_t idx, bool rest, uint32_t id)
 {
+    struct node *n = &f->nodes[idx];
     uint32_t *first = rest ? &n->rest : &n->here;
     if (*first == RT_NO_ID) {
         *first = id;
         return 0;
     }
-    if (n->extra == NULL) {
-        n->extra = calloc(1, sizeof(*n->extra));
-        if (n->extra == NULL) {
+    if (f->extras[idx] == NULL) {
+        f->extras[idx] = calloc(1, sizeof(*f->extras[idx]));
+        if (f->extras[idx] == NULL) {
             return -ENOMEM;
         }
+        n->flags |= NODE_EXTRA;
     }
-    return id_vec_push(rest ? &n->extra->rest : &n->extra->here, id);
+    struct node_extra *x = f->extras[idx];
+    return id_vec_push(rest ? &x->rest : &x->here, id);
 }
-
-_Static_assert(sizeof(struct node) == 64, "a trie node is one cache line");
-
-struct edge {                    /* 8 bytes: 8 slots per cache line */
-    uint32_t tag;                /* high half of the edge hash */
-    uint32_t child;              /* 0: empty slot */
-};
-
-struct forest {
-    struct node *nodes;
-    uint32_t n_nodes, cap_nodes;
-    struct edge *edges;
-    size_t n_edges, cap_edges;   /* cap: 0 or a power of two */
-    char *arena;
-    size_t arena_len, arena_cap;
-};
 
 static uint64_t edge_hash(uint32_t parent, uint64_t level_hash)
 {
@@ -402,43 +416,44 @@ static uint64_t edge_hash(uint32_t parent, uint64_t level_hash)
 
 static const char *node_level(const struct forest *f, const struct node *n)
 {
-    return n->level_len <= NODE_INLINE ? n->level : f->arena + n->level_off;
+    return n->level_len <= NODE_INLINE ? n->level.text : f->arena + n->level.off;
 }
 
-static bool is_child(const struct forest *f, uint32_t child, uint32_t parent,
-                     const char *level, size_t len)
+static bool level_eq(const struct forest *f, uint32_t idx, const char *level, size_t len)
 {
-    const struct node *c = &f->nodes[child];
-    return c->parent == parent && c->level_len == len &&
-           memcmp(node_level(f, c), level, len) == 0;
+    const struct node *c = &f->nodes[idx];
+    return c->level_len == len && memcmp(node_level(f, c), level, len) == 0;
 }
 
 /* The literal child of `parent` named `level`, or 0. */
 static uint32_t child_find(const struct forest *f, uint32_t parent, const char *level,
                            size_t len, uint64_t level_hash)
 {
-    const struct node *p = &f->nodes[parent];
-    if (p->n_kids == 0) {
+    uint32_t kid = f->nodes[parent].kid;
+    if (kid == 0) {
         return 0;
     }
     uint64_t h = edge_hash(parent, level_hash);
-    uint32_t tag = (uint32_t)(h >> 32);
-    if (p->n_kids == 1) {
-        return p->kid1_tag == tag && is_child(f, p->kid1, parent, level, len) ? p->kid1 : 0;
+    if (kid != KIDS_MANY) {
+        /* the only child: its parent is `parent` by construction */
+        return f->nodes[parent].kid_tag == (uint8_t)(h >> 32) &&
+               level_eq(f, kid, level, len) ? kid : 0;
     }
+    uint32_t tag = (uint32_t)(h >> 32);
     size_t mask = f->cap_edges - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         const struct edge *e = &f->edges[i];
         if (e->child == 0) {
             return 0;
         }
-        if (e->tag == tag && is_child(f, e->child, parent, level, len)) {
+        if (e->tag == tag && e->parent == parent && level_eq(f, e->child, level, len)) {
             return e->child;
         }
     }
 }
 
-static void edge_place(struct edge *edges, size_t cap, uint64_t h, uint32_t child)
+static void edge_place(struct edge *edges, size_t cap, uint64_t h, uint32_t parent,
+                       uint32_t child)
 {
     size_t mask = cap - 1;
     size_t i = h & mask;
@@ -446,6 +461,7 @@ static void edge_place(struct edge *edges, size_t cap, uint64_t h, uint32_t chil
         i = (i + 1) & mask;
     }
     edges[i].tag = (uint32_t)(h >> 32);
+    edges[i].parent = parent;
     edges[i].child = child;
 }
 
@@ -458,19 +474,20 @@ static int edge_add(struct forest *f, uint32_t parent, uint64_t level_hash, uint
             return -ENOMEM;
         }
         for (size_t i = 0; i < f->cap_edges; i++) {
-            if (f->edges[i].child != 0) {
-                /* rehash from the child: its parent and level give the full hash */
-                const struct node *c = &f->nodes[f->edges[i].child];
-                uint64_t h = edge_hash(c->parent, hash_bytes(node_level(f, c),
+            const struct edge *e = &f->edges[i];
+            if (e->child != 0) {
+                /* rehash: the slot's parent and the child's level give the full hash */
+                const struct node *c = &f->nodes[e->child];
+                uint64_t h = edge_hash(e->parent, hash_bytes(node_level(f, c),
                                                              c->level_len));
-                edge_place(edges, cap, h, f->edges[i].child);
+                edge_place(edges, cap, h, e->parent, e->child);
             }
         }
         free(f->edges);
         f->edges = edges;
         f->cap_edges = cap;
     }
-    edge_place(f->edges, f->cap_edges, edge_hash(parent, level_hash), child);
+    edge_place(f->edges, f->cap_edges, edge_hash(parent, level_hash), parent, child);
     f->n_edges++;
     return 0;
 }
@@ -479,49 +496,69 @@ static int edge_add(struct forest *f, uint32_t parent, uint64_t level_hash, uint
 static int child_add(struct forest *f, uint32_t parent, uint64_t level_hash, uint32_t child)
 {
     struct node *p = &f->nodes[parent];
-    if (p->n_kids == 0) {
-        p->kid1 = child;
-        p->kid1_tag = (uint32_t)(edge_hash(parent, level_hash) >> 32);
-        p->n_kids = 1;
+    if (p->kid == 0) {
+        p->kid = child;
+        p->kid_tag = (uint8_t)(edge_hash(parent, level_hash) >> 32);
         return 0;
     }
-    if (p->n_kids == 1) {
+    if (p->kid != KIDS_MANY) {
         /* second child: move the first into the edge table */
-        const struct node *k = &f->nodes[p->kid1];
-        if (edge_add(f, parent, hash_bytes(node_level(f, k), k->level_len), p->kid1) < 0) {
-            return -ENOMEM;
+        const struct node *k = &f->nodes[p->kid];
+        if (edge_add(f, parent, hash_bytes(node_level(f, k), k->level_len), p->kid) < 0) {
+            return -ENOMEM;      /* kid stays inline and still works */
         }
+        p->kid = KIDS_MANY;
     }
-    if (edge_add(f, parent, level_hash, child) < 0) {
-        return -ENOMEM;  /* n_kids stays: with 1, kid1 still works; with more, all */
-    }                    /* earlier edges are in the table */
-    f->nodes[parent].n_kids++;
+    return edge_add(f, parent, level_hash, child);
+}
+
+/* Make room for one more node (in nodes, max_ids and extras). 0 or -ENOMEM. */
+static int nodes_grow(struct forest *f)
+{
+    if (f->n_nodes < f->cap_nodes) {
+        return 0;
+    }
+    if (f->cap_nodes >= UINT32_MAX / 4) {
+        return -ENOMEM;
+    }
+    uint32_t cap = f->cap_nodes ? f->cap_nodes * 2 : 64;
+    uint32_t *max_ids = realloc(f->max_ids, (size_t)cap * sizeof(*max_ids));
+    if (max_ids == NULL) {
+        return -ENOMEM;
+    }
+    f->max_ids = max_ids;
+    struct node_extra **extras = realloc(f->extras, (size_t)cap * sizeof(*extras));
+    if (extras == NULL) {
+        return -ENOMEM;
+    }
+    f->extras = extras;
+    struct node *nodes = aligned_alloc(64, (size_t)cap * sizeof(*nodes));
+    if (nodes == NULL) {
+        return -ENOMEM;
+    }
+    if (f->nodes != NULL) {
+        memcpy(nodes, f->nodes, (size_t)f->n_nodes * sizeof(*nodes));
+    }
+    free(f->nodes);
+    f->nodes = nodes;
+    f->cap_nodes = cap;
     return 0;
 }
 
-/* A new node (index, or 0 on out of memory); the arena keeps its level text. */
-static uint32_t node_add(struct forest *f, uint32_t parent, const char *level, size_t len)
+/* A new node (index, or 0 on out of memory); long level texts go to the arena. */
+static uint32_t node_add(struct forest *f, const char *level, size_t len)
 {
     if (f->n_nodes == 0) {
-        f->n_nodes = 1;          /* index 0: the "none" sentinel */
+        if (nodes_grow(f) < 0) {
+            return 0;
+        }
+        memset(&f->nodes[0], 0, sizeof(f->nodes[0]));   /* index 0: the "none" sentinel */
+        f->max_ids[0] = 0;
+        f->extras[0] = NULL;
+        f->n_nodes = 1;
     }
-    if (f->n_nodes >= f->cap_nodes) {
-        if (f->cap_nodes >= UINT32_MAX / 2) {
-            return 0;
-        }
-        uint32_t cap = f->cap_nodes ? f->cap_nodes * 2 : 64;
-        struct node *nodes = aligned_alloc(64, (size_t)cap * sizeof(*nodes));
-        if (nodes == NULL) {
-            return 0;
-        }
-        if (f->nodes != NULL) {
-            memcpy(nodes, f->nodes, (size_t)f->n_nodes * sizeof(*nodes));
-        } else {
-            memset(&nodes[0], 0, sizeof(nodes[0]));  /* the sentinel */
-        }
-        free(f->nodes);
-        f->nodes = nodes;
-        f->cap_nodes = cap;
+    if (nodes_grow(f) < 0) {
+        return 0;
     }
     if (len > NODE_INLINE && f->arena_len + len > f->arena_cap) {
         size_t cap = f->arena_cap ? f->arena_cap * 2 : 1024;
@@ -541,43 +578,46 @@ static uint32_t node_add(struct forest *f, uint32_t parent, const char *level, s
     uint32_t idx = f->n_nodes++;
     struct node *n = &f->nodes[idx];
     memset(n, 0, sizeof(*n));
-    n->parent = parent;
     n->min_id = RT_NO_ID;
     n->here = RT_NO_ID;
     n->rest = RT_NO_ID;
-    n->level_len = (uint32_t)len;
+    n->level_len = (uint16_t)len;
     if (len <= NODE_INLINE) {
-        memcpy(n->level, level, len);
+        memcpy(n->level.text, level, len);
     } else {
-        n->level_off = (uint32_t)f->arena_len;
+        n->level.off = (uint32_t)f->arena_len;
         memcpy(f->arena + f->arena_len, level, len);
         f->arena_len += len;
     }
+    f->max_ids[idx] = 0;
+    f->extras[idx] = NULL;
     return idx;
 }
 
 static void forest_free(struct forest *f)
 {
     for (uint32_t i = 1; i < f->n_nodes; i++) {
-        if (f->nodes[i].extra != NULL) {
-            free(f->nodes[i].extra->here.v);
-            free(f->nodes[i].extra->rest.v);
-            free(f->nodes[i].extra);
+        if (f->extras[i] != NULL) {
+            free(f->extras[i]->here.v);
+            free(f->extras[i]->rest.v);
+            free(f->extras[i]);
         }
     }
     free(f->nodes);
+    free(f->max_ids);
+    free(f->extras);
     free(f->edges);
     free(f->arena);
     memset(f, 0, sizeof(*f));
 }
 
-static void node_note_id(struct node *n, uint32_t id)
+static void node_note_id(struct forest *f, uint32_t idx, uint32_t id)
 {
-    if (id < n->min_id) {
-        n->min_id = id;
+    if (id < f->nodes[idx].min_id) {
+        f->nodes[idx].min_id = id;
     }
-    if (id > n->max_id) {
-        n->max_id = id;
+    if (id > f->max_ids[idx]) {
+        f->max_ids[idx] = id;
     }
 }
 
@@ -589,15 +629,15 @@ static int trie_insert(struct forest *f, uint32_t root, const char *p,
 {
     uint32_t n = root;
     for (int i = 0; i < lv->n; i++) {
-        node_note_id(&f->nodes[n], id);
+        node_note_id(f, n, id);
         if (level_is(p, lv, i, '#')) {
-            return node_push_id(&f->nodes[n], true, id);
+            return node_push_id(f, n, true, id);
         }
         uint32_t next;
         if (level_is_one(p, lv, i)) {
             next = f->nodes[n].plus;
             if (next == 0) {
-                next = node_add(f, n, "+", 1);
+                next = node_add(f, "+", 1);
                 if (next == 0) {
                     return -ENOMEM;
                 }
@@ -609,7 +649,7 @@ static int trie_insert(struct forest *f, uint32_t root, const char *p,
             uint64_t h = hash_bytes(l, len);
             next = child_find(f, n, l, len, h);
             if (next == 0) {
-                next = node_add(f, n, l, len);
+                next = node_add(f, l, len);
                 if (next == 0 || child_add(f, n, h, next) < 0) {
                     return -ENOMEM;
                 }
@@ -617,8 +657,8 @@ static int trie_insert(struct forest *f, uint32_t root, const char *p,
         }
         n = next;
     }
-    node_note_id(&f->nodes[n], id);
-    return node_push_id(&f->nodes[n], false, id);
+    node_note_id(f, n, id);
+    return node_push_id(f, n, false, id);
 }
 
 /* A root with its key in a map (sources: "l:NAME" / "b:NAME"; egress: the topic). */
@@ -650,7 +690,7 @@ static struct keyed_root *keyed_root_get_or_add(struct map *m, struct forest *f,
     }
     k->key = strndup(key, len);
     k->len = len;
-    k->root = node_add(f, 0, "", 0);
+    k->root = node_add(f, "", 0);
     if (k->key == NULL || k->root == 0 || map_put(m, k->key, len, h, k) < 0) {
         keyed_root_free(k);
         return NULL;
@@ -674,19 +714,43 @@ static void keyed_map_free(struct map *m)
 
 struct in_rule {
     struct rt_ingress pub;       /* first: decisions point here; strings owned */
-    bool templated[RT_MAX_TOPICS];
     const char *topic_ptrs[RT_MAX_TOPICS];  /* pub.topics: point into topic_text */
-    char topic_text[];           /* the topic names, NUL-separated, in this allocation
-                                  * so that resolving a decision touches one block */
+    char topic_text[];           /* the topic names, NUL-separated (lookups read the
+                                  * table's copy: in_hot.text) */
 };
+
+#define HOT_INLINE 16            /* topic names up to this long (with NULs) live in in_hot */
+
+/*
+ * What a lookup reads of rule `id`, 32 bytes in one array indexed by id, so that
+ * checking a candidate and resolving the decision usually touch one cache line instead
+ * of the rule's scattered allocations.
+ */
+struct in_hot {
+    const struct in_rule *rule;
+    uint8_t n_topics;
+    uint8_t templated;           /* bit i: topic i uses {N} */
+    uint8_t key;                 /* enum rt_key */
+    uint8_t when;                /* has header predicates */
+    uint32_t text_size;          /* bytes of the topic names, NUL-separated */
+    union {
+        char text[HOT_INLINE];   /* text_size <= HOT_INLINE */
+        uint32_t off;            /* else: offset in rt_table.topic_text */
+    } topics;
+};
+
+_Static_assert(RT_MAX_TOPICS <= 8, "in_hot.templated is 8 bits");
+_Static_assert(sizeof(struct in_hot) == 32, "two rules per cache line");
 
 struct rt_table {
     struct in_rule **in;
     size_t n_in, cap_in;
     struct rt_egress **eg;
     size_t n_eg, cap_eg;
-    uint8_t *in_when;            /* per ingress id: has header predicates */
-    size_t cap_when;
+    struct in_hot *in_hot;       /* per ingress id: what a lookup reads, packed */
+    size_t cap_hot;
+    char *topic_text;            /* rules' topic names too long for in_hot, NUL-separated */
+    size_t topic_len, topic_cap;
     struct map sources;          /* "l:NAME" / "b:NAME" -> keyed_root (ingress tries) */
     struct map topics;           /* topic -> keyed_root (egress tries) */
     struct forest forest;        /* the nodes of every trie above */
@@ -751,7 +815,8 @@ void rt_table_free(struct rt_table **t)
         egress_free(tb->eg[i]);
     }
     free(tb->eg);
-    free(tb->in_when);
+    free(tb->in_hot);
+    free(tb->topic_text);
     keyed_map_free(&tb->sources);
     keyed_map_free(&tb->topics);
     forest_free(&tb->forest);
@@ -922,7 +987,7 @@ static int check_ingress(const struct rt_ingress *r, struct levels *lv, bool *te
     return 0;
 }
 
-static struct in_rule *in_rule_copy(const struct rt_ingress *r, const bool *templated)
+static struct in_rule *in_rule_copy(const struct rt_ingress *r)
 {
     size_t text = 0;
     for (size_t i = 0; i < r->n_topics; i++) {
@@ -937,7 +1002,6 @@ static struct in_rule *in_rule_copy(const struct rt_ingress *r, const bool *temp
         size_t len = strlen(r->topics[i]) + 1;
         memcpy(tp, r->topics[i], len);
         c->topic_ptrs[i] = tp;
-        c->templated[i] = templated[i];
         tp += len;
     }
     struct rt_ingress *p = &c->pub;
@@ -970,6 +1034,53 @@ static struct in_rule *in_rule_copy(const struct rt_ingress *r, const bool *temp
     return c;
 }
 
+static size_t topic_text_size(const struct rt_ingress *r)
+{
+    size_t size = 0;
+    for (size_t i = 0; i < r->n_topics; i++) {
+        size += strlen(r->topics[i]) + 1;
+    }
+    return size;
+}
+
+/* Copy r's topic names into *text (HOT_INLINE bytes) if they fit, else after
+ * t->topic_text's end (topic_len is left alone: the caller moves it once the rule is
+ * in). 0 or -ENOMEM. */
+static int topic_text_add(struct rt_table *t, const struct rt_ingress *r, char *text)
+{
+    size_t size = topic_text_size(r);
+    if (size <= HOT_INLINE) {
+        for (size_t i = 0; i < r->n_topics; i++) {
+            size_t len = strlen(r->topics[i]) + 1;
+            memcpy(text, r->topics[i], len);
+            text += len;
+        }
+        return 0;
+    }
+    if (t->topic_len + size > UINT32_MAX) {
+        return -ENOMEM;
+    }
+    if (t->topic_len + size > t->topic_cap) {
+        size_t cap = t->topic_cap ? t->topic_cap * 2 : 1024;
+        while (cap < t->topic_len + size) {
+            cap *= 2;
+        }
+        char *grown = realloc(t->topic_text, cap);
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        t->topic_text = grown;
+        t->topic_cap = cap;
+    }
+    char *p = t->topic_text + t->topic_len;
+    for (size_t i = 0; i < r->n_topics; i++) {
+        size_t len = strlen(r->topics[i]) + 1;
+        memcpy(p, r->topics[i], len);
+        p += len;
+    }
+    return 0;
+}
+
 int rt_add_ingress(struct rt_table *t, const struct rt_ingress *r, char **err)
 {
     struct levels lv;
@@ -986,22 +1097,32 @@ int rt_add_ingress(struct rt_table *t, const struct rt_ingress *r, char **err)
     }
     char key[RT_NAME_MAX + 3];
     int klen = source_key(r->listener, r->bridge, key);
-    struct in_rule *c = in_rule_copy(r, templated);
+    struct in_rule *c = in_rule_copy(r);
     void *v = t->in;
     int grown = grow_ptrs(&v, sizeof(*t->in), t->n_in, &t->cap_in);
     t->in = v;
-    if (grown == 0 && t->cap_when < t->cap_in) {
-        uint8_t *w = realloc(t->in_when, t->cap_in);
-        if (w == NULL) {
+    if (grown == 0 && t->cap_hot < t->cap_in) {
+        struct in_hot *h = realloc(t->in_hot, t->cap_in * sizeof(*h));
+        if (h == NULL) {
             grown = -ENOMEM;
         } else {
-            t->in_when = w;
-            t->cap_when = t->cap_in;
+            t->in_hot = h;
+            t->cap_hot = t->cap_in;
         }
     }
-    if (c == NULL || grown < 0) {
+    struct in_hot hot = { .rule = c, .n_topics = (uint8_t)r->n_topics,
+                          .key = (uint8_t)r->key, .text_size = 0 };
+    if (c == NULL || grown < 0 || topic_text_add(t, r, hot.topics.text) < 0) {
         in_rule_free(c);
         return -ENOMEM;
+    }
+    hot.when = c->pub.n_when > 0;
+    hot.text_size = (uint32_t)topic_text_size(r);
+    if (hot.text_size > HOT_INLINE) {
+        hot.topics.off = (uint32_t)t->topic_len;  /* kept only if the rule goes in */
+    }
+    for (size_t i = 0; i < r->n_topics; i++) {
+        hot.templated |= (uint8_t)(templated[i] ? 1u << i : 0);
     }
     struct keyed_root *k = keyed_root_get_or_add(&t->sources, &t->forest, key, (size_t)klen);
     if (k == NULL ||
@@ -1010,7 +1131,10 @@ int rt_add_ingress(struct rt_table *t, const struct rt_ingress *r, char **err)
         in_rule_free(c);
         return -ENOMEM;
     }
-    t->in_when[t->n_in] = c->pub.n_when > 0;
+    if (hot.text_size > HOT_INLINE) {
+        t->topic_len += hot.text_size;
+    }
+    t->in_hot[t->n_in] = hot;
     t->in[t->n_in++] = c;
     return 0;
 }
@@ -1123,7 +1247,7 @@ static void in_consider(struct in_walk *w, const struct ids *l)
         if (id >= w->best) {
             return;
         }
-        if (!w->t->in_when[id] ||
+        if (!w->t->in_hot[id].when ||
             predicates_hold(&w->t->in[id]->pub, w->hdr, w->hdr_arg)) {
             w->best = id;
             return;
@@ -1138,14 +1262,18 @@ static void in_walk_node(struct in_walk *w, uint32_t idx, int depth)
     if (n->min_id >= w->best) {
         return;                 /* nothing below can beat what we have */
     }
+    /* Start the likely next loads while this node is worked on: the '+' child, and the
+     * rule this subtree starts with (often the answer). Hints only. */
+    __builtin_prefetch(&f->nodes[n->plus]);
+    __builtin_prefetch(&w->t->in_hot[n->min_id]);
     const struct subject *sj = w->sj;
     bool skip_wild = depth == 0 && sj->dollar;
     if (!skip_wild && n->rest != RT_NO_ID) {
-        struct ids l = node_ids(n, true);
+        struct ids l = node_ids(f, idx, true);
         in_consider(w, &l);
     }
     if (depth == sj->lv.n) {
-        struct ids l = node_ids(n, false);
+        struct ids l = node_ids(f, idx, false);
         in_consider(w, &l);
         return;
     }
@@ -1229,17 +1357,20 @@ int rt_route_ingress(const struct rt_table *t, const char *listener, const char 
         out->n_topics = 1;
         return 0;
     }
-    const struct in_rule *r = t->in[w.best];
-    for (size_t i = 0; i < r->pub.n_topics; i++) {
-        if (resolve_topic(r->pub.topics[i], r->templated[i], &sj, out->topics[i]) < 0) {
+    const struct in_hot *h = &t->in_hot[w.best];
+    const char *tpl = h->text_size <= HOT_INLINE ? h->topics.text :
+                      t->topic_text + h->topics.off;
+    for (size_t i = 0; i < h->n_topics; i++) {
+        if (resolve_topic(tpl, (h->templated >> i) & 1, &sj, out->topics[i]) < 0) {
             out->n_topics = 0;
             return -EINVAL;
         }
+        tpl += strlen(tpl) + 1;
     }
-    out->rule = &r->pub;
-    out->n_topics = r->pub.n_topics;
-    out->key = r->pub.key;
-    out->key_header = r->pub.key_header;
+    out->rule = &h->rule->pub;
+    out->n_topics = h->n_topics;
+    out->key = (enum rt_key)h->key;
+    out->key_header = h->key == RT_KEY_HEADER ? h->rule->pub.key_header : NULL;
     return 0;
 }
 
@@ -1271,17 +1402,17 @@ static void eg_consider(struct eg_walk *w, const struct ids *l)
 static void eg_walk_node(struct eg_walk *w, uint32_t idx, int depth)
 {
     const struct node *n = &w->f->nodes[idx];
-    if (n->min_id >= w->best || n->max_id < w->from) {
+    if (n->min_id >= w->best || w->f->max_ids[idx] < w->from) {
         return;
     }
     const struct subject *sj = w->sj;
     bool skip_wild = depth == 0 && sj->dollar;
     if (!skip_wild) {
-        struct ids l = node_ids(n, true);
+        struct ids l = node_ids(w->f, idx, true);
         eg_consider(w, &l);
     }
     if (depth == sj->lv.n) {
-        struct ids l = node_ids(n, false);
+        struct ids l = node_ids(w->f, idx, false);
         eg_consider(w, &l);
         return;
     }

@@ -508,6 +508,87 @@ static void test_many_rules(void **state)
     rt_table_free(&t);
 }
 
+/*
+ * The compact layout's edge cases: level texts that live in the node (<= 8 bytes) or
+ * in the arena, siblings that share a length, many siblings (edge table regrowth),
+ * topic names held in the rule's 32-byte lookup record (<= 16 bytes with NULs) or in
+ * the table's text, templates in both, header keys, and a second identical pattern.
+ */
+static void test_layout_levels_and_topics(void **state)
+{
+    (void)state;
+    struct rt_table *t = rt_table_new();
+    char pat[96], topic[64], subj[96];
+    /* 1..300: siblings under the root, alternately short and long (arena) texts */
+    for (int i = 0; i < 300; i++) {
+        if (i % 2 == 0) {
+            snprintf(pat, sizeof(pat), "s%d/x", i);
+        } else {
+            snprintf(pat, sizeof(pat), "a-rather-long-level-%07d/x", i);
+        }
+        snprintf(topic, sizeof(topic), "t%d", i);
+        add_rule(t, "mqtt", pat, topic, i + 1);
+    }
+    /* 301: 8-byte level (inline, at the limit); 302: 9 bytes (arena), same prefix */
+    add_rule(t, "mqtt", "abcdefgh/+", "eight", 301);
+    add_rule(t, "mqtt", "abcdefghi/+", "nine", 302);
+    /* 303: two topics that fit inline exactly (16 bytes with NULs), one templated */
+    const char *fit[] = { "topic-a", "{1}-{2}" };
+    struct rt_ingress r = { .listener = "mqtt", .match = "fit/+", .topics = fit,
+                            .n_topics = 2, .key = RT_KEY_HEADER, .key_header = "k",
+                            .line = 303 };
+    assert_int_equal(rt_add_ingress(t, &r, NULL), 0);
+    /* 304: three topics too long to fit, templated in the middle and last */
+    const char *big[] = { "a-very-long-topic-name", "x.{2}.y", "z-{1}" };
+    struct rt_ingress r2 = { .listener = "mqtt", .match = "big/+/#", .topics = big,
+                             .n_topics = 3, .key = RT_KEY_NONE, .line = 304 };
+    assert_int_equal(rt_add_ingress(t, &r2, NULL), 0);
+    /* 305: the same pattern as 303, never chosen */
+    add_rule(t, "mqtt", "fit/+", "never", 305);
+    struct rt_decision d;
+    for (int i = 0; i < 300; i++) {
+        if (i % 2 == 0) {
+            snprintf(subj, sizeof(subj), "s%d/x", i);
+        } else {
+            snprintf(subj, sizeof(subj), "a-rather-long-level-%07d/x", i);
+        }
+        assert_int_equal(route_line(t, "mqtt", subj, &d), i + 1);
+        snprintf(topic, sizeof(topic), "t%d", i);
+        assert_string_equal(d.topics[0], topic);
+        assert_int_equal(d.n_topics, 1);
+        assert_int_equal(d.key, RT_KEY_SUBJECT);
+        assert_null(d.key_header);
+    }
+    /* same length, different text: default addressing */
+    assert_int_equal(route_line(t, "mqtt", "s9/x", &d), 0);
+    assert_int_equal(route_line(t, "mqtt", "a-rather-long-level-0000000/x", &d), 0);
+    assert_int_equal(route_line(t, "mqtt", "abcdefgh/1", &d), 301);
+    assert_string_equal(d.topics[0], "eight");
+    assert_int_equal(route_line(t, "mqtt", "abcdefghi/1", &d), 302);
+    assert_string_equal(d.topics[0], "nine");
+    assert_int_equal(route_line(t, "mqtt", "abcdefgj/1", &d), 0);
+    assert_int_equal(route_line(t, "mqtt", "fit/b", &d), 303);
+    assert_int_equal(d.n_topics, 2);
+    assert_string_equal(d.topics[0], "topic-a");
+    assert_string_equal(d.topics[1], "fit-b");
+    assert_int_equal(d.key, RT_KEY_HEADER);
+    assert_string_equal(d.key_header, "k");
+    assert_int_equal(route_line(t, "mqtt", "big/q/r", &d), 304);
+    assert_int_equal(d.n_topics, 3);
+    assert_string_equal(d.topics[0], "a-very-long-topic-name");
+    assert_string_equal(d.topics[1], "x.q.y");
+    assert_string_equal(d.topics[2], "z-big");
+    assert_int_equal(d.key, RT_KEY_NONE);
+    assert_null(d.key_header);
+    /* the public rule still carries every topic as given */
+    assert_int_equal(d.rule->n_topics, 3);
+    assert_string_equal(d.rule->topics[1], "x.{2}.y");
+    /* a template that resolves to an invalid name fails the lookup */
+    assert_int_equal(rt_route_ingress(t, "mqtt", NULL, "big/a b/c", NULL, NULL, &d),
+                     -EINVAL);
+    rt_table_free(&t);
+}
+
 static void test_children_and_duplicates(void **state)
 {
     (void)state;
@@ -694,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_dollar_subjects_in_table),
         cmocka_unit_test(test_invalid_ingress_rules),
         cmocka_unit_test(test_many_rules),
+        cmocka_unit_test(test_layout_levels_and_topics),
         cmocka_unit_test(test_children_and_duplicates),
         cmocka_unit_test(test_egress_matching),
         cmocka_unit_test(test_render_destination),
