@@ -1,6 +1,7 @@
 /*
  * The MQTT bridge: paho MQTTAsync client, ingress through the routing table, egress
  * from log cursors. See mqtt_bridge.h for the delivery guarantees and the threads.
+ * Message <-> envelope conversions are in mqtt_bridge_env.c.
  */
 #include "adapters/mqtt/mqtt_bridge.h"
 
@@ -140,6 +141,7 @@ void mqtt_bridge_window_reset(struct mqtt_bridge_window *w)
 #include <stdio.h>
 #include <time.h>
 
+#include "adapters/mqtt/mqtt_bridge_env.h"
 #include "adapters/mqtt/mqtt_codec.h"
 #include "gateway/envelope.h"
 #include "gateway/gateway.h"
@@ -680,97 +682,6 @@ static void ing_run(struct sl_msg *m)
     }
 }
 
-static bool is_ce_attr(const char *name)
-{
-    static const char *const attrs[] = {"id", "source", "type", "time", "dataschema", NULL};
-    for (size_t i = 0; attrs[i] != NULL; i++) {
-        if (strcmp(attrs[i], name) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Build the envelope for a received message. NULL with *why on a permanent problem
- * (or out of memory: *why "oom"). *loop set when it is this bridge's own echo. */
-static struct sl_env *ing_env(struct mqb *b, const char *topic, size_t tlen,
-                              const MQTTAsync_message *msg, bool *loop, const char **why)
-{
-    struct sl_env *env = sl_env_new();
-    const MQTTProperties *props = &msg->properties;
-    bool ce = false;
-    char name[256];
-
-    *loop = false;
-    *why = "oom";
-    if (env == NULL) {
-        return NULL;
-    }
-    if (tlen == 0 || tlen > RT_MAX_SUBJECT || memchr(topic, '\0', tlen) != NULL) {
-        *why = "bad_subject";
-        goto fail;
-    }
-    if (sl_env_set_attr(env, "subject", topic, tlen) != 0 ||
-        sl_env_set_data(env, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0))
-            != 0 ||
-        sl_env_set_origin(env, "mqtt", b->name, env->subject) != 0) {
-        goto fail;
-    }
-    for (int i = 0; i < props->count; i++) {
-        const MQTTProperty *p = &props->array[i];
-        if (p->identifier == MQTTPROPERTY_CODE_USER_PROPERTY &&
-            p->value.data.len == 11 && memcmp(p->value.data.data, "specversion", 11) == 0) {
-            ce = true;
-        }
-    }
-    for (int i = 0; i < props->count; i++) {
-        const MQTTProperty *p = &props->array[i];
-        if (p->identifier == MQTTPROPERTY_CODE_CONTENT_TYPE) {
-            if (sl_env_set_attr(env, "datacontenttype", p->value.data.data,
-                                (size_t)p->value.data.len) == -ENOMEM) {
-                goto fail;
-            }
-            continue;
-        }
-        if (p->identifier != MQTTPROPERTY_CODE_USER_PROPERTY ||
-            (size_t)p->value.data.len >= sizeof(name)) {
-            continue;
-        }
-        memcpy(name, p->value.data.data, (size_t)p->value.data.len);
-        name[p->value.data.len] = '\0';
-        if (strcmp(name, SL_BRIDGE_HEADER) == 0) {
-            if ((size_t)p->value.value.len == strlen(b->name) &&
-                memcmp(p->value.value.data, b->name, strlen(b->name)) == 0) {
-                *loop = true;
-            }
-            continue;                /* ours is added below */
-        }
-        if (strcmp(name, "specversion") == 0 && ce) {
-            continue;
-        }
-        if (ce && is_ce_attr(name)) {
-            int rc = sl_env_set_attr(env, name, p->value.value.data,
-                                     (size_t)p->value.value.len);
-            if (rc == -ENOMEM) {
-                goto fail;
-            }
-            if (rc == 0) {
-                continue;
-            }
-        }
-        if (sl_env_add_header(env, name, p->value.value.data, p->value.value.len) != 0) {
-            goto fail;
-        }
-    }
-    if (sl_env_add_header(env, SL_BRIDGE_HEADER, b->name, (int32_t)strlen(b->name)) != 0) {
-        goto fail;
-    }
-    return env;
-fail:
-    sl_env_unref(&env);
-    return NULL;
-}
-
 /* Wait on ing_cond until `until` (CLOCK_REALTIME), or for ever when until is NULL. */
 static void park(struct mqb *b, const struct timespec *until)
 {
@@ -830,7 +741,7 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
         if (atomic_load(&b->abandon)) {
             park_forever(b);
         }
-        env = ing_env(b, topic, tlen, msg, &loop, &why);
+        env = mqtt_bridge_env_from_msg(b->name, topic, tlen, msg, &loop, &why);
         if (env == NULL && strcmp(why, "oom") != 0) {
             sl_warn("[%s:bridge] dropped a message from '%.*s': %s", b->name, (int)tlen,
                     topic, why);
@@ -1060,57 +971,6 @@ out:
     free(sc);
 }
 
-static void add_user(MQTTProperties *props, const char *name, size_t nl, const void *value,
-                     size_t vl)
-{
-    MQTTProperty p;
-
-    memset(&p, 0, sizeof(p));
-    p.identifier = MQTTPROPERTY_CODE_USER_PROPERTY;
-    p.value.data.data = (char *)(uintptr_t)name;
-    p.value.data.len = (int)nl;
-    p.value.value.data = (char *)(uintptr_t)value;
-    p.value.value.len = (int)vl;
-    MQTTProperties_add(props, &p);   /* copies; a failure leaves the property out */
-}
-
-/* MQTT 5 user properties and content type from a record's envelope. */
-static void build_props(struct mqb *b, const struct sl_env *env, MQTTProperties *props)
-{
-    static const char *const attrs[] = {"id", "source", "type", "time", "dataschema", NULL};
-
-    if (env->datacontenttype != NULL) {
-        MQTTProperty p;
-        memset(&p, 0, sizeof(p));
-        p.identifier = MQTTPROPERTY_CODE_CONTENT_TYPE;
-        p.value.data.data = env->datacontenttype;
-        p.value.data.len = (int)strlen(env->datacontenttype);
-        MQTTProperties_add(props, &p);
-    }
-    add_user(props, "specversion", 11, "1.0", 3);
-    for (size_t i = 0; attrs[i] != NULL; i++) {
-        const char *v = sl_env_get_attr(env, attrs[i]);
-        if (v != NULL) {
-            add_user(props, attrs[i], strlen(attrs[i]), v, strlen(v));
-        }
-    }
-    for (size_t i = 0; i < env->n_ext; i++) {
-        add_user(props, env->ext[i].name, strlen(env->ext[i].name), env->ext[i].value,
-                 strlen(env->ext[i].value));
-    }
-    for (size_t i = 0; i < env->n_headers; i++) {
-        const struct sl_env_hdr *h = &env->headers[i];
-        size_t nl = strlen(h->name);
-        if (h->value == NULL || strcmp(h->name, SL_BRIDGE_HEADER) == 0 ||
-            !mqtt_utf8_valid((const uint8_t *)h->name, nl) ||
-            !mqtt_utf8_valid(h->value->data, h->value->len)) {
-            continue;
-        }
-        add_user(props, h->name, nl, h->value->data, h->value->len);
-    }
-    add_user(props, SL_BRIDGE_HEADER, strlen(SL_BRIDGE_HEADER), b->name, strlen(b->name));
-}
-
 struct rec_ctx {
     struct eg_part *p;
     const struct sl_env *env;
@@ -1155,7 +1015,7 @@ static void on_binding(void *arg, const struct rt_egress *bind)
     c->kind = CMD_SEND;
     c->payload = sl_buf_ref(rc->env->data);
     if (b->version == 5) {
-        build_props(b, rc->env, &c->props);
+        mqtt_bridge_env_props(b->name, rc->env, &c->props);
     }
     c->sc->b = mqb_ref(b);
     c->sc->part = p;

@@ -110,7 +110,7 @@ struct mqtt_out {
     int64_t offset;
     struct sl_buf *pkt;              /* the encoded PUBLISH (for a resend with DUP) */
     size_t pid_off;                  /* offset of the packet id in pkt */
-    void *share;                     /* mqtt_sub.c: the shared group's partition it was
+    void *share;                     /* mqtt_share.c: the shared group's partition it was
                                         handed out from (ack advances the group), or NULL */
 };
 

@@ -1,8 +1,10 @@
 /*
  * MQTT subscriptions: shared per-topic readers, fan-out with shared encodings, lagging
- * sessions catching up from the log, outbound QoS 1/2 windows, shared subscriptions.
+ * sessions catching up from the log, outbound QoS 1/2 windows. Shared subscriptions are
+ * in mqtt_share.c (they deliver through mqtt_subs_deliver).
  */
 #include "adapters/mqtt/mqtt_sub.h"
+#include "adapters/mqtt/mqtt_share.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -44,71 +46,15 @@ struct mqtt_reader {
     struct fnode *filters;           /* filters whose first level is this topic */
 };
 
-/* Offsets, ascending. */
-struct offs {
-    int64_t *v;
-    size_t n, cap;
-};
-
-struct share_grp;
-
-/* One partition of a shared group: where the group stands in it. */
-struct share_part {
-    struct share_grp *g;
-    int32_t partition;
-    struct sl_cursor *cur;           /* the next offset never handed out */
-    int64_t committed;               /* last committed, -1 none */
-    struct offs pend;                /* handed out at QoS 1/2, not acknowledged yet */
-    struct offs redo;                /* released by a member that left: hand out again */
-    bool blocked;                    /* no member could take the next message */
-};
-
-/* A shared group on one topic: every $share/{name}/ filter whose first level is it. */
-struct share_grp {
-    struct share_grp *next;
-    struct mqtt_subs *m;
-    char *group;                     /* "mqtt-share.<name>" */
-    char *topic;
-    struct share_part *parts;
-    int32_t n_parts;
-    struct share_member **mem;       /* in join order */
-    uint32_t n_mem, cap_mem;
-    uint32_t rr;                     /* the member offered the next message first */
-    struct event *ev;                /* deferred pump */
-    bool pumping, again;
-    bool live;                       /* fully opened: commit when it goes */
-};
-
-/* A shared-subscription member: one session's $share filter on one topic. */
-struct share_member {
-    struct share_member *next;       /* mqtt_subs.shares */
-    struct share_grp *g;
-    struct mqtt_session *s;
-    char *filter;
-    struct sl_group_member *gm;      /* log group membership (the members gauge) */
-    uint8_t qos;
-};
 
 struct mqtt_subs {
     struct mqtt_broker *b;
     struct mqtt_reader *readers;
     struct fnode *wild;              /* filters starting with + or # */
-    struct share_member *shares;
-    struct share_grp *groups;
+    struct mqtt_shares sh;           /* $share groups and members (mqtt_share.c) */
     uint64_t stamp;
     struct mqtt_session **targets;
     size_t n_targets, cap_targets;
-};
-
-/* Encodings of one record, built lazily and shared across sessions. */
-struct enc {
-    const struct sl_env *env;
-    const char *subject;
-    uint8_t msg_qos;
-    bool msg_retain;
-    int64_t expiry_left;             /* seconds, -1 none */
-    struct sl_buf *pkt[2][2];        /* [v5][has packet id] */
-    size_t pid_off[2];
 };
 
 static bool topic_internal(const char *topic)
@@ -150,7 +96,7 @@ static bool header_mapped(const char *name)
     return false;
 }
 
-static void enc_init(struct enc *e, const struct sl_env *env, const char *fallback_subject)
+void mqtt_enc_init(struct mqtt_enc *e, const struct sl_env *env, const char *fallback_subject)
 {
     const struct sl_env_hdr *h;
     memset(e, 0, sizeof(*e));
@@ -174,7 +120,7 @@ static void enc_init(struct enc *e, const struct sl_env *env, const char *fallba
     }
 }
 
-static void enc_clear(struct enc *e)
+void mqtt_enc_clear(struct mqtt_enc *e)
 {
     for (int v = 0; v < 2; v++) {
         for (int q = 0; q < 2; q++) {
@@ -197,7 +143,7 @@ static struct sl_buf *buf_alloc(size_t len)
 /* Encode the record as a PUBLISH for version v (with a placeholder packet id when
  * with_pid), retain and dup clear. sub_id > 0 adds a subscription identifier (not
  * cached). Returns a new buffer or NULL; *pid_off gets the packet id's offset. */
-static struct sl_buf *enc_build(const struct enc *e, bool v5, bool with_pid, uint32_t sub_id,
+static struct sl_buf *enc_build(const struct mqtt_enc *e, bool v5, bool with_pid, uint32_t sub_id,
                                 size_t *pid_off)
 {
     const struct sl_env *env = e->env;
@@ -291,7 +237,7 @@ static struct sl_buf *enc_build(const struct enc *e, bool v5, bool with_pid, uin
     return b;
 }
 
-static struct sl_buf *enc_get(struct enc *e, bool v5, bool with_pid, size_t *pid_off)
+static struct sl_buf *enc_get(struct mqtt_enc *e, bool v5, bool with_pid, size_t *pid_off)
 {
     if (e->pkt[v5][with_pid] == NULL) {
         e->pkt[v5][with_pid] = enc_build(e, v5, with_pid, 0, &e->pid_off[v5]);
@@ -359,7 +305,7 @@ static bool from_self(const struct mqtt_session *s, const struct sl_env *env)
            strcmp(env->source + 13, s->client_id) == 0;
 }
 
-static bool can_take(struct mqtt_session *s, uint8_t qos)
+bool mqtt_subs_can_take(struct mqtt_session *s, uint8_t qos)
 {
     if (!s->connected || s->state != MQTT_S_ACTIVE) {
         return false;
@@ -375,8 +321,8 @@ static bool can_take(struct mqtt_session *s, uint8_t qos)
  * Deliver one record to s at qos. Returns 0 (sent or deliberately skipped), or -EAGAIN
  * when the session cannot take it now (the caller makes the session lag there).
  */
-static int deliver(struct mqtt_session *s, struct enc *e, uint8_t qos, bool retain,
-                   uint32_t sub_id, struct mqtt_reader *r, int32_t partition, int64_t offset)
+int mqtt_subs_deliver(struct mqtt_session *s, struct mqtt_enc *e, uint8_t qos, bool retain,
+                      uint32_t sub_id, struct mqtt_reader *r, int32_t partition, int64_t offset)
 {
     struct sl_buf *pkt, *own = NULL;
     size_t pid_off = 0;
@@ -387,7 +333,7 @@ static int deliver(struct mqtt_session *s, struct enc *e, uint8_t qos, bool reta
         sl_metric_add(s->b->m_dropped, 1);
         return 0;
     }
-    if (!can_take(s, qos)) {
+    if (!mqtt_subs_can_take(s, qos)) {
         return -EAGAIN;
     }
     if (sub_id > 0 && v5) {
@@ -426,7 +372,7 @@ static int deliver(struct mqtt_session *s, struct enc *e, uint8_t qos, bool reta
 }
 
 /* The QoS of the best subscription of s matching subject (non-shared), or -1. */
-static int best_match(const struct mqtt_session *s, const char *subject, const struct enc *e,
+static int best_match(const struct mqtt_session *s, const char *subject, const struct mqtt_enc *e,
                       uint32_t *sub_id, bool *retain)
 {
     int best = -1;
@@ -695,7 +641,7 @@ static int reader_record(void *arg, const char *topic, int32_t partition,
     struct mqtt_reader *r = rp->r;
     struct mqtt_subs *m = r->m;
     struct sl_env *env;
-    struct enc e;
+    struct mqtt_enc e;
     size_t slen;
     uint64_t stamp;
 
@@ -707,7 +653,7 @@ static int reader_record(void *arg, const char *topic, int32_t partition,
         sl_metric_add(m->b->m_dropped, 1);
         return 0;
     }
-    enc_init(&e, env, topic);
+    mqtt_enc_init(&e, env, topic);
     slen = strlen(e.subject);
     stamp = ++m->stamp;
     m->n_targets = 0;
@@ -732,12 +678,13 @@ static int reader_record(void *arg, const char *topic, int32_t partition,
         if (q > e.msg_qos) {
             q = e.msg_qos;
         }
-        if (deliver(s, &e, (uint8_t)q, retain, sub_id, r, partition, rec->offset) == -EAGAIN) {
+        if (mqtt_subs_deliver(s, &e, (uint8_t)q, retain, sub_id, r, partition, rec->offset) ==
+            -EAGAIN) {
             tp->lag_from = rec->offset;
             sl_metric_add(m->b->m_lagging, 1);
         }
     }
-    enc_clear(&e);
+    mqtt_enc_clear(&e);
     sl_env_unref(&env);
     return 0;
 }
@@ -765,7 +712,7 @@ static int catchup_record(void *arg, const char *topic, int32_t partition,
 {
     struct catchup *c = arg;
     struct sl_env *env;
-    struct enc e;
+    struct mqtt_enc e;
     uint32_t sub_id;
     bool retain;
     int q;
@@ -779,27 +726,25 @@ static int catchup_record(void *arg, const char *topic, int32_t partition,
         c->next = rec->offset + 1;
         return 0;
     }
-    enc_init(&e, env, topic);
+    mqtt_enc_init(&e, env, topic);
     q = best_match(c->s, e.subject, &e, &sub_id, &retain);
     if (q >= 0) {
         if (q > e.msg_qos) {
             q = e.msg_qos;
         }
-        if (deliver(c->s, &e, (uint8_t)q, retain, sub_id, c->r, partition, rec->offset) ==
-            -EAGAIN) {
+        if (mqtt_subs_deliver(c->s, &e, (uint8_t)q, retain, sub_id, c->r, partition,
+                              rec->offset) == -EAGAIN) {
             c->blocked = true;
-            enc_clear(&e);
+            mqtt_enc_clear(&e);
             sl_env_unref(&env);
             return 1;
         }
     }
     c->next = rec->offset + 1;
-    enc_clear(&e);
+    mqtt_enc_clear(&e);
     sl_env_unref(&env);
     return 0;
 }
-
-static void share_kick(struct mqtt_subs *m, struct mqtt_session *s);
 
 void mqtt_subs_kick(struct mqtt_session *s)
 {
@@ -809,8 +754,8 @@ void mqtt_subs_kick(struct mqtt_session *s)
         return;
     }
     s->output_paused = false;
-    if (s->b->subs->shares != NULL) {
-        share_kick(s->b->subs, s);
+    if (s->b->subs->sh.members != NULL) {
+        mqtt_share_kick(&s->b->subs->sh, s);
     }
     for (uint32_t i = 0; i < s->n_tps; i++) {
         struct mqtt_tp *tp = &s->tps[i];
@@ -909,9 +854,27 @@ static void apply_from(struct mqtt_session *s, struct mqtt_reader *r, const stru
     }
 }
 
-static int share_add(struct mqtt_subs *m, struct mqtt_session *s, struct mqtt_sub_entry *e);
-static void share_remove(struct mqtt_subs *m, struct mqtt_session *s, const char *group,
-                         const char *filter);
+/* A $share subscription: join the group on the topic of its first level. */
+static int share_add(struct mqtt_subs *m, struct mqtt_session *s, struct mqtt_sub_entry *e)
+{
+    char topic[256];
+    size_t n = strcspn(e->filter, "/");
+    if (filter_wild_first(e->filter)) {
+        return -ENOTSUP;   /* a group per topic would be needed for every topic */
+    }
+    if (n >= sizeof(topic)) {
+        return -EINVAL;
+    }
+    memcpy(topic, e->filter, n);
+    topic[n] = '\0';
+    if (!sl_log_topic_name_valid(topic)) {
+        return -EINVAL;
+    }
+    if (sl_log_partitions(m->b->gw->log, topic) < 0 && reader_get(m, topic, false) == NULL) {
+        return -ENOENT;
+    }
+    return mqtt_share_join(&m->sh, s, e, topic);
+}
 
 struct wild_add {
     struct mqtt_session *s;
@@ -987,7 +950,7 @@ void mqtt_subs_remove(struct mqtt_subs *m, struct mqtt_session *s, uint32_t i)
     char *saved;
 
     if (e->share_group != NULL) {
-        share_remove(m, s, e->share_group, e->filter);
+        mqtt_share_remove(&m->sh, s, e->share_group, e->filter);
         return;
     }
     unlink_filter(m, s, e->filter);
@@ -1003,7 +966,7 @@ void mqtt_subs_session_gone(struct mqtt_subs *m, struct mqtt_session *s)
 {
     for (uint32_t i = 0; i < s->n_subs; i++) {
         if (s->subs[i].share_group != NULL) {
-            share_remove(m, s, s->subs[i].share_group, s->subs[i].filter);
+            mqtt_share_remove(&m->sh, s, s->subs[i].share_group, s->subs[i].filter);
         } else {
             unlink_filter(m, s, s->subs[i].filter);
         }
@@ -1015,12 +978,10 @@ void mqtt_subs_session_gone(struct mqtt_subs *m, struct mqtt_session *s)
     s->n_out = 0;
 }
 
-static void share_offline(struct mqtt_subs *m, struct mqtt_session *s);
-
 void mqtt_subs_offline(struct mqtt_session *s)
 {
-    if (s->b->subs->shares != NULL) {
-        share_offline(s->b->subs, s);
+    if (s->b->subs->sh.members != NULL) {
+        mqtt_share_offline(&s->b->subs->sh, s);
     }
     for (uint32_t i = 0; i < s->n_tps; i++) {
         struct mqtt_tp *tp = &s->tps[i];
@@ -1042,8 +1003,6 @@ void mqtt_subs_resume(struct mqtt_session *s)
 
 /* ------------------------------------------------------------ outbound acks ---- */
 
-static void share_acked(struct mqtt_out *o);
-
 struct reread {
     struct mqtt_session *s;
     struct mqtt_out *o;
@@ -1055,7 +1014,7 @@ static int reread_record(void *arg, const char *topic, int32_t partition,
 {
     struct reread *rr = arg;
     struct sl_env *env;
-    struct enc e;
+    struct mqtt_enc e;
     (void)partition;
     if (rec->offset != rr->o->offset) {
         return 1;
@@ -1064,7 +1023,7 @@ static int reread_record(void *arg, const char *topic, int32_t partition,
     if (env == NULL) {
         return 1;
     }
-    enc_init(&e, env, topic);
+    mqtt_enc_init(&e, env, topic);
     e.expiry_left = -1;
     rr->o->pkt = enc_build(&e, rr->s->version == MQTT_V5, true, 0, &rr->o->pid_off);
     rr->rc = rr->o->pkt != NULL ? 0 : -ENOMEM;
@@ -1129,7 +1088,7 @@ void mqtt_subs_ack(struct mqtt_session *s, enum mqtt_type type, uint16_t pid, ui
         }
         if (done) {
             if (o->share != NULL) {
-                share_acked(o);
+                mqtt_share_acked(o);
             }
             sl_buf_unref(&o->pkt);
             /* Keep the window in send order: shift (windows are small). */
@@ -1145,15 +1104,15 @@ void mqtt_subs_ack(struct mqtt_session *s, enum mqtt_type type, uint16_t pid, ui
 int mqtt_subs_send_retained(struct mqtt_session *s, const struct sl_env *env, uint8_t qos,
                             uint32_t sub_id)
 {
-    struct enc e;
+    struct mqtt_enc e;
     int rc;
-    enc_init(&e, env, env->subject != NULL ? env->subject : "");
+    mqtt_enc_init(&e, env, env->subject != NULL ? env->subject : "");
     if (qos > e.msg_qos) {
         qos = e.msg_qos;
     }
     /* retained messages bypass the lag logic: best effort within the window */
     if (!s->connected) {
-        enc_clear(&e);
+        mqtt_enc_clear(&e);
         return -EAGAIN;
     }
     if (qos > 0 && s->n_out >= s->send_quota_max) {
@@ -1170,7 +1129,7 @@ int mqtt_subs_send_retained(struct mqtt_session *s, const struct sl_env *env, ui
             pkt = enc_get(&e, v5, qos > 0, &pid_off);
         }
         if (pkt == NULL) {
-            enc_clear(&e);
+            mqtt_enc_clear(&e);
             return -ENOMEM;
         }
         if (qos == 0) {
@@ -1191,526 +1150,10 @@ int mqtt_subs_send_retained(struct mqtt_session *s, const struct sl_env *env, ui
         }
         sl_buf_unref(&own);
     }
-    enc_clear(&e);
+    mqtt_enc_clear(&e);
     return rc;
 }
 
-/* ------------------------------------------------------------------ shared ---- */
-
-/*
- * A shared group reads its topic with one cursor per partition (starting at the group's
- * committed offset) and offers each record to one member: members whose filter matches,
- * round robin from the one after the last taker, skipping those that cannot take it now
- * (disconnected, over the high-water mark, window full). If a member matches but none
- * can take it, the partition waits there (re-tried on an ack, a drain, a join, the
- * tick). A record no member's filter matches is passed over. QoS 1/2 hand-outs stay in
- * `pend` until PUBACK / PUBCOMP; a member that disconnects or leaves releases its
- * unacknowledged ones into `redo`, offered again (first) to the others. The committed
- * offset is the lowest of pend, redo and the cursor: only past what was delivered
- * (QoS 0) or acknowledged.
- */
-
-static int offs_reserve(struct offs *o)
-{
-    if (o->n == o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 16;
-        int64_t *n = realloc(o->v, cap * sizeof(*n));
-        if (n == NULL) {
-            return -ENOMEM;
-        }
-        o->v = n;
-        o->cap = cap;
-    }
-    return 0;
-}
-
-/* Insert v in order (capacity reserved by the caller, or reserved here). */
-static int offs_insert(struct offs *o, int64_t v)
-{
-    size_t i = o->n;
-    if (offs_reserve(o) != 0) {
-        return -ENOMEM;
-    }
-    while (i > 0 && o->v[i - 1] > v) {
-        i--;
-    }
-    memmove(o->v + i + 1, o->v + i, (o->n - i) * sizeof(*o->v));
-    o->v[i] = v;
-    o->n++;
-    return 0;
-}
-
-static bool offs_remove(struct offs *o, int64_t v)
-{
-    for (size_t i = 0; i < o->n; i++) {
-        if (o->v[i] == v) {
-            memmove(o->v + i, o->v + i + 1, (o->n - i - 1) * sizeof(*o->v));
-            o->n--;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Offer one record to the group's members. 0: handed out (or matched by no member),
- * 1: a member matches but none can take it now. */
-static int share_offer(struct share_part *p, const char *topic, int32_t partition,
-                       const struct sl_record *rec)
-{
-    struct share_grp *g = p->g;
-    struct sl_env *env;
-    struct enc e;
-    size_t slen;
-    bool matched = false, taken = false;
-
-    if (offs_reserve(&p->pend) != 0) {
-        return 1;
-    }
-    env = sl_env_from_record(rec, partition);
-    if (env == NULL) {
-        sl_metric_add(g->m->b->m_dropped, 1);
-        return 0;
-    }
-    enc_init(&e, env, topic);
-    slen = strlen(e.subject);
-    for (uint32_t k = 0; k < g->n_mem; k++) {
-        uint32_t idx = (g->rr + k) % g->n_mem;
-        struct share_member *sm = g->mem[idx];
-        struct mqtt_session *s = sm->s;
-        uint16_t before = s->n_out;
-        uint8_t q;
-
-        if (!mqtt_filter_match(sm->filter, strlen(sm->filter), e.subject, slen)) {
-            continue;
-        }
-        matched = true;
-        q = sm->qos < e.msg_qos ? sm->qos : e.msg_qos;
-        if (!can_take(s, q) ||
-            deliver(s, &e, q, false, 0, NULL, partition, rec->offset) != 0) {
-            continue;
-        }
-        if (s->n_out > before) {
-            s->out[s->n_out - 1].share = p;
-            offs_insert(&p->pend, rec->offset);    /* reserved above */
-        }
-        g->rr = (idx + 1) % g->n_mem;
-        taken = true;
-        break;
-    }
-    enc_clear(&e);
-    sl_env_unref(&env);
-    return matched && !taken ? 1 : 0;
-}
-
-static int share_record(void *arg, const char *topic, int32_t partition,
-                        const struct sl_record *rec)
-{
-    struct share_part *p = arg;
-    if (share_offer(p, topic, partition, rec) != 0) {
-        /* The cursor moves past it anyway (a seek would re-wake it every loop turn):
-         * it waits in redo, offered first next time. */
-        if (offs_insert(&p->redo, rec->offset) != 0) {
-            sl_metric_add(p->g->m->b->m_dropped, 1);
-        }
-        p->blocked = true;
-        return 1;
-    }
-    return 0;
-}
-
-struct share_redo {
-    struct share_part *p;
-    int64_t offset;
-    bool blocked;
-};
-
-static int share_redo_record(void *arg, const char *topic, int32_t partition,
-                             const struct sl_record *rec)
-{
-    struct share_redo *r = arg;
-    if (rec->offset == r->offset) {
-        r->blocked = share_offer(r->p, topic, partition, rec) != 0;
-    }
-    return 1;   /* another offset: that record is gone (retention) */
-}
-
-static void share_pump_part(struct share_part *p)
-{
-    struct share_grp *g = p->g;
-    struct sl_log *log = g->m->b->gw->log;
-
-    if (p->cur == NULL) {
-        return;
-    }
-    /* Bounded by redo.n: each turn hands one out, drops a gone one, or stops. */
-    while (p->redo.n > 0) {
-        struct share_redo r = {.p = p, .offset = p->redo.v[0]};
-        int64_t next = 0;
-        int n = sl_log_read(log, g->topic, p->partition, r.offset, 1, 0, share_redo_record,
-                            &r, &next);
-        if (r.blocked) {
-            p->blocked = true;
-            return;
-        }
-        if (n < 0) {
-            sl_metric_add(g->m->b->m_dropped, 1);
-        }
-        offs_remove(&p->redo, r.offset);
-    }
-    p->blocked = false;
-    /* Bounded by the high watermark, or stops at the first message nobody can take. */
-    while (!p->blocked && sl_cursor_poll(p->cur, READ_BATCH, 0, share_record, p) > 0) {
-    }
-}
-
-static void share_pump(struct share_grp *g)
-{
-    if (g->m->b->stopping) {
-        return;
-    }
-    if (g->pumping) {
-        g->again = true;
-        return;
-    }
-    g->pumping = true;
-    do {
-        g->again = false;
-        for (int32_t i = 0; i < g->n_parts; i++) {
-            share_pump_part(&g->parts[i]);
-        }
-    } while (g->again);
-    g->pumping = false;
-}
-
-static void share_wake(struct sl_cursor *cur, void *arg)
-{
-    struct share_part *p = arg;
-    (void)cur;
-    share_pump(p->g);
-}
-
-static void share_ev(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    share_pump(arg);
-}
-
-/* Pump g from the loop soon (after a join or a member going away). */
-static void share_schedule(struct share_grp *g)
-{
-    if (g->ev != NULL) {
-        event_active(g->ev, EV_TIMEOUT, 0);
-    }
-}
-
-/* The lowest offset the group has not finished with in p. */
-static int64_t share_commit_point(const struct share_part *p)
-{
-    int64_t c = sl_cursor_position(p->cur);
-    if (p->pend.n > 0 && p->pend.v[0] < c) {
-        c = p->pend.v[0];
-    }
-    if (p->redo.n > 0 && p->redo.v[0] < c) {
-        c = p->redo.v[0];
-    }
-    return c;
-}
-
-static void share_grp_commit(struct share_grp *g)
-{
-    struct sl_log *log = g->m->b->gw->log;
-    for (int32_t i = 0; i < g->n_parts; i++) {
-        struct share_part *p = &g->parts[i];
-        int64_t c;
-        if (p->cur == NULL) {
-            continue;
-        }
-        c = share_commit_point(p);
-        if (c > p->committed &&
-            sl_group_commit(log, g->group, g->topic, p->partition, c) == 0) {
-            p->committed = c;
-        }
-    }
-}
-
-static void share_grp_free(struct share_grp *g)
-{
-    if (g->live) {
-        share_grp_commit(g);
-    }
-    if (g->parts != NULL) {
-        for (int32_t i = 0; i < g->n_parts; i++) {
-            sl_cursor_close(&g->parts[i].cur);
-            free(g->parts[i].pend.v);
-            free(g->parts[i].redo.v);
-        }
-    }
-    if (g->ev != NULL) {
-        event_free(g->ev);
-    }
-    free(g->parts);
-    free(g->mem);
-    free(g->group);
-    free(g->topic);
-    free(g);
-}
-
-/* The group (name, topic), created (positions from the committed offsets) if new. */
-static struct share_grp *share_grp_get(struct mqtt_subs *m, const char *name, const char *topic)
-{
-    struct sl_log *log = m->b->gw->log;
-    struct share_grp *g;
-    int32_t n;
-
-    for (g = m->groups; g != NULL; g = g->next) {
-        if (strcmp(g->group + strlen("mqtt-share."), name) == 0 &&
-            strcmp(g->topic, topic) == 0) {
-            return g;
-        }
-    }
-    n = sl_log_partitions(log, topic);
-    if (n <= 0 || (g = calloc(1, sizeof(*g))) == NULL) {
-        return NULL;
-    }
-    g->m = m;
-    if (asprintf(&g->group, "mqtt-share.%s", name) < 0) {
-        g->group = NULL;
-    }
-    g->topic = strdup(topic);
-    g->parts = calloc((size_t)n, sizeof(*g->parts));
-    g->ev = event_new(m->b->gw->base, -1, 0, share_ev, g);
-    if (g->group == NULL || g->topic == NULL || g->parts == NULL || g->ev == NULL) {
-        free(g->parts);
-        g->parts = NULL;
-        share_grp_free(g);
-        return NULL;
-    }
-    g->n_parts = n;
-    for (int32_t i = 0; i < n; i++) {
-        struct share_part *p = &g->parts[i];
-        int64_t c = sl_group_committed(log, g->group, topic, i);
-        struct sl_start st = {.kind = c >= 0 ? SL_START_OFFSET : SL_START_LATEST, .value = c};
-        int err = 0;
-        p->g = g;
-        p->partition = i;
-        p->committed = c;
-        p->cur = sl_cursor_open(log, topic, i, st, share_wake, p, &err);
-        if (p->cur == NULL) {
-            share_grp_free(g);
-            return NULL;
-        }
-    }
-    g->live = true;
-    g->next = m->groups;
-    m->groups = g;
-    return g;
-}
-
-static void share_grp_unlink(struct mqtt_subs *m, struct share_grp *g)
-{
-    for (struct share_grp **pg = &m->groups; *pg != NULL; pg = &(*pg)->next) {
-        if (*pg == g) {
-            *pg = g->next;
-            return;
-        }
-    }
-}
-
-/*
- * s no longer takes messages for g (disconnected, or left it): its unacknowledged
- * hand-outs go back to the group, to be offered to the others. PUBREC'd ones (the client
- * has the message; only PUBREL/PUBCOMP remain) count as delivered. offline: the session
- * also forgets them (no resend with DUP on resume: another member has them).
- */
-static void share_release(struct share_grp *g, struct mqtt_session *s, bool offline)
-{
-    bool any = false;
-    for (uint16_t i = 0; i < s->n_out;) {
-        struct mqtt_out *o = &s->out[i];
-        struct share_part *p = o->share;
-        if (p == NULL || p->g != g) {
-            i++;
-            continue;
-        }
-        o->share = NULL;
-        offs_remove(&p->pend, o->offset);
-        if (o->state == MQTT_OUT_WAIT_COMP) {
-            i++;
-            continue;
-        }
-        if (offs_insert(&p->redo, o->offset) != 0) {
-            sl_metric_add(s->b->m_dropped, 1);   /* out of memory: not offered again */
-        }
-        any = true;
-        if (!offline) {
-            i++;
-            continue;
-        }
-        sl_buf_unref(&o->pkt);
-        memmove(o, o + 1, (size_t)(s->n_out - i - 1) * sizeof(*o));
-        s->n_out--;
-        s->dirty = true;
-    }
-    if (any) {
-        share_schedule(g);
-    }
-}
-
-/* Is s a member of g (through another filter than skip)? */
-static bool share_is_member(const struct share_grp *g, const struct mqtt_session *s,
-                            const struct share_member *skip)
-{
-    for (uint32_t i = 0; i < g->n_mem; i++) {
-        if (g->mem[i] != skip && g->mem[i]->s == s) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static void share_assigned(struct sl_group_member *gm, void *arg, const int32_t *parts,
-                           size_t n)
-{
-    (void)gm;
-    (void)arg;
-    (void)parts;
-    (void)n;
-}
-
-static int share_join(struct mqtt_subs *m, struct mqtt_session *s, struct mqtt_sub_entry *e,
-                      const char *topic)
-{
-    struct share_grp *g = share_grp_get(m, e->share_group, topic);
-    struct share_member *sm;
-
-    if (g == NULL) {
-        return -ENOMEM;
-    }
-    if (g->n_mem == g->cap_mem) {
-        uint32_t cap = g->cap_mem ? g->cap_mem * 2 : 4;
-        struct share_member **n = realloc(g->mem, cap * sizeof(*n));
-        if (n == NULL) {
-            goto fail;
-        }
-        g->mem = n;
-        g->cap_mem = cap;
-    }
-    sm = calloc(1, sizeof(*sm));
-    if (sm == NULL || (sm->filter = strdup(e->filter)) == NULL) {
-        free(sm);
-        goto fail;
-    }
-    sm->g = g;
-    sm->s = s;
-    sm->qos = e->qos;
-    /* membership only shows in the metrics: hand-out is per message, not by partition */
-    sm->gm = sl_group_join(m->b->gw->log, g->group, topic, share_assigned, NULL);
-    g->mem[g->n_mem++] = sm;
-    sm->next = m->shares;
-    m->shares = sm;
-    share_schedule(g);
-    return 0;
-fail:
-    if (g->n_mem == 0) {
-        share_grp_unlink(m, g);
-        share_grp_free(g);
-    }
-    return -ENOMEM;
-}
-
-static int share_add(struct mqtt_subs *m, struct mqtt_session *s, struct mqtt_sub_entry *e)
-{
-    char topic[256];
-    size_t n = strcspn(e->filter, "/");
-    if (filter_wild_first(e->filter)) {
-        return -ENOTSUP;   /* a group per topic would be needed for every topic */
-    }
-    if (n >= sizeof(topic)) {
-        return -EINVAL;
-    }
-    memcpy(topic, e->filter, n);
-    topic[n] = '\0';
-    if (!sl_log_topic_name_valid(topic)) {
-        return -EINVAL;
-    }
-    if (sl_log_partitions(m->b->gw->log, topic) < 0 && reader_get(m, topic, false) == NULL) {
-        return -ENOENT;
-    }
-    return share_join(m, s, e, topic);
-}
-
-/* Take sm out of its group (the group goes, committed, with its last member). */
-static void share_leave(struct mqtt_subs *m, struct share_member *sm)
-{
-    struct share_grp *g = sm->g;
-    for (uint32_t i = 0; i < g->n_mem; i++) {
-        if (g->mem[i] == sm) {
-            memmove(g->mem + i, g->mem + i + 1, (g->n_mem - i - 1) * sizeof(*g->mem));
-            g->n_mem--;
-            if (g->rr > i) {
-                g->rr--;
-            }
-            break;
-        }
-    }
-    if (g->rr >= g->n_mem) {
-        g->rr = 0;
-    }
-    if (!share_is_member(g, sm->s, NULL)) {
-        share_release(g, sm->s, false);
-    }
-    sl_group_leave(&sm->gm);
-    free(sm->filter);
-    free(sm);
-    if (g->n_mem == 0) {
-        share_grp_unlink(m, g);
-        share_grp_free(g);
-    }
-}
-
-static void share_remove(struct mqtt_subs *m, struct mqtt_session *s, const char *group,
-                         const char *filter)
-{
-    for (struct share_member **p = &m->shares; *p != NULL;) {
-        struct share_member *sm = *p;
-        if (sm->s == s && strcmp(sm->filter, filter) == 0 &&
-            strcmp(sm->g->group + strlen("mqtt-share."), group) == 0) {
-            *p = sm->next;
-            share_leave(m, sm);
-        } else {
-            p = &sm->next;
-        }
-    }
-}
-
-/* s went offline: what it has not acknowledged goes to the other members. */
-static void share_offline(struct mqtt_subs *m, struct mqtt_session *s)
-{
-    for (struct share_member *sm = m->shares; sm != NULL; sm = sm->next) {
-        if (sm->s == s) {
-            share_release(sm->g, s, true);
-        }
-    }
-}
-
-/* An acknowledged hand-out: the group may commit past it. */
-static void share_acked(struct mqtt_out *o)
-{
-    struct share_part *p = o->share;
-    offs_remove(&p->pend, o->offset);
-    o->share = NULL;
-}
-
-/* Offer waiting messages of the groups of s again (after an ack or a drain). */
-static void share_kick(struct mqtt_subs *m, struct mqtt_session *s)
-{
-    for (struct share_member *sm = m->shares; sm != NULL; sm = sm->next) {
-        if (sm->s == s) {
-            share_pump(sm->g);
-        }
-    }
-}
 
 /* ------------------------------------------------------------------ store ---- */
 
@@ -1764,6 +1207,7 @@ struct mqtt_subs *mqtt_subs_new(struct mqtt_broker *b)
     struct mqtt_subs *m = calloc(1, sizeof(*m));
     if (m != NULL) {
         m->b = b;
+        mqtt_share_init(&m->sh, b);
     }
     return m;
 }
@@ -1775,11 +1219,7 @@ void mqtt_subs_free(struct mqtt_subs **pm)
         return;
     }
     m = *pm;
-    while (m->shares != NULL) {
-        struct share_member *sm = m->shares;
-        m->shares = sm->next;
-        share_leave(m, sm);
-    }
+    mqtt_share_fini(&m->sh);
     while (m->readers != NULL) {
         struct mqtt_reader *r = m->readers;
         m->readers = r->next;
@@ -1797,13 +1237,5 @@ void mqtt_subs_free(struct mqtt_subs **pm)
 
 void mqtt_subs_commit(struct mqtt_subs *m)
 {
-    for (struct share_grp *g = m->groups; g != NULL; g = g->next) {
-        share_grp_commit(g);
-        for (int32_t i = 0; i < g->n_parts; i++) {
-            if (g->parts[i].blocked || g->parts[i].redo.n > 0) {
-                share_schedule(g);   /* a member may have become able since */
-                break;
-            }
-        }
-    }
+    mqtt_share_commit(&m->sh);
 }

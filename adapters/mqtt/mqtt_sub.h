@@ -15,13 +15,9 @@
  * later (found by the broker's housekeeping tick). Internal topics ("__...") and
  * '$'-topics are not covered by leading wildcards.
  *
- * $share/{group}/{filter}: one shared group ("mqtt-share.{group}") per covered topic reads
- * it with its own cursors from the group's committed offsets and hands each matching
- * message to exactly one connected member, round robin per message, skipping members that
- * cannot take it now (the group waits if none can). The committed offset (sl_group_commit,
- * by mqtt_subs_commit) stays at the first message not yet delivered (QoS 0) or
- * acknowledged (PUBACK / PUBCOMP); a member going offline or leaving gives its
- * unacknowledged messages back, to be offered to the others.
+ * $share/{group}/{filter}: see mqtt_share.h (groups with their own cursors, one member per
+ * message); mqtt_subs_add / _remove / _commit hand them over, and they deliver through
+ * mqtt_subs_deliver below.
  *
  * Thread affinity: loop thread only.
  */
@@ -29,6 +25,7 @@
 #define SL_MQTT_SUB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "adapters/mqtt/mqtt_session.h"
@@ -67,7 +64,7 @@ int mqtt_subs_send_retained(struct mqtt_session *s, const struct sl_env *env, ui
                             uint32_t sub_id);
 
 /* Housekeeping: commit shared-subscription offsets delivered or acknowledged since the
- * last call; re-offer messages a shared group is waiting with. */
+ * last call; re-offer messages a shared group is waiting with (mqtt_share_commit). */
 void mqtt_subs_commit(struct mqtt_subs *m);
 /* An event just landed in topic: open its reader now if wildcards cover it. */
 void mqtt_subs_topic_seen(struct mqtt_subs *m, const char *topic);
@@ -85,5 +82,36 @@ typedef void (*mqtt_pos_fn)(void *arg, const char *topic, int32_t partition, int
 void mqtt_subs_positions(struct mqtt_session *s, mqtt_pos_fn fn, void *arg);
 /* Topic of a reader. */
 const char *mqtt_reader_topic(const struct mqtt_reader *r);
+
+/* ---- delivery, shared with mqtt_share.c ---- */
+
+/* Encodings of one record, built lazily and shared across sessions. */
+struct mqtt_enc {
+    const struct sl_env *env;
+    const char *subject;
+    uint8_t msg_qos;
+    bool msg_retain;
+    int64_t expiry_left;             /* seconds, -1 none */
+    struct sl_buf *pkt[2][2];        /* [v5][has packet id] */
+    size_t pid_off[2];
+};
+
+/* Prepare e for env (borrowed: must outlive e): its QoS, retain flag and expiry from the
+ * MQTT headers; subject env's, else fallback_subject (borrowed). Encodes nothing yet. */
+void mqtt_enc_init(struct mqtt_enc *e, const struct sl_env *env, const char *fallback_subject);
+/* Drop the encodings e built (references; sessions' windows keep their own). */
+void mqtt_enc_clear(struct mqtt_enc *e);
+/* Can s take a message at qos now (connected, under high water, window not full)? Sets
+ * s->output_paused when over high water. */
+bool mqtt_subs_can_take(struct mqtt_session *s, uint8_t qos);
+/*
+ * Deliver e to s at qos (retain flag, subscription identifier sub_id > 0 for MQTT 5).
+ * QoS > 0 adds an outbound window entry holding a new reference to the encoding, with
+ * (r, partition, offset) to re-read it for a resend (r NULL: not re-readable). Expired
+ * or too large for the client: counted as dropped, returns 0. Returns 0 (sent or
+ * skipped) or -EAGAIN when s cannot take it now. Borrows s, e and r.
+ */
+int mqtt_subs_deliver(struct mqtt_session *s, struct mqtt_enc *e, uint8_t qos, bool retain,
+                      uint32_t sub_id, struct mqtt_reader *r, int32_t partition, int64_t offset);
 
 #endif
