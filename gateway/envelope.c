@@ -47,12 +47,68 @@ void sl_buf_unref(struct sl_buf **bp)
 
 /* ---- envelopes ---- */
 
+/*
+ * An envelope and its strings in one allocation: the attribute, extension, header-name
+ * and origin strings are carved from a small arena behind the struct while they fit
+ * (most events need 100-200 bytes), and fall back to malloc beyond it. Strings are
+ * never written after publish (the envelope is immutable then), so the arena needs no
+ * lock; it goes away with the envelope at the last unref. Replacing a string while
+ * building leaves its old arena bytes unused.
+ */
+#define ENV_ARENA 256
+
+struct env_block {
+    struct sl_env env;              /* must stay first: sl_env_unref frees the block */
+    size_t used;
+    char arena[ENV_ARENA];
+};
+
+static struct env_block *env_block(const struct sl_env *env)
+{
+    return (struct env_block *)(void *)env;
+}
+
+/* A copy of value[0..len) plus a NUL, from env's arena if it fits, else malloc. */
+static char *env_strndup(struct sl_env *env, const char *value, size_t len)
+{
+    struct env_block *blk = env_block(env);
+    char *s;
+
+    if (len < ENV_ARENA - blk->used) {
+        s = blk->arena + blk->used;
+        blk->used += len + 1;
+    } else {
+        s = malloc(len + 1);
+        if (s == NULL) {
+            return NULL;
+        }
+    }
+    memcpy(s, value, len);
+    s[len] = '\0';
+    return s;
+}
+
+/* Release a string from env_strndup (NULL: no-op; arena bytes stay with the block). */
+static void env_str_free(struct sl_env *env, char *s)
+{
+    uintptr_t lo = (uintptr_t)env_block(env)->arena;
+
+    if (s != NULL && ((uintptr_t)s < lo || (uintptr_t)s >= lo + ENV_ARENA)) {
+        free(s);
+    }
+}
+
 struct sl_env *sl_env_new(void)
 {
-    struct sl_env *env = calloc(1, sizeof(*env));
-    if (env == NULL) {
+    struct env_block *blk = malloc(sizeof(*blk));
+    struct sl_env *env;
+
+    if (blk == NULL) {
         return NULL;
     }
+    memset(&blk->env, 0, sizeof(blk->env));
+    blk->used = 0;
+    env = &blk->env;
     atomic_init(&env->refs, 1);
     env->partition = -1;
     env->offset = -1;
@@ -78,38 +134,38 @@ void sl_env_unref(struct sl_env **envp)
     if (atomic_fetch_sub_explicit(&env->refs, 1, memory_order_acq_rel) != 1) {
         return;
     }
-    free(env->id);
-    free(env->source);
-    free(env->type);
-    free(env->subject);
-    free(env->time);
-    free(env->datacontenttype);
-    free(env->dataschema);
+    env_str_free(env, env->id);
+    env_str_free(env, env->source);
+    env_str_free(env, env->type);
+    env_str_free(env, env->subject);
+    env_str_free(env, env->time);
+    env_str_free(env, env->datacontenttype);
+    env_str_free(env, env->dataschema);
     for (size_t i = 0; i < env->n_ext; i++) {
-        free(env->ext[i].name);
-        free(env->ext[i].value);
-        free(env->ext[i].header_name);
+        env_str_free(env, env->ext[i].name);
+        env_str_free(env, env->ext[i].value);
+        env_str_free(env, env->ext[i].header_name);
     }
     free(env->ext);
     for (size_t i = 0; i < env->n_headers; i++) {
-        free(env->headers[i].name);
+        env_str_free(env, env->headers[i].name);
         sl_buf_unref(&env->headers[i].value);
     }
     free(env->headers);
     sl_buf_unref(&env->key);
     sl_buf_unref(&env->data);
-    free(env->origin_name);
-    free(env->destination);
-    free(env);
+    env_str_free(env, env->origin_name);
+    env_str_free(env, env->destination);
+    free(env_block(env));
 }
 
-static int set_str(char **field, const char *value, size_t len)
+static int set_str(struct sl_env *env, char **field, const char *value, size_t len)
 {
-    char *s = strndup(value, len);
+    char *s = env_strndup(env, value, strnlen(value, len));
     if (s == NULL) {
         return -ENOMEM;
     }
-    free(*field);
+    env_str_free(env, *field);
     *field = s;
     return 0;
 }
@@ -172,14 +228,14 @@ int sl_env_set_attr(struct sl_env *env, const char *name, const char *value, siz
                    len == 0) {
             return -EINVAL;     /* REQUIRED attributes must be non-empty strings */
         }
-        return set_str(field, value, len);
+        return set_str(env, field, value, len);
     }
     if (!ext_name_valid(name)) {
         return -EINVAL;
     }
     for (size_t i = 0; i < env->n_ext; i++) {
         if (strcmp(env->ext[i].name, name) == 0) {
-            return set_str(&env->ext[i].value, value, len);
+            return set_str(env, &env->ext[i].value, value, len);
         }
     }
     struct sl_env_ext *ext = realloc(env->ext, (env->n_ext + 1) * sizeof(*ext));
@@ -187,18 +243,22 @@ int sl_env_set_attr(struct sl_env *env, const char *name, const char *value, siz
         return -ENOMEM;
     }
     env->ext = ext;
-    ext[env->n_ext].name = strdup(name);
-    ext[env->n_ext].value = strndup(value, len);
-    ext[env->n_ext].header_name = malloc(strlen(name) + 4);
+    {
+        char hname[24];
+        size_t nlen = strlen(name);
+        memcpy(hname, "ce_", 3);
+        memcpy(hname + 3, name, nlen + 1);
+        ext[env->n_ext].name = env_strndup(env, name, nlen);
+        ext[env->n_ext].value = env_strndup(env, value, len);
+        ext[env->n_ext].header_name = env_strndup(env, hname, nlen + 3);
+    }
     if (ext[env->n_ext].name == NULL || ext[env->n_ext].value == NULL ||
         ext[env->n_ext].header_name == NULL) {
-        free(ext[env->n_ext].name);
-        free(ext[env->n_ext].value);
-        free(ext[env->n_ext].header_name);
+        env_str_free(env, ext[env->n_ext].name);
+        env_str_free(env, ext[env->n_ext].value);
+        env_str_free(env, ext[env->n_ext].header_name);
         return -ENOMEM;
     }
-    memcpy(ext[env->n_ext].header_name, "ce_", 3);
-    strcpy(ext[env->n_ext].header_name + 3, name);
     env->n_ext++;
     return 0;
 }
@@ -231,7 +291,7 @@ int sl_env_add_header(struct sl_env *env, const char *name, const void *value,
     }
     env->headers = h;
     h = &env->headers[env->n_headers];
-    h->name = strdup(name);
+    h->name = env_strndup(env, name, strlen(name));
     h->value = NULL;
     if (h->name == NULL) {
         return -ENOMEM;
@@ -239,7 +299,7 @@ int sl_env_add_header(struct sl_env *env, const char *name, const void *value,
     if (value != NULL && value_len >= 0) {
         h->value = sl_buf_new(value, (size_t)value_len);
         if (h->value == NULL) {
-            free(h->name);
+            env_str_free(env, h->name);
             return -ENOMEM;
         }
     }
@@ -291,10 +351,10 @@ int sl_env_set_origin(struct sl_env *env, const char *adapter, const char *name,
 {
     snprintf(env->origin_adapter, sizeof(env->origin_adapter), "%s",
              adapter != NULL ? adapter : "");
-    if (name != NULL && set_str(&env->origin_name, name, strlen(name)) != 0) {
+    if (name != NULL && set_str(env, &env->origin_name, name, strlen(name)) != 0) {
         return -ENOMEM;
     }
-    if (destination != NULL && set_str(&env->destination, destination,
+    if (destination != NULL && set_str(env, &env->destination, destination,
                                        strlen(destination)) != 0) {
         return -ENOMEM;
     }
@@ -415,23 +475,23 @@ int sl_env_finalize(struct sl_env *env)
         if (rc != 0) {
             return rc;
         }
-        if (set_str(&env->id, uuid, strlen(uuid)) != 0) {
+        if (set_str(env, &env->id, uuid, strlen(uuid)) != 0) {
             return -ENOMEM;
         }
     }
     if (env->source == NULL) {
         size_t n = default_source(env, buf, sizeof(buf));
-        if (set_str(&env->source, buf, n) != 0) {
+        if (set_str(env, &env->source, buf, n) != 0) {
             return -ENOMEM;
         }
     }
-    if (env->type == NULL && set_str(&env->type, "io.sluice.message", 17) != 0) {
+    if (env->type == NULL && set_str(env, &env->type, "io.sluice.message", 17) != 0) {
         return -ENOMEM;
     }
     if (env->time == NULL) {
         env->timestamp_ms = now_ms();
         sl_rfc3339_format_ms(env->timestamp_ms, buf, sizeof(buf));
-        if (set_str(&env->time, buf, strlen(buf)) != 0) {
+        if (set_str(env, &env->time, buf, strlen(buf)) != 0) {
             return -ENOMEM;
         }
     } else if (env->timestamp_ms < 0) {
@@ -690,7 +750,8 @@ struct sl_env *sl_env_from_record(const struct sl_record *rec, int32_t partition
             }
             /* not a valid attribute: keep it as a plain header */
         } else if (strcmp(name, "content-type") == 0 && h.value_len >= 0) {
-            if (set_str(&env->datacontenttype, (const char *)h.value, (size_t)h.value_len)) {
+            if (set_str(env, &env->datacontenttype, (const char *)h.value,
+                        (size_t)h.value_len) != 0) {
                 goto fail;
             }
             continue;

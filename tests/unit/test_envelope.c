@@ -75,6 +75,48 @@ static void test_attrs(void **state)
     sl_env_unref(&e);
 }
 
+/* Strings live in a small arena inside the envelope while they fit, on the heap beyond
+ * it; replacing, overflowing and freeing must all work (run under ASan too). */
+static void test_attr_storage(void **state)
+{
+    (void)state;
+    struct sl_env *e = sl_env_new();
+    char big[600];
+    char name[16];
+
+    memset(big, 'b', sizeof(big));
+    assert_int_equal(sl_env_set_attr(e, "id", "first", 5), 0);
+    assert_int_equal(sl_env_set_attr(e, "id", "second", 6), 0);
+    assert_int_equal(sl_env_set_attr(e, "source", big, sizeof(big)), 0);   /* heap */
+    assert_int_equal(sl_env_set_attr(e, "source", "/small", 6), 0);        /* arena */
+    assert_int_equal(sl_env_set_attr(e, "subject", big, 200), 0);
+    for (int i = 0; i < 12; i++) {
+        snprintf(name, sizeof(name), "ext%d", i);
+        assert_int_equal(sl_env_set_attr(e, name, big, (size_t)(i * 7)), 0);
+        assert_int_equal(sl_env_add_header(e, name, "v", 1), 0);
+    }
+    assert_int_equal(sl_env_set_origin(e, "http", "listener", "/topics/t"), 0);
+    assert_int_equal(sl_env_set_attr(e, "ext3", "again", 5), 0);
+    assert_int_equal(sl_env_finalize(e), 0);
+    assert_string_equal(sl_env_get_attr(e, "id"), "second");
+    assert_string_equal(sl_env_get_attr(e, "source"), "/small");
+    assert_int_equal(strlen(sl_env_get_attr(e, "subject")), 200);
+    assert_string_equal(sl_env_get_attr(e, "ext3"), "again");
+    assert_int_equal(strlen(sl_env_get_attr(e, "ext11")), 77);
+    assert_string_equal(e->ext[11].header_name, "ce_ext11");
+    assert_string_equal(e->headers[11].name, "ext11");
+    assert_string_equal(e->origin_name, "listener");
+    assert_string_equal(e->destination, "/topics/t");
+    assert_string_equal(sl_env_get_attr(e, "type"), "io.sluice.message");
+    {
+        struct sl_env *r = sl_env_ref(e);
+        sl_env_unref(&e);
+        assert_null(e);
+        assert_string_equal(sl_env_get_attr(r, "id"), "second");
+        sl_env_unref(&r);
+    }
+}
+
 static void test_rfc3339(void **state)
 {
     (void)state;
@@ -279,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_buf_refcount_shared),
         cmocka_unit_test(test_env_data_shared_across_envelopes),
         cmocka_unit_test(test_attrs),
+        cmocka_unit_test(test_attr_storage),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_rfc3339_format_matches_gmtime),
         cmocka_unit_test(test_ids_unique_v4),
