@@ -13,6 +13,8 @@
 
 #include "gateway/config.h"
 
+#include "fixture.h"
+
 static struct sl_config *parse_ok(const char *text)
 {
     char *errors = NULL;
@@ -692,8 +694,8 @@ static void test_shipped_files(void **state)
 
 static void test_load_file(void **state)
 {
-    char dir[] = "/tmp/test_config.XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    assert_non_null(fx_tmpdir(dir, "/tmp/test_config."));
     char path[256];
     snprintf(path, sizeof(path), "%s/bad.yaml", dir);
     FILE *f = fopen(path, "w");

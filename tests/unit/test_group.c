@@ -1,7 +1,6 @@
 /* Unit tests for consumer groups (gateway/log/group.c). */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,19 +16,13 @@
 
 #include "gateway/log/log.h"
 
+#include "fixture.h"
+
 struct fixture {
     char dir[64];
     struct event_base *base;
     struct sl_log *log;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void open_log(struct fixture *f)
 {
@@ -52,8 +45,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
 
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/test_group.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_non_null(fx_tmpdir(f->dir, "/tmp/test_group."));
     f->base = event_base_new();
     assert_non_null(f->base);
     open_log(f);
@@ -67,7 +59,7 @@ static int teardown(void **state)
 
     sl_log_close(&f->log);
     event_base_free(f->base);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fx_rm_tree(f->dir);
     free(f);
     return 0;
 }

@@ -2,7 +2,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -24,6 +23,8 @@
 
 #include "gateway/log/log.h"
 #include "gateway/log/segment.h"
+
+#include "fixture.h"
 
 /* ---- interposed fdatasync / fsync (the log's segments call these) ---- */
 
@@ -100,14 +101,6 @@ struct fixture {
     struct sl_log *log;
 };
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -146,8 +139,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
 
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/test_log.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_non_null(fx_tmpdir(f->dir, "/tmp/test_log."));
     f->base = event_base_new();
     assert_non_null(f->base);
     *state = f;
@@ -161,7 +153,7 @@ static int teardown(void **state)
     atomic_store(&fdatasync_hold, 0);       /* let a held fsync worker finish */
     sl_log_close(&f->log);
     event_base_free(f->base);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fx_rm_tree(f->dir);
     free(f);
     atomic_store(&fdatasync_fail, 0);
     sl_segment_max_bytes = UINT32_MAX;

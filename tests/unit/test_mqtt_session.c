@@ -4,7 +4,6 @@
  * mkdtemp() directory. Packets are built and parsed with mqtt_codec.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +28,8 @@
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "routing/route.h"
+
+#include "fixture.h"
 
 /* ---- fake transport ---- */
 
@@ -106,34 +107,14 @@ struct fixture {
     struct fake conns[N_CONNS];
 };
 
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct sl_log_options lo;
     struct mqtt_limits lim;
     char *err = NULL;
 
-    strcpy(f->dir, "/tmp/sl_mqtt_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    evthread_use_pthreads();
-    f->gw.base = event_base_new();
-    f->cfg = sl_config_defaults();
-    free(f->cfg->data_dir);
-    f->cfg->data_dir = strdup(f->dir);
-    f->cfg->topic_defaults.partitions = 1;
-    f->gw.cfg = f->cfg;
-    sl_gateway_log_options(f->cfg, &lo);
-    f->gw.log = sl_log_open(f->gw.base, &lo, &err);
-    assert_non_null(f->gw.log);
-    f->gw.routes = rt_table_new();
+    assert_non_null(fx_tmpdir(f->dir, "/tmp/sl_mqtt_"));
+    fx_gw_open(&f->gw, &f->cfg, f->dir, 1);
     mqtt_limits_defaults(&lim);
     lim.max_packet_size = 4096;
     lim.high_water = 1000;
@@ -166,12 +147,9 @@ static int teardown(void **state)
         evbuffer_free(f->conns[i].out);
         evbuffer_free(f->conns[i].in);
     }
-    sl_log_close(&f->gw.log);
-    rt_table_free(&f->gw.routes);
-    sl_config_free(&f->cfg);
-    event_base_free(f->gw.base);
+    fx_gw_close(&f->gw, &f->cfg);
     /* no sl_metrics_reset(): publish.c caches its per-listener counters */
-    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    fx_rm_tree(f->dir);
     free(f);
     return 0;
 }

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,8 @@
 #include "gateway/log/log.h"
 #include "gateway/metrics.h"
 #include "routing/route.h"
+
+#include "fixture.h"
 
 struct fixture {
     char dir[64];
@@ -43,34 +44,12 @@ static void on_published(void *arg, const struct sl_publish_result *res)
     }
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct sl_log_options lo;
-    char *err = NULL;
 
-    strcpy(f->dir, "/tmp/sl_publish_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    evthread_use_pthreads();
-    f->gw.base = event_base_new();
-    f->cfg = sl_config_defaults();
-    assert_non_null(f->cfg);
-    free(f->cfg->data_dir);
-    f->cfg->data_dir = strdup(f->dir);
-    f->cfg->topic_defaults.partitions = 4;
-    f->gw.cfg = f->cfg;
-    sl_gateway_log_options(f->cfg, &lo);
-    f->gw.log = sl_log_open(f->gw.base, &lo, &err);
-    assert_non_null(f->gw.log);
-    f->gw.routes = rt_table_new();
+    assert_non_null(fx_tmpdir(f->dir, "/tmp/sl_publish_"));
+    fx_gw_open(&f->gw, &f->cfg, f->dir, 4);
     *state = f;
     return 0;
 }
@@ -78,11 +57,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    sl_log_close(&f->gw.log);
-    rt_table_free(&f->gw.routes);
-    sl_config_free(&f->cfg);
-    event_base_free(f->gw.base);
-    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    fx_gw_close(&f->gw, &f->cfg);
+    fx_rm_tree(f->dir);
     free(f);
     return 0;
 }

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,8 @@
 #include "gateway/log/log.h"
 #include "gateway/metrics.h"
 #include "routing/route.h"
+
+#include "fixture.h"
 
 struct fixture {
     char dir[64];
@@ -64,42 +65,20 @@ static void result_clear(struct result *r)
     memset(r, 0, sizeof(*r));
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct sl_log_options lo;
     struct rest_api_opts opts = {.listener = "http", .max_body = 4096, .max_wait_ms = 2000};
-    char *err = NULL;
     FILE *fp;
 
-    strcpy(f->dir, "/tmp/sl_rest_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_non_null(fx_tmpdir(f->dir, "/tmp/sl_rest_"));
     snprintf(f->web, sizeof(f->web), "%s/web", f->dir);
     assert_int_equal(mkdir(f->web, 0700), 0);
     fp = fopen(strcat(strcpy((char[128]){0}, f->web), "/index.html"), "w");
     assert_non_null(fp);
     fputs("<html>hello</html>", fp);
     fclose(fp);
-    evthread_use_pthreads();
-    f->gw.base = event_base_new();
-    f->cfg = sl_config_defaults();
-    assert_non_null(f->cfg);
-    free(f->cfg->data_dir);
-    f->cfg->data_dir = strdup(f->dir);
-    f->cfg->topic_defaults.partitions = 2;
-    f->gw.cfg = f->cfg;
-    sl_gateway_log_options(f->cfg, &lo);
-    f->gw.log = sl_log_open(f->gw.base, &lo, &err);
-    assert_non_null(f->gw.log);
-    f->gw.routes = rt_table_new();
+    fx_gw_open(&f->gw, &f->cfg, f->dir, 2);
     opts.web_root = f->web;
     f->api = rest_api_new(&f->gw, &opts);
     assert_non_null(f->api);
@@ -113,11 +92,8 @@ static int teardown(void **state)
 
     rest_api_free(&f->api);
     assert_null(f->api);
-    sl_log_close(&f->gw.log);
-    rt_table_free(&f->gw.routes);
-    sl_config_free(&f->cfg);
-    event_base_free(f->gw.base);
-    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    fx_gw_close(&f->gw, &f->cfg);
+    fx_rm_tree(f->dir);
     free(f);
     return 0;
 }

@@ -12,7 +12,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -28,6 +27,8 @@
 
 #include "gateway/log/recordbatch.h"
 #include "gateway/log/segment.h"
+
+#include "fixture.h"
 
 #define VALUE_LEN 100
 #define MAX_BATCHES 400
@@ -63,8 +64,7 @@ static int setup(void **state)
     if (f == NULL) {
         return -1;
     }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/sl_segtest.XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
+    if (fx_tmpdir(f->dir, "/tmp/sl_segtest.") == NULL) {
         free(f);
         return -1;
     }
@@ -76,20 +76,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    if (d != NULL) {
-        struct dirent *e;
-        char path[512];
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.') {
-                continue;
-            }
-            snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    fx_rm_tree(f->dir);
     sl_rb_builder_free(&f->b);
     free(f);
     return 0;

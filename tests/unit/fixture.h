@@ -1,0 +1,95 @@
+/*
+ * Fixture code shared by the unit tests (test-only; every function is static inline so a
+ * test that includes this header and uses only part of it compiles under -Werror).
+ *
+ *   fx_tmpdir(buf, prefix)         mkdtemp() of prefix "XXXXXX" into buf[64]
+ *   fx_rm_tree(dir)                remove dir and everything under it
+ *   fx_gw_open(gw, cfg, dir, n)    a gateway on a real log in dir: event_base (pthreads),
+ *                                  config from sl_config_defaults(), n partitions, routes
+ *   fx_gw_close(gw, cfg)           the reverse of fx_gw_open (dir is left to fx_rm_tree)
+ */
+#ifndef SLUICE_TESTS_UNIT_FIXTURE_H
+#define SLUICE_TESTS_UNIT_FIXTURE_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+#include "gateway/log/log.h"
+#include "routing/route.h"
+
+/* mkdtemp() of "<prefix>XXXXXX" in buf; buf on success, NULL on failure (or too long). */
+static inline char *fx_tmpdir(char buf[static 64], const char *prefix)
+{
+    int n = snprintf(buf, 64, "%sXXXXXX", prefix);
+
+    if (n < 0 || n >= 64) {
+        buf[0] = '\0';
+        return NULL;
+    }
+    return mkdtemp(buf);
+}
+
+static inline int fx_rm_entry(const char *path, const struct stat *st, int flag,
+                              struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Remove dir recursively (depth first, symlinks not followed); nftw()'s result. */
+static inline int fx_rm_tree(const char *dir)
+{
+    return nftw(dir, fx_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * A gateway on a real log in dir: evthread_use_pthreads(), gw->base, *cfg from
+ * sl_config_defaults() with data_dir = dir and topic_defaults.partitions = partitions
+ * (gw->cfg = *cfg), gw->log opened with sl_gateway_log_options(), an empty gw->routes.
+ */
+static inline void fx_gw_open(struct sl_gateway *gw, struct sl_config **cfg, const char *dir,
+                              int32_t partitions)
+{
+    struct sl_log_options lo;
+    char *err = NULL;
+
+    evthread_use_pthreads();
+    gw->base = event_base_new();
+    *cfg = sl_config_defaults();
+    assert_non_null(*cfg);
+    free((*cfg)->data_dir);
+    (*cfg)->data_dir = strdup(dir);
+    (*cfg)->topic_defaults.partitions = partitions;
+    gw->cfg = *cfg;
+    sl_gateway_log_options(*cfg, &lo);
+    gw->log = sl_log_open(gw->base, &lo, &err);
+    assert_non_null(gw->log);
+    gw->routes = rt_table_new();
+}
+
+/* Close what fx_gw_open() opened: the log, the routes, the config, the event base. */
+static inline void fx_gw_close(struct sl_gateway *gw, struct sl_config **cfg)
+{
+    sl_log_close(&gw->log);
+    rt_table_free(&gw->routes);
+    sl_config_free(cfg);
+    event_base_free(gw->base);
+}
+
+#endif
