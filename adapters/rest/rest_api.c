@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -18,6 +17,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "adapters/rest/rest_internal.h"
 #include "gateway/ce_json.h"
 #include "gateway/gateway.h"
 #include "gateway/log/log.h"
@@ -25,49 +25,10 @@
 
 #define REST_DEFAULT_MAX_BODY (1024u * 1024u)
 #define REST_DEFAULT_MAX_WAIT 30000
-#define REST_READ_MAX_DEFAULT 100
-#define REST_READ_MAX_CAP 10000
-#define REST_READ_MAX_BYTES (8u * 1024u * 1024u)
 #define REST_BATCH_MAX 10000
 #define REST_STATIC_MAX (16u * 1024u * 1024u)
-#define REST_ERR_LEN 256
-#define REST_GROUP_MAX 249                       /* bytes, as Kafka's topic names */
-#define REST_GROUP_BUF (REST_GROUP_MAX * 3 + 1)  /* room for it percent-encoded */
 
-#define CT_JSON "application/json"
 #define CT_PROM "text/plain; version=0.0.4"
-
-enum pending_kind { PENDING_PUBLISH, PENDING_READ };
-
-struct pending {
-    struct pending *prev;
-    struct pending *next;
-    struct rest_api *api;          /* NULL once orphaned by rest_api_free */
-    enum pending_kind kind;
-    rest_done_fn done;
-    void *arg;
-    char topic[250];
-    /* publish */
-    bool batch;
-    /* read */
-    struct sl_cursor **curs;
-    size_t n_curs;
-    struct event *timer;
-    size_t max;
-    size_t bytes;
-    struct ce_json_buf out;        /* "[" then the events so far, comma-separated */
-    size_t n_out;                  /* events in out */
-};
-
-struct rest_api {
-    struct sl_gateway *gw;
-    char *listener;
-    uint64_t max_body;
-    int64_t max_wait_ms;
-    char *web_root;
-    struct pending *pending;
-    bool draining;                 /* rest_api_drain: reads answer at once */
-};
 
 /* ---------- responses ---------- */
 
@@ -130,24 +91,24 @@ void rest_api_error(struct rest_resp *resp, int status, const char *reason, cons
 }
 
 /* Deliver a response: count it, call done, free what done left. */
-static void finish(rest_done_fn done, void *arg, struct rest_resp *resp)
+void rest_finish(rest_done_fn done, void *arg, struct rest_resp *resp)
 {
     rest_api_count_response(resp->status);
     done(arg, resp);
     rest_resp_clear(resp);
 }
 
-static void reply_error(rest_done_fn done, void *arg, int status, const char *reason,
-                        const char *msg)
+void rest_reply_error(rest_done_fn done, void *arg, int status, const char *reason,
+                      const char *msg)
 {
     struct rest_resp resp;
 
     rest_api_error(&resp, status, reason, msg);
-    finish(done, arg, &resp);
+    rest_finish(done, arg, &resp);
 }
 
 /* Takes the reference to obj. */
-static void reply_json(rest_done_fn done, void *arg, int status, json_t *obj)
+void rest_reply_json(rest_done_fn done, void *arg, int status, json_t *obj)
 {
     struct rest_resp resp;
 
@@ -157,13 +118,13 @@ static void reply_json(rest_done_fn done, void *arg, int status, json_t *obj)
         json_decref(obj);
     }
     if (resp.body == NULL) {
-        reply_error(done, arg, 503, "no_memory", "out of memory");
+        rest_reply_error(done, arg, 503, "no_memory", "out of memory");
         return;
     }
     resp.status = status;
     resp.content_type = CT_JSON;
     resp.body_len = strlen(resp.body);
-    finish(done, arg, &resp);
+    rest_finish(done, arg, &resp);
 }
 
 /*
@@ -197,14 +158,14 @@ static int status_for_errno(int err, const char **reason)
     }
 }
 
-static void reply_errno(rest_done_fn done, void *arg, int err, const char *msg)
+void rest_reply_errno(rest_done_fn done, void *arg, int err, const char *msg)
 {
     const char *reason;
     int status = status_for_errno(err, &reason);
     char text[REST_ERR_LEN];
 
     snprintf(text, sizeof(text), "%s: %s", msg, strerror(-err));
-    reply_error(done, arg, status, reason, text);
+    rest_reply_error(done, arg, status, reason, text);
 }
 
 /* ---------- small parsers ---------- */
@@ -252,7 +213,7 @@ long rest_pct_decode(const char *src, size_t len, char *dst, int plus)
 }
 
 /* Find name in the raw query. 1: found (decoded into out), 0: absent, -1: bad. */
-static int query_get(const char *query, const char *name, char *out, size_t outsz)
+int rest_query_get(const char *query, const char *name, char *out, size_t outsz)
 {
     size_t nlen = strlen(name);
     const char *p = query;
@@ -276,7 +237,7 @@ static int query_get(const char *query, const char *name, char *out, size_t outs
     return 0;
 }
 
-static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+bool rest_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     char *end;
     long long v;
@@ -294,17 +255,17 @@ static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 }
 
 /* A numeric query parameter. 1 found, 0 absent (out = dflt), -1 bad. */
-static int query_num(const char *query, const char *name, int64_t min, int64_t max,
-                     int64_t dflt, int64_t *out)
+int rest_query_num(const char *query, const char *name, int64_t min, int64_t max,
+                   int64_t dflt, int64_t *out)
 {
     char buf[32];
-    int rc = query_get(query, name, buf, sizeof(buf));
+    int rc = rest_query_get(query, name, buf, sizeof(buf));
 
     *out = dflt;
     if (rc <= 0) {
         return rc;
     }
-    return parse_i64(buf, min, max, out) ? 1 : -1;
+    return rest_parse_i64(buf, min, max, out) ? 1 : -1;
 }
 
 static const char *find_header(const struct rest_req *req, const char *name)
@@ -418,8 +379,8 @@ static int take_parsed(const struct rest_req *req, struct sl_env ***envs, size_t
 
 /* ---------- pending list ---------- */
 
-static struct pending *pending_new(struct rest_api *api, enum pending_kind kind,
-                                   const char *topic, rest_done_fn done, void *arg)
+struct pending *rest_pending_new(struct rest_api *api, enum pending_kind kind,
+                                 const char *topic, rest_done_fn done, void *arg)
 {
     struct pending *p = calloc(1, sizeof(*p));
 
@@ -439,7 +400,7 @@ static struct pending *pending_new(struct rest_api *api, enum pending_kind kind,
     return p;
 }
 
-static void pending_unlink(struct pending *p)
+void rest_pending_unlink(struct pending *p)
 {
     if (p->api == NULL) {
         return;
@@ -455,7 +416,7 @@ static void pending_unlink(struct pending *p)
     p->prev = p->next = NULL;
 }
 
-static void pending_free(struct pending *p)
+void rest_pending_free(struct pending *p)
 {
     for (size_t i = 0; i < p->n_curs; i++) {
         sl_cursor_close(&p->curs[i]);
@@ -609,13 +570,14 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
     json_t *obj;
 
     if (p->api == NULL) {
-        pending_free(p);       /* orphaned: already answered 503 at shutdown */
+        rest_pending_free(p);  /* orphaned: already answered 503 at shutdown */
         return;
     }
-    pending_unlink(p);
+    rest_pending_unlink(p);
     if (res->status != 0) {
-        reply_errno(p->done, p->arg, res->status, res->error != NULL ? res->error : "publish");
-        pending_free(p);
+        rest_reply_errno(p->done, p->arg, res->status,
+                         res->error != NULL ? res->error : "publish");
+        rest_pending_free(p);
         return;
     }
     if (!p->batch && res->n >= 1 && sl_log_topic_name_valid(res->items[0].topic)) {
@@ -627,12 +589,12 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
                            (long long)res->items[0].offset);
         resp.body = len > 0 && (size_t)len < sizeof(buf) ? strdup(buf) : NULL;
         if (resp.body == NULL) {
-            reply_errno(p->done, p->arg, -ENOMEM, "publish");
+            rest_reply_errno(p->done, p->arg, -ENOMEM, "publish");
         } else {
             resp.body_len = (size_t)len;
-            finish(p->done, p->arg, &resp);
+            rest_finish(p->done, p->arg, &resp);
         }
-        pending_free(p);
+        rest_pending_free(p);
         return;
     }
     if (p->batch && res->n >= 1 && sl_log_topic_name_valid(res->items[0].topic)) {
@@ -657,13 +619,13 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
             }
         }
         if (body == NULL) {
-            reply_errno(p->done, p->arg, -ENOMEM, "publish");
+            rest_reply_errno(p->done, p->arg, -ENOMEM, "publish");
         } else {
             struct rest_resp resp = {.status = 201, .content_type = CT_JSON, .body = body,
                                      .body_len = len};
-            finish(p->done, p->arg, &resp);
+            rest_finish(p->done, p->arg, &resp);
         }
-        pending_free(p);
+        rest_pending_free(p);
         return;
     }
     {
@@ -676,8 +638,8 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
         obj = json_pack("{s:s, s:I, s:o}", "topic", res->n > 0 ? res->items[0].topic : p->topic,
                         "count", (json_int_t)res->n, "offsets", offs);
     }
-    reply_json(p->done, p->arg, 201, obj);
-    pending_free(p);
+    rest_reply_json(p->done, p->arg, 201, obj);
+    rest_pending_free(p);
 }
 
 static void handle_publish(struct rest_api *api, const struct rest_req *req, const char *topic,
@@ -699,7 +661,7 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
     int rc;
 
     if (req->body != NULL && req->body->len > api->max_body) {
-        reply_error(done, arg, 413, "body_too_big", "request body too large");
+        rest_reply_error(done, arg, 413, "body_too_big", "request body too large");
         return;
     }
     subject = malloc(qlen);
@@ -708,9 +670,9 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
         rc = -ENOMEM;
         goto fail;
     }
-    rc = query_get(req->query, "subject", subject, qlen);
+    rc = rest_query_get(req->query, "subject", subject, qlen);
     if (rc >= 0) {
-        int krc = query_get(req->query, "key", key, qlen);
+        int krc = rest_query_get(req->query, "key", key, qlen);
         if (rc == 0) {
             free(subject);
             subject = NULL;
@@ -727,7 +689,7 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
         rc = -EINVAL;
         goto fail;
     }
-    if (query_get(req->query, "partition", dest, sizeof(dest)) != 0) {
+    if (rest_query_get(req->query, "partition", dest, sizeof(dest)) != 0) {
         reason = "bad_param";
         snprintf(err, sizeof(err), "partition= is not supported on publish: use key=");
         rc = -EINVAL;
@@ -796,7 +758,7 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
             goto fail;
         }
     }
-    p = pending_new(api, PENDING_PUBLISH, topic, done, arg);
+    p = rest_pending_new(api, PENDING_PUBLISH, topic, done, arg);
     if (p == NULL) {
         rc = -ENOMEM;
         goto fail;
@@ -804,8 +766,8 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
     p->batch = batch;
     rc = sl_gateway_publish(api->gw, &src, envs, n, publish_done, p);
     if (rc != 0) {
-        pending_unlink(p);
-        pending_free(p);
+        rest_pending_unlink(p);
+        rest_pending_free(p);
         snprintf(err, sizeof(err), "%s", rc == -ENOENT ? "unknown topic" : "cannot publish");
         reason = rc == -ENOENT ? "unknown_topic" : "bad_subject";
         goto fail;
@@ -820,439 +782,14 @@ fail:
     free(subject);
     free(key);
     if (rc == -EINVAL) {
-        reply_error(done, arg, 400, reason, err[0] != '\0' ? err : "invalid request");
+        rest_reply_error(done, arg, 400, reason, err[0] != '\0' ? err : "invalid request");
     } else if (rc == -E2BIG) {
-        reply_error(done, arg, 413, "too_many_events", err);
+        rest_reply_error(done, arg, 413, "too_many_events", err);
     } else if (rc == -ENOENT) {
-        reply_error(done, arg, 404, reason, err);
+        rest_reply_error(done, arg, 404, reason, err);
     } else {
-        reply_errno(done, arg, rc, "publish");
+        rest_reply_errno(done, arg, rc, "publish");
     }
-}
-
-/* ---------- reads ---------- */
-
-/* Append one record to the read answer: its event, or an error object if it does not
- * decode. A record that cannot be rendered for want of memory is left out. */
-static int record_to_json(void *arg, const char *topic, int32_t partition,
-                          const struct sl_record *rec)
-{
-    struct pending *p = arg;
-    struct sl_env *env = sl_env_from_record(rec, partition);
-    size_t mark = p->out.len;
-    int rc;
-
-    (void)topic;
-    rc = p->n_out > 0 ? ce_json_buf_add(&p->out, ",", 1) : 0;
-    if (env == NULL) {
-        char text[128];
-        sl_metric_incr("sluice_http_undecodable_records_total",
-                       "records a read could not decode", "");
-        snprintf(text, sizeof(text),
-                 "{\"error\":\"undecodable record\",\"partition\":%" PRId32
-                 ",\"offset\":%" PRId64 "}",
-                 partition, rec->offset);
-        rc = rc == 0 ? ce_json_buf_add(&p->out, text, strlen(text)) : rc;
-    } else {
-        env->partition = partition;
-        env->offset = rec->offset;
-        rc = rc == 0 ? ce_json_render_event(env, &p->out) : rc;
-        sl_env_unref(&env);
-    }
-    if (rc == 0) {
-        p->n_out++;
-    } else {
-        p->out.len = mark;     /* out of memory: the record is left out */
-        p->out.data[mark] = '\0';
-    }
-    p->bytes += (size_t)(rec->value_len > 0 ? rec->value_len : 0) + 64;
-    return p->n_out >= p->max || p->bytes >= REST_READ_MAX_BYTES;
-}
-
-/* Answer 200 with the events gathered (a JSON array), or 503 if it cannot be closed. */
-static void read_answer(struct pending *p)
-{
-    struct rest_resp resp;
-
-    memset(&resp, 0, sizeof(resp));
-    pending_unlink(p);
-    if (ce_json_buf_add(&p->out, "]", 1) != 0) {
-        reply_error(p->done, p->arg, 503, "no_memory", "out of memory");
-        pending_free(p);
-        return;
-    }
-    resp.status = 200;
-    resp.content_type = CT_JSON;
-    resp.body = p->out.data;
-    resp.body_len = p->out.len;
-    p->out.data = NULL;
-    p->out.len = p->out.cap = 0;
-    finish(p->done, p->arg, &resp);
-    pending_free(p);
-}
-
-static void read_poll_cursors(struct pending *p)
-{
-    for (size_t i = 0; i < p->n_curs && p->n_out < p->max; i++) {
-        int rc = sl_cursor_poll(p->curs[i], p->max - p->n_out,
-                                REST_READ_MAX_BYTES, record_to_json, p);
-        (void)rc;
-    }
-}
-
-static void read_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct pending *p = arg;
-
-    (void)fd;
-    (void)what;
-    read_answer(p);
-}
-
-static void read_wake_cb(struct sl_cursor *cur, void *arg)
-{
-    struct pending *p = arg;
-
-    (void)cur;
-    read_poll_cursors(p);
-    if (p->n_out > 0) {
-        /* Answer from the timer callback, not inside the cursor's own callback. */
-        event_active(p->timer, EV_TIMEOUT, 1);
-    }
-}
-
-struct read_spec {
-    int32_t partition;
-    int64_t offset;              /* -1: earliest */
-};
-
-/* Read now; if nothing and wait_ms > 0, park on cursors. Takes specs. */
-static void start_read(struct rest_api *api, const char *topic, struct read_spec *specs,
-                       size_t n, size_t max, int64_t wait_ms, rest_done_fn done, void *arg)
-{
-    struct pending *p = pending_new(api, PENDING_READ, topic, done, arg);
-    int rc = 0;
-
-    if (p == NULL || ce_json_buf_add(&p->out, "[", 1) != 0) {
-        if (p != NULL) {
-            pending_unlink(p);
-            pending_free(p);
-        }
-        free(specs);
-        reply_errno(done, arg, -ENOMEM, "read");
-        return;
-    }
-    p->max = max;
-    for (size_t i = 0; i < n && p->n_out < max; i++) {
-        int64_t next;
-        rc = sl_log_read(api->gw->log, topic, specs[i].partition,
-                         specs[i].offset < 0 ? 0 : specs[i].offset,
-                         max - p->n_out, REST_READ_MAX_BYTES, record_to_json, p,
-                         &next);
-        if (rc == -EINVAL) {
-            rc = 0;            /* past the high watermark: nothing yet */
-        }
-        if (rc < 0) {
-            break;
-        }
-    }
-    if (rc < 0) {
-        pending_unlink(p);
-        pending_free(p);
-        free(specs);
-        reply_errno(done, arg, rc, "read");
-        return;
-    }
-    if (p->n_out > 0 || wait_ms <= 0) {
-        free(specs);
-        read_answer(p);
-        return;
-    }
-    p->curs = calloc(n, sizeof(*p->curs));
-    p->timer = evtimer_new(api->gw->base, read_timer_cb, p);
-    if (p->curs == NULL || p->timer == NULL) {
-        rc = -ENOMEM;
-    }
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct sl_start st = {.kind = specs[i].offset < 0 ? SL_START_EARLIEST : SL_START_OFFSET,
-                              .value = specs[i].offset};
-        int err = 0;
-        p->curs[i] = sl_cursor_open(api->gw->log, topic, specs[i].partition, st, read_wake_cb, p,
-                                    &err);
-        if (p->curs[i] == NULL) {
-            rc = err != 0 ? err : -ENOMEM;
-            break;
-        }
-        p->n_curs = i + 1;
-    }
-    free(specs);
-    if (rc != 0) {
-        pending_unlink(p);
-        pending_free(p);
-        reply_errno(done, arg, rc, "read");
-        return;
-    }
-    {
-        struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
-        evtimer_add(p->timer, &tv);
-    }
-}
-
-/* Common read parameters: max and wait_ms. false after answering 400. */
-static bool read_params(struct rest_api *api, const struct rest_req *req, size_t *max,
-                        int64_t *wait_ms, rest_done_fn done, void *arg)
-{
-    int64_t m, w;
-
-    if (query_num(req->query, "max", 1, INT32_MAX, REST_READ_MAX_DEFAULT, &m) < 0) {
-        reply_error(done, arg, 400, "bad_number", "max must be a positive integer");
-        return false;
-    }
-    if (query_num(req->query, "wait_ms", 0, INT64_MAX / 2, 0, &w) < 0) {
-        reply_error(done, arg, 400, "bad_number", "wait_ms must be a non-negative integer");
-        return false;
-    }
-    *max = m > REST_READ_MAX_CAP ? REST_READ_MAX_CAP : (size_t)m;
-    *wait_ms = api->draining ? 0 : (w > api->max_wait_ms ? api->max_wait_ms : w);
-    return true;
-}
-
-struct hw_query {
-    int32_t partition;
-    int64_t hw;
-};
-
-static int hw_fn(void *arg, const char *topic, const struct sl_topic_config *cfg,
-                 const struct sl_partition_info *parts, int32_t n_parts)
-{
-    struct hw_query *q = arg;
-
-    (void)topic;
-    (void)cfg;
-    for (int32_t i = 0; i < n_parts; i++) {
-        if (parts[i].partition == q->partition) {
-            q->hw = parts[i].high_watermark;
-        }
-    }
-    return 1;
-}
-
-/* The partition's high watermark, or -1 if unknown. */
-static int64_t partition_hw(struct rest_api *api, const char *topic, int32_t partition)
-{
-    struct hw_query q = {.partition = partition, .hw = -1};
-
-    if (sl_log_describe(api->gw->log, topic, hw_fn, &q) < 0) {
-        return -1;
-    }
-    return q.hw;
-}
-
-static void handle_partition_read(struct rest_api *api, const struct rest_req *req,
-                                  const char *topic, const char *pstr, rest_done_fn done,
-                                  void *arg)
-{
-    int32_t parts = sl_log_partitions(api->gw->log, topic);
-    struct read_spec *spec;
-    int64_t p, off, wait_ms, hw;
-    size_t max;
-
-    if (parts < 0) {
-        reply_error(done, arg, 404, "unknown_topic", "unknown topic");
-        return;
-    }
-    if (!parse_i64(pstr, 0, INT32_MAX, &p)) {
-        reply_error(done, arg, 400, "bad_number", "partition must be a non-negative integer");
-        return;
-    }
-    if (p >= parts) {
-        reply_error(done, arg, 404, "unknown_partition", "unknown partition");
-        return;
-    }
-    if (query_num(req->query, "offset", 0, INT64_MAX, 0, &off) < 0) {
-        reply_error(done, arg, 400, "bad_number", "offset must be a non-negative integer");
-        return;
-    }
-    if (!read_params(api, req, &max, &wait_ms, done, arg)) {
-        return;
-    }
-    hw = partition_hw(api, topic, (int32_t)p);
-    if (hw >= 0 && off > hw) {
-        /* Not "nothing yet": a cursor would clamp to the high watermark and hand back
-         * records the client did not ask for. offset == hw waits as usual. */
-        char text[REST_ERR_LEN];
-        snprintf(text, sizeof(text), "offset %lld is beyond the high watermark %lld",
-                 (long long)off, (long long)hw);
-        reply_error(done, arg, 416, "offset_out_of_range", text);
-        return;
-    }
-    spec = malloc(sizeof(*spec));
-    if (spec == NULL) {
-        reply_errno(done, arg, -ENOMEM, "read");
-        return;
-    }
-    spec->partition = (int32_t)p;
-    spec->offset = off;
-    start_read(api, topic, spec, 1, max, wait_ms, done, arg);
-}
-
-/* Length of the UTF-8 sequence at s[0..len) if well formed (shortest form, no
- * surrogates, <= U+10FFFF) and not a control character (C0, DEL, C1), else 0. */
-static size_t printable_utf8_len(const unsigned char *s, size_t len)
-{
-    uint32_t cp;
-    size_t n;
-
-    if (s[0] < 0x80) {
-        return s[0] >= 0x20 && s[0] != 0x7f ? 1 : 0;
-    }
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        cp = s[0] & 0x1fu;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        cp = s[0] & 0x0fu;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        cp = s[0] & 0x07u;
-    } else {
-        return 0;
-    }
-    if (n > len) {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f)) {
-        return 0;
-    }
-    return n;
-}
-
-/* Consumer group names: 1..REST_GROUP_MAX bytes of printable UTF-8. Wider than topic
- * names (other adapters' groups, MQTT shared subscriptions for one, use other
- * characters); the log stores any such name. */
-static bool group_valid(const char *g)
-{
-    const unsigned char *s = (const unsigned char *)g;
-    size_t len = strlen(g);
-
-    if (len == 0 || len > REST_GROUP_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len;) {
-        size_t n = printable_utf8_len(s + i, len - i);
-        if (n == 0) {
-            return false;
-        }
-        i += n;
-    }
-    return true;
-}
-
-/* The group= parameter into group (REST_GROUP_BUF bytes). false after answering 400. */
-static bool group_param(const struct rest_req *req, char *group, rest_done_fn done, void *arg)
-{
-    if (query_get(req->query, "group", group, REST_GROUP_BUF) != 1 || !group_valid(group)) {
-        reply_error(done, arg, 400, "bad_group",
-                    "group= is required: 1 to 249 bytes of printable UTF-8, no control "
-                    "characters");
-        return false;
-    }
-    return true;
-}
-
-static void handle_group_read(struct rest_api *api, const struct rest_req *req,
-                              const char *topic, rest_done_fn done, void *arg)
-{
-    int32_t parts = sl_log_partitions(api->gw->log, topic);
-    char group[REST_GROUP_BUF];
-    struct read_spec *specs;
-    int64_t wait_ms;
-    size_t max;
-
-    if (!group_param(req, group, done, arg)) {
-        return;
-    }
-    if (parts < 0) {
-        reply_error(done, arg, 404, "unknown_topic", "unknown topic");
-        return;
-    }
-    if (!read_params(api, req, &max, &wait_ms, done, arg)) {
-        return;
-    }
-    specs = calloc((size_t)parts, sizeof(*specs));
-    if (specs == NULL) {
-        reply_errno(done, arg, -ENOMEM, "read");
-        return;
-    }
-    for (int32_t i = 0; i < parts; i++) {
-        specs[i].partition = i;
-        specs[i].offset = sl_group_committed(api->gw->log, group, topic, i);
-    }
-    start_read(api, topic, specs, (size_t)parts, max, wait_ms, done, arg);
-}
-
-static void handle_commit(struct rest_api *api, const struct rest_req *req, const char *topic,
-                          rest_done_fn done, void *arg)
-{
-    int32_t parts = sl_log_partitions(api->gw->log, topic);
-    char group[REST_GROUP_BUF];
-    json_t *root, *offs, *item;
-    size_t i;
-    int rc = 0;
-
-    if (!group_param(req, group, done, arg)) {
-        return;
-    }
-    if (parts < 0) {
-        reply_error(done, arg, 404, "unknown_topic", "unknown topic");
-        return;
-    }
-    root = req->body != NULL ? json_loadb((const char *)req->body->data, req->body->len, 0, NULL)
-                             : NULL;
-    offs = json_object_get(root, "offsets");
-    if (root == NULL || !json_is_array(offs) || json_array_size(offs) == 0) {
-        json_decref(root);
-        reply_error(done, arg, 400, "bad_json",
-                    "want {\"offsets\":[{\"partition\":P,\"offset\":N}, ...]}");
-        return;
-    }
-    json_array_foreach(offs, i, item) {
-        json_t *jp = json_object_get(item, "partition");
-        json_t *jo = json_object_get(item, "offset");
-        if (!json_is_integer(jp) || !json_is_integer(jo) || json_integer_value(jo) < 0) {
-            json_decref(root);
-            reply_error(done, arg, 400, "bad_json", "partition and offset must be integers >= 0");
-            return;
-        }
-        if (json_integer_value(jp) < 0 || json_integer_value(jp) >= parts) {
-            json_decref(root);
-            reply_error(done, arg, 404, "unknown_partition", "unknown partition");
-            return;
-        }
-    }
-    json_array_foreach(offs, i, item) {
-        rc = sl_group_commit(api->gw->log, group, topic,
-                             (int32_t)json_integer_value(json_object_get(item, "partition")),
-                             json_integer_value(json_object_get(item, "offset")));
-        if (rc != 0) {
-            break;
-        }
-    }
-    if (rc != 0) {
-        json_decref(root);
-        reply_errno(done, arg, rc, "commit");
-        return;
-    }
-    reply_json(done, arg, 200, json_pack("{s:s, s:s, s:o}", "topic", topic, "group", group,
-                                         "offsets", json_incref(offs)));
-    json_decref(root);
 }
 
 /* ---------- topics, health, metrics ---------- */
@@ -1314,7 +851,7 @@ static void handle_metrics(rest_done_fn done, void *arg)
 
     memset(&resp, 0, sizeof(resp));
     if (eb == NULL) {
-        reply_errno(done, arg, -ENOMEM, "metrics");
+        rest_reply_errno(done, arg, -ENOMEM, "metrics");
         return;
     }
     sl_metrics_render(eb);
@@ -1322,7 +859,7 @@ static void handle_metrics(rest_done_fn done, void *arg)
     resp.body = malloc(resp.body_len + 1);
     if (resp.body == NULL) {
         evbuffer_free(eb);
-        reply_errno(done, arg, -ENOMEM, "metrics");
+        rest_reply_errno(done, arg, -ENOMEM, "metrics");
         return;
     }
     evbuffer_remove(eb, resp.body, resp.body_len);
@@ -1330,7 +867,7 @@ static void handle_metrics(rest_done_fn done, void *arg)
     evbuffer_free(eb);
     resp.status = 200;
     resp.content_type = CT_PROM;
-    finish(done, arg, &resp);
+    rest_finish(done, arg, &resp);
 }
 
 /* ---------- static files ---------- */
@@ -1385,14 +922,14 @@ static void handle_static(struct rest_api *api, const char *path, rest_done_fn d
     int fd;
 
     if (api->web_root == NULL || !static_path_ok(path)) {
-        reply_error(done, arg, 404, "not_found", "not found");
+        rest_reply_error(done, arg, 404, "not_found", "not found");
         return;
     }
     if (strcmp(path, "/") == 0) {
         path = "/index.html";
     }
     if ((size_t)snprintf(full, sizeof(full), "%s%s", api->web_root, path) >= sizeof(full)) {
-        reply_error(done, arg, 404, "not_found", "not found");
+        rest_reply_error(done, arg, 404, "not_found", "not found");
         return;
     }
     fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -1401,14 +938,14 @@ static void handle_static(struct rest_api *api, const char *path, rest_done_fn d
         if (fd >= 0) {
             close(fd);
         }
-        reply_error(done, arg, 404, "not_found", "not found");
+        rest_reply_error(done, arg, 404, "not_found", "not found");
         return;
     }
     memset(&resp, 0, sizeof(resp));
     resp.body = malloc((size_t)st.st_size + 1);
     if (resp.body == NULL) {
         close(fd);
-        reply_errno(done, arg, -ENOMEM, "static");
+        rest_reply_errno(done, arg, -ENOMEM, "static");
         return;
     }
     while (resp.body_len < (size_t)st.st_size) {
@@ -1424,7 +961,7 @@ static void handle_static(struct rest_api *api, const char *path, rest_done_fn d
     resp.n_extra = 1;
     resp.extra[0].name = "cache-control:";
     snprintf(resp.extra[0].value, sizeof(resp.extra[0].value), "no-cache");
-    finish(done, arg, &resp);
+    rest_finish(done, arg, &resp);
 }
 
 /* ---------- routing ---------- */
@@ -1437,7 +974,7 @@ static void method_not_allowed(rest_done_fn done, void *arg, const char *allow)
     resp.n_extra = 1;
     resp.extra[0].name = "allow:";
     snprintf(resp.extra[0].value, sizeof(resp.extra[0].value), "%s", allow);
-    finish(done, arg, &resp);
+    rest_finish(done, arg, &resp);
 }
 
 /* GET or HEAD: HEAD is answered exactly as GET (status, headers, Content-Length of the
@@ -1486,11 +1023,11 @@ static void handle_topics(struct rest_api *api, const struct rest_req *req, char
         }
         arr = json_array();
         sl_log_foreach_topic(api->gw->log, list_topic_fn, arr);
-        reply_json(done, arg, 200, json_pack("{s:o}", "topics", arr));
+        rest_reply_json(done, arg, 200, json_pack("{s:o}", "topics", arr));
         return;
     }
     if (!sl_log_topic_name_valid(topic)) {
-        reply_error(done, arg, 400, "bad_topic", "bad topic name: [a-zA-Z0-9._-]{1,249}");
+        rest_reply_error(done, arg, 400, "bad_topic", "bad topic name: [a-zA-Z0-9._-]{1,249}");
         return;
     }
     if (n == 2) {
@@ -1500,33 +1037,33 @@ static void handle_topics(struct rest_api *api, const struct rest_req *req, char
         } else if (get) {
             if (sl_log_describe(api->gw->log, topic, describe_fn, &obj) < 0) {
                 json_decref(obj);
-                reply_error(done, arg, 404, "unknown_topic", "unknown topic");
+                rest_reply_error(done, arg, 404, "unknown_topic", "unknown topic");
             } else {
-                reply_json(done, arg, 200, obj);
+                rest_reply_json(done, arg, 200, obj);
             }
         } else {
             method_not_allowed(done, arg, "GET, HEAD, POST");
         }
     } else if (n == 3 && strcmp(segs[2], "records") == 0) {
         if (get) {
-            handle_group_read(api, req, topic, done, arg);
+            rest_read_group(api, req, topic, done, arg);
         } else {
             method_not_allowed(done, arg, "GET, HEAD");
         }
     } else if (n == 3 && strcmp(segs[2], "offsets") == 0) {
         if (post) {
-            handle_commit(api, req, topic, done, arg);
+            rest_read_commit(api, req, topic, done, arg);
         } else {
             method_not_allowed(done, arg, "POST");
         }
     } else if (n == 5 && strcmp(segs[2], "partitions") == 0 && strcmp(segs[4], "records") == 0) {
         if (get) {
-            handle_partition_read(api, req, topic, segs[3], done, arg);
+            rest_read_partition(api, req, topic, segs[3], done, arg);
         } else {
             method_not_allowed(done, arg, "GET, HEAD");
         }
     } else {
-        reply_error(done, arg, 404, "not_found", "no such endpoint");
+        rest_reply_error(done, arg, 404, "not_found", "no such endpoint");
     }
 }
 
@@ -1538,12 +1075,12 @@ void rest_api_handle(struct rest_api *api, const struct rest_req *req, rest_done
     int n;
 
     if (req->path == NULL || req->path[0] != '/') {
-        reply_error(done, arg, 400, "bad_path", "bad request path");
+        rest_reply_error(done, arg, 400, "bad_path", "bad request path");
         return;
     }
     if (strcmp(req->path, "/healthz") == 0) {
         if (get) {
-            reply_json(done, arg, 200, json_pack("{s:s}", "status", "ok"));
+            rest_reply_json(done, arg, 200, json_pack("{s:s}", "status", "ok"));
         } else {
             method_not_allowed(done, arg, "GET, HEAD");
         }
@@ -1560,7 +1097,7 @@ void rest_api_handle(struct rest_api *api, const struct rest_req *req, rest_done
     if (strcmp(req->path, "/topics") == 0 || strncmp(req->path, "/topics/", 8) == 0) {
         n = split_path(req->path, segs);
         if (n < 1) {
-            reply_error(done, arg, 404, "not_found", "no such endpoint");
+            rest_reply_error(done, arg, 404, "not_found", "no such endpoint");
             return;
         }
         handle_topics(api, req, segs, n, done, arg);
@@ -1570,7 +1107,7 @@ void rest_api_handle(struct rest_api *api, const struct rest_req *req, rest_done
         handle_static(api, req->path, done, arg);
         return;
     }
-    reply_error(done, arg, 404, "not_found", "no such endpoint");
+    rest_reply_error(done, arg, 404, "not_found", "no such endpoint");
 }
 
 /* ---------- lifetime ---------- */
@@ -1609,7 +1146,7 @@ void rest_api_drain(struct rest_api *api)
     for (p = api->pending; p != NULL; p = next) {
         next = p->next;
         if (p->kind == PENDING_READ) {
-            read_answer(p);    /* unlinks and frees p only */
+            rest_read_answer(p);    /* unlinks and frees p only */
         }
     }
 }
@@ -1624,11 +1161,11 @@ void rest_api_free(struct rest_api **apip)
     while (api->pending != NULL) {
         struct pending *p = api->pending;
         if (p->kind == PENDING_READ) {
-            read_answer(p);    /* unlinks and frees p */
+            rest_read_answer(p);    /* unlinks and frees p */
         } else {
-            pending_unlink(p);
+            rest_pending_unlink(p);
             p->api = NULL;     /* publish_done frees it when the log answers */
-            reply_error(p->done, p->arg, 503, "shutting_down", "shutting down");
+            rest_reply_error(p->done, p->arg, 503, "shutting_down", "shutting down");
         }
     }
     free(api->listener);
