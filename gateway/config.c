@@ -6,6 +6,9 @@
  * tables carry name, type, offset, default, reloadable flag and help; the same tables
  * apply the defaults and print --help-config. Every error is collected as
  * "FILE:LINE: KEY: message" and all of them are returned together, sorted by line.
+ * The option table types and the applying functions are declared in
+ * gateway/config_opt.h; the listeners, bridges and routes sections (their tables, custom
+ * options and checks) live in gateway/config_sections.c.
  */
 #include "gateway/config.h"
 
@@ -14,75 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/config_opt.h"
+#include "gateway/config_sections.h"
 #include "gateway/config_yaml.h"
 
 #define MAX_FILE_BYTES (16u << 20)
 
 /* ------------------------------------------------------------ option tables ---- */
 
-enum opt_type {
-    OPT_STRING, OPT_BOOL, OPT_INT, OPT_SIZE, OPT_DURATION, OPT_ENUM,
-    OPT_KV,           /* mapping of string -> string: struct sl_kv *, size_t count */
-    OPT_STRLIST,      /* list of strings (or one string): char **, size_t count; appends */
-    OPT_SECTION,      /* a nested mapping applied with `sub` to the same base */
-    OPT_CUSTOM,       /* `fn` does the work */
-};
-
-#define OPT_RELOAD    0x1u   /* SIGHUP applies it without a restart */
-#define OPT_UNLIMITED 0x2u   /* "-1" or "unlimited" store -1 */
-#define OPT_REQUIRED  0x4u
-#define OPT_SINGLE    0x8u   /* OPT_STRLIST: one scalar only (e.g. to.topic) */
-
-struct enum_name {
-    const char *name;
-    int value;
-};
-
-struct opt;
-
-struct table {
-    const struct opt *opts;
-    size_t base_off;           /* added to the base pointer for this table's offsets */
-};
-
-typedef void (*opt_fn)(struct cy_ctx *c, const struct opt *o, const struct cy_node *v,
-                       void *field, const char *path, int keyline);
-
-struct opt {
-    const char *name;
-    enum opt_type type;
-    size_t off;                /* offsetof the field in the table's base */
-    size_t size;               /* sizeof the field: ints, sizes, durations, enums */
-    size_t count_off;          /* OPT_KV, OPT_STRLIST: offsetof the size_t count */
-    const char *def;           /* default, written as in YAML; NULL: none */
-    int64_t min, max;          /* OPT_INT, OPT_SIZE, OPT_DURATION */
-    unsigned flags;
-    const struct enum_name *enums; /* OPT_ENUM; OPT_STRING: the allowed values */
-    const char *(*check)(const char *s); /* OPT_STRING, OPT_STRLIST: NULL or why not */
-    const struct table *sub;   /* OPT_SECTION, and OPT_CUSTOM elements (for help) */
-    const char *elem;          /* OPT_CUSTOM: path element in help: "<topic>", "[]" */
-    opt_fn fn;                 /* OPT_CUSTOM */
-    const char *type_name;     /* OPT_CUSTOM: the type shown in help */
-    const char *help;
-};
-
-#define FIELD(T, f) .off = offsetof(T, f), .size = sizeof(((T *)0)->f)
-#define LIST(T, f, n) .off = offsetof(T, f), .count_off = offsetof(T, n)
-
-static void listener_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
-                        const char *, int);
-static void bind_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
-                    const char *, int);
 static void topics_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
                       const char *, int);
-static void bridges_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
-                       const char *, int);
-static void mqtt_version_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
-                            const char *, int);
-static void routes_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
-                      const char *, int);
-static void key_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
-                   const char *, int);
 
 static const struct enum_name log_levels[] = {
     {"error", SL_LL_ERROR}, {"warn", SL_LL_WARN}, {"info", SL_LL_INFO},
@@ -95,15 +39,6 @@ static const struct enum_name flushes[] = {
     {"always", SL_FLUSH_ALWAYS}, {"interval", SL_FLUSH_INTERVAL}, {"os", SL_FLUSH_OS},
     {NULL, 0},
 };
-static const struct enum_name bridge_types[] = {
-    {"amqp", SL_BRIDGE_AMQP}, {"mqtt", SL_BRIDGE_MQTT}, {"kafka", SL_BRIDGE_KAFKA},
-    {NULL, 0},
-};
-static const struct enum_name listener_names[] = {
-    {"http", 0}, {"mqtt", 0}, {"amqp", 0}, {"stomp", 0}, {"kafka", 0}, {"websocket", 0},
-    {NULL, 0},
-};
-
 static const struct opt gateway_opts[] = {
     {.name = "data_dir", .type = OPT_STRING, FIELD(struct sl_config, data_dir),
      .def = "./data",
@@ -162,181 +97,6 @@ static const struct opt topic_opts[] = {
     {.name = NULL},
 };
 
-static const struct opt listener_opts[] = {
-    {.name = "bind", .type = OPT_CUSTOM, .fn = bind_fn, .type_name = "HOST:PORT",
-     .help = "Address to listen on: IPv4:PORT, [IPv6]:PORT or HOSTNAME:PORT."},
-    {.name = "enabled", .type = OPT_BOOL, FIELD(struct sl_listener_cfg, enabled),
-     .def = "true", .help = "false turns the listener off while keeping its settings."},
-    {.name = NULL},
-};
-
-static const struct opt http_opts[] = {
-    {.name = "max_body", .type = OPT_SIZE, FIELD(struct sl_listener_cfg, max_body),
-     .def = "1MiB", .min = 1, .max = INT64_MAX,
-     .help = "Largest request body accepted (413 beyond)."},
-    {.name = "web_root", .type = OPT_STRING, FIELD(struct sl_listener_cfg, web_root),
-     .def = "web", .help = "Directory served at / (the live topic view)."},
-    {.name = "max_wait", .type = OPT_DURATION, FIELD(struct sl_listener_cfg, max_wait_ms),
-     .def = "30s", .min = 0, .max = INT64_MAX,
-     .help = "Upper bound for wait_ms of long-poll reads."},
-    {.name = "max_connections", .type = OPT_INT,
-     FIELD(struct sl_listener_cfg, max_connections), .def = "10000", .min = 1,
-     .max = 1000000, .help = "Connections beyond this are refused."},
-    {.name = NULL},
-};
-
-static const struct opt mqtt_opts[] = {
-    {.name = "max_connections", .type = OPT_INT,
-     FIELD(struct sl_listener_cfg, max_connections), .def = "100000", .min = 1,
-     .max = 10000000, .help = "Connections beyond this are refused."},
-    {.name = "max_packet_size", .type = OPT_SIZE,
-     FIELD(struct sl_listener_cfg, mqtt_max_packet_size), .def = "1MiB", .min = 64,
-     .max = 268435460, .help = "Largest packet accepted (bigger: DISCONNECT 0x95)."},
-    {.name = "receive_maximum", .type = OPT_INT,
-     FIELD(struct sl_listener_cfg, mqtt_receive_maximum), .def = "1024", .min = 1,
-     .max = 65535, .help = "Inbound QoS 1/2 publishes in flight per client."},
-    {.name = "max_inflight", .type = OPT_INT,
-     FIELD(struct sl_listener_cfg, mqtt_max_inflight), .def = "1024", .min = 1, .max = 65535,
-     .help = "Outbound QoS 1/2 messages unacknowledged per client (at most the client's "
-             "receive maximum)."},
-    {.name = "topic_alias_maximum", .type = OPT_INT,
-     FIELD(struct sl_listener_cfg, mqtt_topic_alias_maximum), .def = "64", .min = 0,
-     .max = 65535, .help = "Topic aliases a v5 client may set (0: none)."},
-    {.name = "max_subscriptions", .type = OPT_INT,
-     FIELD(struct sl_listener_cfg, mqtt_max_subscriptions), .def = "1000", .min = 1,
-     .max = 1000000, .help = "Subscriptions per client (more: SUBACK 0x97)."},
-    {.name = "max_session_expiry", .type = OPT_DURATION,
-     FIELD(struct sl_listener_cfg, mqtt_max_session_expiry_ms), .def = "-1", .min = 0,
-     .max = INT64_MAX, .flags = OPT_UNLIMITED,
-     .help = "Cap on the session expiry clients ask for (-1: none)."},
-    {.name = "max_keepalive", .type = OPT_DURATION,
-     FIELD(struct sl_listener_cfg, mqtt_max_keepalive_ms), .def = "0", .min = 0,
-     .max = 65535000, .help = "Cap on keep alive (0: what the client asks)."},
-    {.name = "high_water", .type = OPT_SIZE, FIELD(struct sl_listener_cfg, mqtt_high_water),
-     .def = "1MiB", .min = 4096, .max = INT64_MAX,
-     .help = "Output bytes queued before a slow subscriber lags and reads from the log."},
-    {.name = "allow_anonymous", .type = OPT_BOOL,
-     FIELD(struct sl_listener_cfg, mqtt_allow_anonymous), .def = "true",
-     .help = "Accept clients without a user name."},
-    {.name = "users", .type = OPT_KV, LIST(struct sl_listener_cfg, mqtt_users, n_mqtt_users),
-     .help = "user: pbkdf2-sha256$ITERATIONS$SALT_BASE64$HASH_BASE64 (see README MQTT)."},
-    {.name = NULL},
-};
-
-static const struct table listener_tabs[] = {{listener_opts, 0}, {NULL, 0}};
-static const struct table mqtt_tabs[] = {{listener_opts, 0}, {mqtt_opts, 0}, {NULL, 0}};
-static const struct table http_tabs[] = {{listener_opts, 0}, {http_opts, 0}, {NULL, 0}};
-
-static const struct opt listeners_opts[] = {
-    {.name = "http", .type = OPT_CUSTOM, FIELD(struct sl_config, http), .fn = listener_fn,
-     .def = "127.0.0.1:8080", .sub = http_tabs, .elem = "",
-     .help = "HTTP: REST, WebSocket, Server-Sent Events, /metrics and the web page. "
-             "Present by default."},
-    {.name = "mqtt", .type = OPT_CUSTOM, FIELD(struct sl_config, mqtt), .fn = listener_fn,
-     .def = "127.0.0.1:1883", .sub = mqtt_tabs, .elem = "", .help = "MQTT 3.1.1 and 5."},
-    {.name = "amqp", .type = OPT_CUSTOM, FIELD(struct sl_config, amqp), .fn = listener_fn,
-     .def = "127.0.0.1:5672", .sub = listener_tabs, .elem = "", .help = "AMQP 0-9-1."},
-    {.name = "stomp", .type = OPT_CUSTOM, FIELD(struct sl_config, stomp), .fn = listener_fn,
-     .def = "127.0.0.1:61613", .sub = listener_tabs, .elem = "", .help = "STOMP 1.2."},
-    {.name = "kafka", .type = OPT_CUSTOM, FIELD(struct sl_config, kafka), .fn = listener_fn,
-     .def = "127.0.0.1:9092", .sub = listener_tabs, .elem = "",
-     .help = "Kafka wire protocol."},
-    {.name = NULL},
-};
-
-static const struct opt bridge_opts[] = {
-    {.name = "type", .type = OPT_ENUM, FIELD(struct sl_bridge_cfg, type),
-     .enums = bridge_types, .flags = OPT_REQUIRED, .help = "Which client: required."},
-    {.name = "url", .type = OPT_STRING, FIELD(struct sl_bridge_cfg, url),
-     .help = "amqp: amqp:// or amqps://; mqtt: mqtt:// mqtts:// tcp:// ssl:// ws:// wss://."},
-    {.name = "client_id", .type = OPT_STRING, FIELD(struct sl_bridge_cfg, client_id),
-     .def = "sluice-<name>", .help = "MQTT client identifier."},
-    {.name = "mqtt_version", .type = OPT_CUSTOM, FIELD(struct sl_bridge_cfg, mqtt_version),
-     .fn = mqtt_version_fn, .type_name = "3 | 3.1.1 | 5", .def = "5",
-     .help = "MQTT protocol version (mqtt bridges)."},
-    {.name = "properties", .type = OPT_KV,
-     LIST(struct sl_bridge_cfg, properties, n_properties),
-     .help = "kafka: librdkafka properties (bootstrap.servers, ...)."},
-    {.name = "consume", .type = OPT_STRLIST, LIST(struct sl_bridge_cfg, consume, n_consume),
-     .help = "amqp: queues to consume; kafka: topics to consume."},
-    {.name = "subscribe", .type = OPT_STRLIST,
-     LIST(struct sl_bridge_cfg, subscribe, n_subscribe), .check = cy_check_pattern,
-     .help = "mqtt: topic filters to subscribe to."},
-    {.name = "username", .type = OPT_STRING, FIELD(struct sl_bridge_cfg, username),
-     .help = "mqtt: user name sent in CONNECT."},
-    {.name = "password", .type = OPT_STRING, FIELD(struct sl_bridge_cfg, password),
-     .help = "mqtt: password sent in CONNECT."},
-    {.name = "qos", .type = OPT_INT, FIELD(struct sl_bridge_cfg, qos), .def = "1", .min = 0,
-     .max = 2, .help = "mqtt: QoS of the subscriptions and of egress publishes."},
-    {.name = "clean_start", .type = OPT_BOOL, FIELD(struct sl_bridge_cfg, clean_start),
-     .def = "false",
-     .help = "mqtt: false keeps a session on the broker, which redelivers what sluice did "
-             "not acknowledge."},
-    {.name = "session_expiry", .type = OPT_DURATION,
-     FIELD(struct sl_bridge_cfg, session_expiry_ms), .def = "1d", .min = 0,
-     .max = 4294967295000, .help = "mqtt 5: how long the broker keeps the session."},
-    {.name = "keepalive", .type = OPT_DURATION, FIELD(struct sl_bridge_cfg, keepalive_ms),
-     .def = "30s", .min = 1000, .max = 65535000, .help = "mqtt: keep-alive interval."},
-    {.name = "reconnect_min", .type = OPT_DURATION,
-     FIELD(struct sl_bridge_cfg, reconnect_min_ms), .def = "500ms", .min = 1,
-     .max = INT64_MAX, .help = "Reconnect backoff: the first delay (doubles, with jitter)."},
-    {.name = "reconnect_max", .type = OPT_DURATION,
-     FIELD(struct sl_bridge_cfg, reconnect_max_ms), .def = "30s", .min = 1, .max = INT64_MAX,
-     .help = "Reconnect backoff: the longest delay."},
-    {.name = "max_inflight", .type = OPT_INT, FIELD(struct sl_bridge_cfg, max_inflight),
-     .def = "64", .min = 1, .max = 65535,
-     .help = "mqtt: egress messages sent and not yet acknowledged by the broker."},
-    {.name = NULL},
-};
-
-static const struct opt from_opts[] = {
-    {.name = "listener", .type = OPT_STRING, FIELD(struct sl_route_cfg, from_listener),
-     .enums = listener_names, .help = "Ingress from a listener."},
-    {.name = "bridge", .type = OPT_STRING, FIELD(struct sl_route_cfg, from_bridge),
-     .check = cy_check_name, .help = "Ingress from a bridge named in bridges."},
-    {.name = "topic", .type = OPT_STRING, FIELD(struct sl_route_cfg, from_topic),
-     .check = cy_check_topic, .help = "Egress: records of this log topic."},
-    {.name = "match", .type = OPT_STRING, FIELD(struct sl_route_cfg, match), .def = "#",
-     .check = cy_check_pattern,
-     .help = "Subject pattern: '/'-separated, '+' or '*' one level, '#' the rest."},
-    {.name = "headers", .type = OPT_KV,
-     LIST(struct sl_route_cfg, when_headers, n_when_headers),
-     .help = "Ingress: only events whose header NAME equals VALUE."},
-    {.name = NULL},
-};
-
-static const struct opt to_opts[] = {
-    {.name = "topic", .type = OPT_STRLIST, LIST(struct sl_route_cfg, to_topics, n_to_topics),
-     .flags = OPT_SINGLE, .check = cy_check_topic, .help = "Ingress: the log topic."},
-    {.name = "topics", .type = OPT_STRLIST,
-     LIST(struct sl_route_cfg, to_topics, n_to_topics), .check = cy_check_topic,
-     .help = "Ingress: several log topics."},
-    {.name = "key", .type = OPT_CUSTOM, .fn = key_fn, .type_name = "subject | none | header:NAME",
-     .def = "subject", .help = "Ingress: the partition key."},
-    {.name = "set_headers", .type = OPT_KV,
-     LIST(struct sl_route_cfg, set_headers, n_set_headers),
-     .help = "Ingress: set header NAME to VALUE."},
-    {.name = "bridge", .type = OPT_STRING, FIELD(struct sl_route_cfg, to_bridge),
-     .check = cy_check_name, .help = "Egress: a bridge named in bridges."},
-    {.name = "listener", .type = OPT_STRING, FIELD(struct sl_route_cfg, to_listener),
-     .enums = listener_names, .help = "Egress: that listener's subscribers."},
-    {.name = "destination", .type = OPT_STRING, FIELD(struct sl_route_cfg, destination),
-     .def = "{subject}", .check = cy_check_template,
-     .help = "Egress: destination template with {subject} and {topic}."},
-    {.name = NULL},
-};
-
-static const struct table from_tabs[] = {{from_opts, 0}, {NULL, 0}};
-static const struct table to_tabs[] = {{to_opts, 0}, {NULL, 0}};
-
-static const struct opt route_opts[] = {
-    {.name = "from", .type = OPT_SECTION, .sub = from_tabs, .flags = OPT_REQUIRED,
-     .help = "Exactly one of listener, bridge (ingress) or topic (egress)."},
-    {.name = "to", .type = OPT_SECTION, .sub = to_tabs, .flags = OPT_REQUIRED,
-     .help = "Ingress: topic(s), key, set_headers; egress: bridge or listener, destination."},
-    {.name = NULL},
-};
-
 static const struct table gateway_tabs[] = {{gateway_opts, 0}, {NULL, 0}};
 static const struct table log_tabs[] = {
     {log_opts, 0}, {topic_opts, offsetof(struct sl_config, topic_defaults)}, {NULL, 0},
@@ -344,9 +104,6 @@ static const struct table log_tabs[] = {
 static const struct table topic_elem_tabs[] = {
     {topic_opts, offsetof(struct sl_topic_override, cfg)}, {NULL, 0},
 };
-static const struct table listeners_tabs[] = {{listeners_opts, 0}, {NULL, 0}};
-static const struct table bridge_tabs[] = {{bridge_opts, 0}, {NULL, 0}};
-static const struct table route_tabs[] = {{route_opts, 0}, {NULL, 0}};
 
 /* Sections are applied in this order whatever their order in the file: topics see the
  * final log defaults, routes see every bridge. */
@@ -357,12 +114,12 @@ static const struct opt top_opts[] = {
     {.name = "topics", .type = OPT_CUSTOM, .fn = topics_fn, .sub = topic_elem_tabs,
      .elem = "<topic>", .flags = OPT_RELOAD,
      .help = "Per-topic overrides; each starts from the log section's values."},
-    {.name = "listeners", .type = OPT_SECTION, .sub = listeners_tabs,
+    {.name = "listeners", .type = OPT_SECTION, .sub = config_listeners_tabs,
      .help = "Servers; http is on 127.0.0.1:8080 unless disabled."},
-    {.name = "bridges", .type = OPT_CUSTOM, .fn = bridges_fn, .sub = bridge_tabs,
+    {.name = "bridges", .type = OPT_CUSTOM, .fn = config_bridges_fn, .sub = config_bridge_tabs,
      .elem = "<name>", .help = "Named outbound clients that routes refer to."},
-    {.name = "routes", .type = OPT_CUSTOM, .fn = routes_fn, .sub = route_tabs, .elem = "[]",
-     .flags = OPT_RELOAD, .help = "Ingress rules and egress bindings, in order."},
+    {.name = "routes", .type = OPT_CUSTOM, .fn = config_routes_fn, .sub = config_route_tabs,
+     .elem = "[]", .flags = OPT_RELOAD, .help = "Ingress rules and egress bindings, in order."},
     {.name = NULL},
 };
 static const struct table top_tabs[] = {{top_opts, 0}, {NULL, 0}};
@@ -406,7 +163,7 @@ static void enum_list(const struct enum_name *e, char *buf, size_t size)
     }
 }
 
-static const struct enum_name *enum_find(const struct enum_name *e, const char *s)
+const struct enum_name *config_enum_find(const struct enum_name *e, const char *s)
 {
     for (; e->name; e++) {
         if (strcmp(e->name, s) == 0) {
@@ -428,7 +185,7 @@ static int set_scalar(struct cy_ctx *c, const struct opt *o, const char *s, void
             cy_err(c, line, path, "must not be empty");
             return -1;
         }
-        if (o->enums && !enum_find(o->enums, s)) {
+        if (o->enums && !config_enum_find(o->enums, s)) {
             enum_list(o->enums, list, sizeof(list));
             cy_err(c, line, path, "'" CY_VAL_FMT "' is not one of: %s", s, list);
             return -1;
@@ -505,7 +262,7 @@ static int set_scalar(struct cy_ctx *c, const struct opt *o, const char *s, void
         return 0;
     }
     case OPT_ENUM: {
-        const struct enum_name *e = enum_find(o->enums, s);
+        const struct enum_name *e = config_enum_find(o->enums, s);
         if (!e) {
             enum_list(o->enums, list, sizeof(list));
             cy_err(c, line, path, "'" CY_VAL_FMT "' is not one of: %s", s, list);
@@ -519,7 +276,7 @@ static int set_scalar(struct cy_ctx *c, const struct opt *o, const char *s, void
     }
 }
 
-static const char *kind_name(const struct cy_node *v)
+const char *config_kind_name(const struct cy_node *v)
 {
     switch (v->kind) {
     case CY_MAP:
@@ -533,22 +290,22 @@ static const char *kind_name(const struct cy_node *v)
     }
 }
 
-static int node_line(const struct cy_node *v, int keyline)
+int config_node_line(const struct cy_node *v, int keyline)
 {
     return (!v || cy_is_null(v)) && keyline > 0 ? keyline : (v ? v->line : keyline);
 }
 
 /* The text of a non-null scalar, or NULL with the error recorded. */
-static const char *expect_scalar(struct cy_ctx *c, const struct cy_node *v, const char *path,
+const char *config_expect_scalar(struct cy_ctx *c, const struct cy_node *v, const char *path,
                                  int keyline)
 {
-    int line = node_line(v, keyline);
+    int line = config_node_line(v, keyline);
     if (v->kind == CY_ALIAS) {
         cy_err(c, line, path, "aliases (*" CY_VAL_FMT ") are not supported", v->str);
         return NULL;
     }
     if (v->kind != CY_SCALAR) {
-        cy_err(c, line, path, "expected a single value, not %s", kind_name(v));
+        cy_err(c, line, path, "expected a single value, not %s", config_kind_name(v));
         return NULL;
     }
     if (cy_is_null(v)) {
@@ -558,16 +315,17 @@ static const char *expect_scalar(struct cy_ctx *c, const struct cy_node *v, cons
     return v->str;
 }
 
-static bool expect_map(struct cy_ctx *c, const struct cy_node *v, const char *path, int keyline)
+bool config_expect_map(struct cy_ctx *c, const struct cy_node *v, const char *path, int keyline)
 {
     if (v->kind == CY_MAP) {
         return true;
     }
     if (v->kind == CY_ALIAS) {
-        cy_err(c, node_line(v, keyline), path, "aliases (*" CY_VAL_FMT ") are not supported",
+        cy_err(c, config_node_line(v, keyline), path, "aliases (*" CY_VAL_FMT ") are not supported",
                v->str);
     } else {
-        cy_err(c, node_line(v, keyline), path, "expected a mapping, not %s", kind_name(v));
+        cy_err(c, config_node_line(v, keyline), path, "expected a mapping, not %s",
+               config_kind_name(v));
     }
     return false;
 }
@@ -589,7 +347,7 @@ static int keyref_cmp(const void *a, const void *b)
 }
 
 /* Mapping keys must be scalars and unique. */
-static void check_keys(struct cy_ctx *c, const struct cy_node *m, const char *path)
+void config_check_keys(struct cy_ctx *c, const struct cy_node *m, const char *path)
 {
     size_t n = m->n / 2, k = 0;
     struct keyref *refs = cy_calloc(c, n, sizeof(*refs));
@@ -600,7 +358,7 @@ static void check_keys(struct cy_ctx *c, const struct cy_node *m, const char *pa
         const struct cy_node *key = m->kids[2 * i];
         if (key->kind != CY_SCALAR) {
             cy_err(c, key->line, path, "a mapping key must be a plain value, not %s",
-                   kind_name(key));
+                   config_kind_name(key));
             continue;
         }
         refs[k].s = key->str;
@@ -620,9 +378,6 @@ static void check_keys(struct cy_ctx *c, const struct cy_node *m, const char *pa
     }
     free(refs);
 }
-
-static void apply_map(struct cy_ctx *c, const struct cy_node *m, const struct table *tabs,
-                      void *base, const char *path, int keyline);
 
 static void free_kv(struct sl_kv *kv, size_t n)
 {
@@ -646,10 +401,10 @@ static void set_kv(struct cy_ctx *c, const struct opt *o, const struct cy_node *
 {
     struct sl_kv **pv = (struct sl_kv **)(void *)((char *)base + o->off);
     size_t *pn = (size_t *)(void *)((char *)base + o->count_off);
-    if (cy_is_null(v) || !expect_map(c, v, path, keyline)) {
+    if (cy_is_null(v) || !config_expect_map(c, v, path, keyline)) {
         return;
     }
-    check_keys(c, v, path);
+    config_check_keys(c, v, path);
     struct sl_kv *kv = cy_calloc(c, v->n / 2, sizeof(*kv));
     if (!kv) {
         return;
@@ -664,7 +419,7 @@ static void set_kv(struct cy_ctx *c, const struct opt *o, const struct cy_node *
             continue;
         }
         cy_join_path(kp, path, k->str);
-        const char *s = expect_scalar(c, val, kp, k->line);
+        const char *s = config_expect_scalar(c, val, kp, k->line);
         if (!s) {
             continue;
         }
@@ -680,11 +435,11 @@ static void strlist_add(struct cy_ctx *c, const struct opt *o, const struct cy_n
 {
     char ***pv = (char ***)(void *)((char *)base + o->off);
     size_t *pn = (size_t *)(void *)((char *)base + o->count_off);
-    const char *s = expect_scalar(c, item, path, keyline);
+    const char *s = config_expect_scalar(c, item, path, keyline);
     if (!s) {
         return;
     }
-    int line = node_line(item, keyline);
+    int line = config_node_line(item, keyline);
     if (!*s) {
         cy_err(c, line, path, "empty value");
         return;
@@ -725,7 +480,7 @@ static void apply_opt(struct cy_ctx *c, const struct opt *o, const struct cy_nod
 {
     switch (o->type) {
     case OPT_SECTION:
-        apply_map(c, v, o->sub, base, path, keyline);
+        config_apply_map(c, v, o->sub, base, path, keyline);
         return;
     case OPT_CUSTOM:
         o->fn(c, o, v, (char *)base + o->off, path, keyline);
@@ -737,9 +492,9 @@ static void apply_opt(struct cy_ctx *c, const struct opt *o, const struct cy_nod
         set_strlist(c, o, v, base, path, keyline);
         return;
     default: {
-        const char *s = expect_scalar(c, v, path, keyline);
+        const char *s = config_expect_scalar(c, v, path, keyline);
         if (s) {
-            set_scalar(c, o, s, base, path, node_line(v, keyline));
+            set_scalar(c, o, s, base, path, config_node_line(v, keyline));
         }
         return;
     }
@@ -748,14 +503,14 @@ static void apply_opt(struct cy_ctx *c, const struct opt *o, const struct cy_nod
 
 /* Apply mapping m to base through tabs: unknown keys and duplicates are errors; options
  * are applied in table order; a null m is an empty mapping. */
-static void apply_map(struct cy_ctx *c, const struct cy_node *m, const struct table *tabs,
+void config_apply_map(struct cy_ctx *c, const struct cy_node *m, const struct table *tabs,
                       void *base, const char *path, int keyline)
 {
     char kp[CY_PATH_LEN];
-    if (cy_is_null(m) || !expect_map(c, m, path, keyline)) {
+    if (cy_is_null(m) || !config_expect_map(c, m, path, keyline)) {
         m = NULL;
     } else {
-        check_keys(c, m, path);
+        config_check_keys(c, m, path);
         for (size_t i = 0; i + 1 < m->n; i += 2) {
             const struct cy_node *k = m->kids[i];
             if (k->kind == CY_SCALAR && !find_opt(tabs, k->str, NULL)) {
@@ -779,13 +534,13 @@ static void apply_map(struct cy_ctx *c, const struct cy_node *m, const struct ta
 }
 
 /* Defaults from the tables' `def` texts (sections recursively). */
-static void apply_defaults(struct cy_ctx *c, const struct table *tabs, void *base)
+void config_apply_defaults(struct cy_ctx *c, const struct table *tabs, void *base)
 {
     for (const struct table *t = tabs; t->opts; t++) {
         void *b = (char *)base + t->base_off;
         for (const struct opt *o = t->opts; o->name; o++) {
             if (o->type == OPT_SECTION) {
-                apply_defaults(c, o->sub, b);
+                config_apply_defaults(c, o->sub, b);
             } else if (o->def && o->type <= OPT_ENUM && o->def[0] != '\0' &&
                        !strchr(o->def, '<')) {
                 set_scalar(c, o, o->def, b, o->name, 0);
@@ -796,91 +551,14 @@ static void apply_defaults(struct cy_ctx *c, const struct table *tabs, void *bas
 
 /* ------------------------------------------------------------ custom options ---- */
 
-static void listener_init(struct cy_ctx *c, const struct opt *o, struct sl_listener_cfg *l)
-{
-    l->present = true;
-    l->enabled = true;
-    const char *why = cy_parse_bind(o->def, &l->host, &l->port);
-    if (why) {
-        cy_err(c, 0, o->name, "built-in default: %s", why);
-    }
-    apply_defaults(c, o->sub, l);
-}
-
-static void listener_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
-                        const char *path, int keyline)
-{
-    struct sl_listener_cfg *l = field;
-    listener_init(c, o, l);
-    l->line = keyline;
-    apply_map(c, v, o->sub, l, path, keyline);
-}
-
-static void bind_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
-                    const char *path, int keyline)
-{
-    struct sl_listener_cfg *l = field;
-    const char *s = expect_scalar(c, v, path, keyline);
-    if (!s) {
-        return;
-    }
-    const char *why = cy_parse_bind(s, &l->host, &l->port);
-    if (why) {
-        cy_err(c, node_line(v, keyline), path, "'" CY_VAL_FMT "': %s", s, why);
-    }
-}
-
-static void mqtt_version_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v,
-                            void *field, const char *path, int keyline)
-{
-    static const struct enum_name versions[] = {
-        {"3", 3}, {"3.1.1", 3}, {"5", 5}, {"5.0", 5}, {NULL, 0},
-    };
-    const char *s = expect_scalar(c, v, path, keyline);
-    if (!s) {
-        return;
-    }
-    const struct enum_name *e = enum_find(versions, s);
-    if (!e) {
-        cy_err(c, node_line(v, keyline), path, "'" CY_VAL_FMT "' is not one of: 3, 3.1.1, 5", s);
-        return;
-    }
-    *(int *)field = e->value;
-}
-
-static void key_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
-                   const char *path, int keyline)
-{
-    struct sl_route_cfg *r = field;
-    const char *s = expect_scalar(c, v, path, keyline);
-    if (!s) {
-        return;
-    }
-    if (strcmp(s, "subject") == 0) {
-        r->key = SL_KEY_SUBJECT;
-    } else if (strcmp(s, "none") == 0) {
-        r->key = SL_KEY_NONE;
-    } else if (strncmp(s, "header:", 7) == 0 && s[7] != '\0') {
-        char *h = cy_strdup(c, s + 7);
-        if (h) {
-            free(r->key_header);
-            r->key_header = h;
-            r->key = SL_KEY_HEADER;
-        }
-    } else {
-        cy_err(c, node_line(v, keyline), path,
-               "'" CY_VAL_FMT "' is not one of: subject, none, header:NAME", s);
-    }
-}
-
 static void topics_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
                       const char *path, int keyline)
 {
     struct sl_config *cfg = field;
-    if (cy_is_null(v) || !expect_map(c, v, path, keyline)) {
+    if (cy_is_null(v) || !config_expect_map(c, v, path, keyline)) {
         return;
     }
-    check_keys(c, v, path);
+    config_check_keys(c, v, path);
     cfg->topics = cy_calloc(c, v->n / 2, sizeof(*cfg->topics));
     if (!cfg->topics) {
         return;
@@ -901,226 +579,7 @@ static void topics_fn(struct cy_ctx *c, const struct opt *o, const struct cy_nod
         t->name = cy_strdup(c, k->str);
         t->cfg = cfg->topic_defaults;
         t->line = k->line;
-        apply_map(c, v->kids[i + 1], o->sub, t, kp, k->line);
-    }
-}
-
-static bool has_prefix(const char *s, const char *const *prefixes)
-{
-    for (size_t i = 0; prefixes[i]; i++) {
-        size_t l = strlen(prefixes[i]);
-        if (strncmp(s, prefixes[i], l) == 0 && s[l] != '\0') {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Keys that make no sense for a bridge of this type. */
-static void bridge_check(struct cy_ctx *c, struct sl_bridge_cfg *b, const struct cy_node *m,
-                         const char *path, int keyline)
-{
-    static const char *const amqp_schemes[] = {"amqp://", "amqps://", NULL};
-    static const char *const mqtt_schemes[] = {
-        "mqtt://", "mqtts://", "tcp://", "ssl://", "ws://", "wss://", NULL,
-    };
-    static const char *const not_amqp[] = {
-        "subscribe", "properties", "mqtt_version", "username", "password", "qos",
-        "clean_start", "session_expiry", "keepalive", "max_inflight", NULL,
-    };
-    static const char *const not_mqtt[] = {"consume", "properties", NULL};
-    static const char *const not_kafka[] = {
-        "url", "subscribe", "mqtt_version", "username", "password", "qos", "clean_start",
-        "session_expiry", "keepalive", "max_inflight", NULL,
-    };
-    static const char *const *const forbidden[] = {
-        [SL_BRIDGE_AMQP] = not_amqp, [SL_BRIDGE_MQTT] = not_mqtt, [SL_BRIDGE_KAFKA] = not_kafka,
-    };
-    char kp[CY_PATH_LEN];
-    if (!cy_map_get(m, "type", NULL) || (unsigned)b->type > SL_BRIDGE_KAFKA) {
-        return;                      /* missing or bad type: already reported */
-    }
-    const char *tname = bridge_types[b->type].name;
-    for (const char *const *k = forbidden[b->type]; *k; k++) {
-        const struct cy_node *kn = NULL;
-        if (cy_map_get(m, *k, &kn)) {
-            cy_join_path(kp, path, *k);
-            cy_err(c, kn->line, kp, "not used by %s bridges", tname);
-        }
-    }
-    if (b->type == SL_BRIDGE_KAFKA) {
-        return;
-    }
-    const char *const *schemes = b->type == SL_BRIDGE_AMQP ? amqp_schemes : mqtt_schemes;
-    cy_join_path(kp, path, "url");
-    if (!b->url) {
-        if (!cy_map_get(m, "url", NULL)) {
-            cy_err(c, keyline, kp, "required for %s bridges", tname);
-        }
-    } else if (!has_prefix(b->url, schemes)) {
-        cy_err(c, cy_key_line(m, "url", keyline), kp, "'" CY_VAL_FMT "' must start with %s",
-               b->url, b->type == SL_BRIDGE_AMQP ? "amqp:// or amqps://" :
-               "mqtt://, mqtts://, tcp://, ssl://, ws:// or wss://");
-    }
-}
-
-static void bridges_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
-                       const char *path, int keyline)
-{
-    struct sl_config *cfg = field;
-    if (cy_is_null(v) || !expect_map(c, v, path, keyline)) {
-        return;
-    }
-    check_keys(c, v, path);
-    cfg->bridges = cy_calloc(c, v->n / 2, sizeof(*cfg->bridges));
-    if (!cfg->bridges) {
-        return;
-    }
-    char kp[CY_PATH_LEN];
-    for (size_t i = 0; i + 1 < v->n; i += 2) {
-        const struct cy_node *k = v->kids[i], *bv = v->kids[i + 1];
-        if (k->kind != CY_SCALAR) {
-            continue;
-        }
-        cy_join_path(kp, path, k->str);
-        const char *why = cy_check_name(k->str);
-        if (why) {
-            cy_err(c, k->line, kp, "%s", why);
-            continue;
-        }
-        struct sl_bridge_cfg *b = &cfg->bridges[cfg->n_bridges++];
-        b->name = cy_strdup(c, k->str);
-        b->line = k->line;
-        b->mqtt_version = 5;
-        b->type = (enum sl_bridge_type)-1;   /* until `type` sets it */
-        apply_defaults(c, o->sub, b);
-        if (cy_is_null(bv)) {
-            cy_err(c, k->line, kp, "expected a mapping with at least type");
-            continue;
-        }
-        apply_map(c, bv, o->sub, b, kp, k->line);
-        if (!b->client_id && b->name && asprintf(&b->client_id, "sluice-%s", b->name) < 0) {
-            b->client_id = NULL;
-            c->oom = true;
-        }
-        if (bv->kind == CY_MAP) {
-            bridge_check(c, b, bv, kp, k->line);
-        }
-    }
-}
-
-static const struct sl_bridge_cfg *find_bridge(const struct sl_config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->n_bridges; i++) {
-        if (cfg->bridges[i].name && strcmp(cfg->bridges[i].name, name) == 0) {
-            return &cfg->bridges[i];
-        }
-    }
-    return NULL;
-}
-
-/* `key` of map m is present: report it as not allowed here. */
-static void forbid_key(struct cy_ctx *c, const struct cy_node *m, const char *key, const char *path,
-                       const char *why)
-{
-    const struct cy_node *kn = NULL;
-    char kp[CY_PATH_LEN];
-    if (cy_map_get(m, key, &kn)) {
-        cy_join_path(kp, path, key);
-        cy_err(c, kn->line, kp, "%s", why);
-    }
-}
-
-static void route_check(struct cy_ctx *c, const struct sl_config *cfg, struct sl_route_cfg *r,
-                        const struct cy_node *item, const char *path)
-{
-    const struct cy_node *fk = NULL, *tk = NULL;
-    const struct cy_node *from = cy_map_get(item, "from", &fk), *to = cy_map_get(item, "to", &tk);
-    char fp[CY_PATH_LEN], tp[CY_PATH_LEN], kp[CY_PATH_LEN];
-    if (!from || !to || (!cy_is_null(from) && from->kind != CY_MAP) ||
-        (!cy_is_null(to) && to->kind != CY_MAP)) {
-        return;                      /* already reported */
-    }
-    cy_join_path(fp, path, "from");
-    cy_join_path(tp, path, "to");
-    int nsrc = !!cy_map_get(from, "listener", NULL) + !!cy_map_get(from, "bridge", NULL) +
-               !!cy_map_get(from, "topic", NULL);
-    if (nsrc != 1) {
-        cy_err(c, fk->line, fp, nsrc ? "give only one of listener, bridge or topic" :
-               "needs one of listener, bridge (ingress) or topic (egress)");
-        return;
-    }
-    if (r->from_bridge && !find_bridge(cfg, r->from_bridge)) {
-        cy_join_path(kp, fp, "bridge");
-        cy_err(c, cy_key_line(from, "bridge", fk->line), kp, "no bridge named '" CY_VAL_FMT
-               "' in bridges", r->from_bridge);
-    }
-    r->egress = cy_map_get(from, "topic", NULL) != NULL;
-    if (r->egress) {
-        static const char *const in_only[] = {"topic", "topics", "key", "set_headers", NULL};
-        const char *why = "not allowed in an egress route (from.topic)";
-        for (size_t i = 0; in_only[i]; i++) {
-            forbid_key(c, to, in_only[i], tp, why);
-        }
-        forbid_key(c, from, "headers", fp, why);
-        int ndst = !!cy_map_get(to, "bridge", NULL) + !!cy_map_get(to, "listener", NULL);
-        if (ndst != 1) {
-            cy_err(c, tk->line, tp, ndst ? "give only one of bridge or listener" :
-                   "an egress route needs bridge or listener");
-        }
-        if (r->to_bridge && !find_bridge(cfg, r->to_bridge)) {
-            cy_join_path(kp, tp, "bridge");
-            cy_err(c, cy_key_line(to, "bridge", tk->line), kp, "no bridge named '" CY_VAL_FMT
-                   "' in bridges", r->to_bridge);
-        }
-        if (!r->destination) {
-            r->destination = cy_strdup(c, "{subject}");
-        }
-        return;
-    }
-    static const char *const out_only[] = {"bridge", "listener", "destination", NULL};
-    for (size_t i = 0; out_only[i]; i++) {
-        forbid_key(c, to, out_only[i], tp, "not allowed in an ingress route (from.listener "
-                   "or from.bridge)");
-    }
-    if (cy_map_get(to, "topic", NULL) && cy_map_get(to, "topics", NULL)) {
-        cy_join_path(kp, tp, "topics");
-        cy_err(c, cy_key_line(to, "topics", tk->line), kp, "give topic or topics, not both");
-    } else if (!cy_map_get(to, "topic", NULL) && !cy_map_get(to, "topics", NULL)) {
-        cy_err(c, tk->line, tp, "an ingress route needs topic or topics");
-    }
-}
-
-static void routes_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v, void *field,
-                      const char *path, int keyline)
-{
-    struct sl_config *cfg = field;
-    if (cy_is_null(v)) {
-        return;
-    }
-    if (v->kind != CY_SEQ) {
-        cy_err(c, node_line(v, keyline), path, "expected a list of routes, not %s",
-               kind_name(v));
-        return;
-    }
-    cfg->routes = cy_calloc(c, v->n, sizeof(*cfg->routes));
-    if (!cfg->routes) {
-        return;
-    }
-    char ip[CY_PATH_LEN];
-    for (size_t i = 0; i < v->n; i++) {
-        const struct cy_node *item = v->kids[i];
-        snprintf(ip, sizeof(ip), "%s[%zu]", path, i);
-        if (!expect_map(c, item, ip, item->line)) {
-            continue;
-        }
-        struct sl_route_cfg *r = &cfg->routes[cfg->n_routes++];
-        r->line = item->line;
-        apply_map(c, item, o->sub, r, ip, item->line);
-        if (!r->match) {
-            r->match = cy_strdup(c, "#");
-        }
-        route_check(c, cfg, r, item, ip);
+        config_apply_map(c, v->kids[i + 1], o->sub, t, kp, k->line);
     }
 }
 
@@ -1152,9 +611,9 @@ static void config_check(struct cy_ctx *c, struct sl_config *cfg, const struct c
             if (a->present && a->enabled && b->present && b->enabled && a->port != 0 &&
                 a->port == b->port && a->host && b->host && strcmp(a->host, b->host) == 0) {
                 char kp[64];
-                snprintf(kp, sizeof(kp), "listeners.%s.bind", listeners_opts[i].name);
+                snprintf(kp, sizeof(kp), "listeners.%s.bind", config_listeners_opts[i].name);
                 cy_err(c, a->line ? a->line : 1, kp, "%s:%d is also used by listeners.%s",
-                       a->host, a->port, listeners_opts[j].name);
+                       a->host, a->port, config_listeners_opts[j].name);
             }
         }
     }
@@ -1168,8 +627,8 @@ static struct sl_config *config_new(struct cy_ctx *c)
     if (!cfg) {
         return NULL;
     }
-    apply_defaults(c, top_tabs, cfg);
-    listener_init(c, &listeners_opts[0], &cfg->http);
+    config_apply_defaults(c, top_tabs, cfg);
+    config_listener_init(c, &config_listeners_opts[0], &cfg->http);
     return cfg;
 }
 
@@ -1205,7 +664,7 @@ struct sl_config *sl_config_parse(const char *name, const char *text, size_t len
     }
     if (cfg && !c.oom && cy_load_tree(&c, text ? text : "", text ? len : 0, &root)) {
         if (!cy_is_null(root)) {
-            apply_map(&c, root, top_tabs, cfg, "", 0);
+            config_apply_map(&c, root, top_tabs, cfg, "", 0);
             if (root->kind == CY_MAP) {
                 config_check(&c, cfg, root);
             }
@@ -1412,10 +871,10 @@ static bool opt_eq(const struct opt *o, const void *a, const void *b)
                        *(char **const *)(const void *)pb,
                        *(const size_t *)(const void *)((const char *)b + o->count_off));
     case OPT_CUSTOM:
-        if (o->fn == listener_fn) {
+        if (o->fn == config_listener_fn) {
             return listener_eq((const void *)pa, (const void *)pb);
         }
-        if (o->fn == mqtt_version_fn) {
+        if (o->fn == config_mqtt_version_fn) {
             return memcmp(pa, pb, o->size) == 0;
         }
         return true;
@@ -1429,7 +888,7 @@ static bool bridge_eq(const struct sl_bridge_cfg *a, const struct sl_bridge_cfg 
     if (!str_eq(a->name, b->name)) {
         return false;
     }
-    for (const struct opt *o = bridge_opts; o->name; o++) {
+    for (const struct opt *o = config_bridge_opts; o->name; o++) {
         if (!opt_eq(o, a, b)) {
             return false;
         }
@@ -1450,7 +909,7 @@ static void diff_tabs(struct diff *d, const struct table *tabs, const void *a, c
             }
             if (o->type == OPT_SECTION) {
                 diff_tabs(d, o->sub, ba, bb, path);
-            } else if (o->fn == bridges_fn) {
+            } else if (o->fn == config_bridges_fn) {
                 const struct sl_config *ca = (const void *)ba, *cb = (const void *)bb;
                 bool same = ca->n_bridges == cb->n_bridges;
                 for (size_t i = 0; same && i < ca->n_bridges; i++) {
