@@ -561,9 +561,37 @@ static int skip_prop(struct rd *r, uint32_t id)
     }
 }
 
+/* Leave *r just past the id of the next property `want` in a validated block; false at end. */
+static bool prop_seek(struct mqtt_iter *it, const uint8_t *raw, size_t raw_len, uint32_t want,
+                      struct rd *r)
+{
+    if (!it->started) {
+        it->p = raw;
+        it->started = true;
+    }
+    r->p = it->p;
+    r->end = raw + raw_len;
+    while (rd_left(r) > 0) {
+        uint32_t id;
+        if (rd_vbi(r, &id) != 0) {
+            break;
+        }
+        if (id == want) {
+            return true;
+        }
+        if (skip_prop(r, id) != 0) {
+            break;
+        }
+    }
+    it->p = r->end;
+    return false;
+}
+
 bool mqtt_user_prop_next(const struct mqtt_user_props *l, struct mqtt_iter *it,
                          struct mqtt_user_prop *out)
 {
+    struct rd r;
+    struct mqtt_bin k, v;
     if (l->items != NULL) {
         if (it->i >= l->count) {
             return false;
@@ -571,44 +599,26 @@ bool mqtt_user_prop_next(const struct mqtt_user_props *l, struct mqtt_iter *it,
         *out = l->items[it->i++];
         return true;
     }
-    if (l->raw == NULL) {
+    if (l->raw == NULL || !prop_seek(it, l->raw, l->raw_len, MQTT_PROP_USER, &r)) {
         return false;
     }
-    if (!it->started) {
-        it->p = l->raw;
-        it->started = true;
+    /* the decoder validated the UTF-8 already */
+    if (rd_bin(&r, &k) != 0 || rd_bin(&r, &v) != 0) {
+        it->p = r.end;
+        return false;
     }
-    struct rd r = {it->p, l->raw + l->raw_len};
-    while (rd_left(&r) > 0) {
-        uint32_t id;
-        if (rd_vbi(&r, &id) != 0) {
-            break;
-        }
-        if (id == MQTT_PROP_USER) {
-            /* the decoder validated the UTF-8 already */
-            struct mqtt_bin k;
-            struct mqtt_bin v;
-            if (rd_bin(&r, &k) != 0 || rd_bin(&r, &v) != 0) {
-                break;
-            }
-            out->name.ptr = (const char *)k.ptr;
-            out->name.len = k.len;
-            out->value.ptr = (const char *)v.ptr;
-            out->value.len = v.len;
-            it->p = r.p;
-            it->i++;
-            return true;
-        }
-        if (skip_prop(&r, id) != 0) {
-            break;
-        }
-    }
-    it->p = r.end;
-    return false;
+    out->name.ptr = (const char *)k.ptr;
+    out->name.len = k.len;
+    out->value.ptr = (const char *)v.ptr;
+    out->value.len = v.len;
+    it->p = r.p;
+    it->i++;
+    return true;
 }
 
 bool mqtt_sub_id_next(const struct mqtt_u32_list *l, struct mqtt_iter *it, uint32_t *out)
 {
+    struct rd r;
     if (l->items != NULL) {
         if (it->i >= l->count) {
             return false;
@@ -616,33 +626,16 @@ bool mqtt_sub_id_next(const struct mqtt_u32_list *l, struct mqtt_iter *it, uint3
         *out = l->items[it->i++];
         return true;
     }
-    if (l->raw == NULL) {
+    if (l->raw == NULL || !prop_seek(it, l->raw, l->raw_len, MQTT_PROP_SUBSCRIPTION_ID, &r)) {
         return false;
     }
-    if (!it->started) {
-        it->p = l->raw;
-        it->started = true;
+    if (rd_vbi(&r, out) != 0) {
+        it->p = r.end;
+        return false;
     }
-    struct rd r = {it->p, l->raw + l->raw_len};
-    while (rd_left(&r) > 0) {
-        uint32_t id;
-        if (rd_vbi(&r, &id) != 0) {
-            break;
-        }
-        if (id == MQTT_PROP_SUBSCRIPTION_ID) {
-            if (rd_vbi(&r, out) != 0) {
-                break;
-            }
-            it->p = r.p;
-            it->i++;
-            return true;
-        }
-        if (skip_prop(&r, id) != 0) {
-            break;
-        }
-    }
-    it->p = r.end;
-    return false;
+    it->p = r.p;
+    it->i++;
+    return true;
 }
 
 static void split_options(uint8_t o, struct mqtt_subscription *s)
