@@ -47,9 +47,7 @@ static char *dup_str(const char *s)
     return s != NULL ? strdup(s) : NULL;
 }
 
-static int set_err(char **err, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
+__attribute__((format(printf, 3, 4)))
 static int set_err(char **err, int line, const char *fmt, ...)
 {
     if (err != NULL) {
@@ -313,8 +311,10 @@ static int map_put(struct map *m, const char *key, size_t len, uint64_t hash, vo
  * All tries of a table live in one forest: nodes in one array (referred to by index;
  * index 0 is a sentinel meaning "none"), long level texts in one arena, and every
  * literal edge (parent, level text) -> child of a node with two or more literal children
- * in one open-addressing table whose 12-byte slots hold a hash of (parent, level), the
- * parent and the child; a hit is confirmed against the child's level.
+ * in one open-addressing table whose 16-byte slots hold a hash of (parent, level), the
+ * parent, the child and the child's smallest rule id; a hit is confirmed against the
+ * child's level. The id lets a lookup load the child's rule while the child node is on
+ * its way: one dependent cache miss fewer.
  *
  * Compact on purpose, because with many rules a lookup's cost is its cache misses:
  * a node is 32 bytes (two per cache line) and holds only what a lookup reads; what it
@@ -355,10 +355,11 @@ struct node {
 _Static_assert(sizeof(struct node) == 32, "two trie nodes per cache line");
 _Static_assert(RT_MAX_SUBJECT <= UINT16_MAX, "level_len is 16 bits");
 
-struct edge {                    /* 12 bytes */
+struct edge {                    /* 16 bytes */
     uint32_t tag;                /* high half of the edge hash */
     uint32_t parent;
     uint32_t child;              /* 0: empty slot */
+    uint32_t min_id;             /* the child's min_id when linked (ids only grow after) */
 };
 
 struct forest {
@@ -425,10 +426,12 @@ static bool level_eq(const struct forest *f, uint32_t idx, const char *level, si
     return c->level_len == len && memcmp(node_level(f, c), level, len) == 0;
 }
 
-/* The literal child of `parent` named `level`, or 0. */
+/* The literal child of `parent` named `level`, or 0. When found in the edge table,
+ * *min_id is its smallest rule id (else RT_NO_ID). */
 static uint32_t child_find(const struct forest *f, uint32_t parent, const char *level,
-                           size_t len, uint64_t level_hash)
+                           size_t len, uint64_t level_hash, uint32_t *min_id)
 {
+    *min_id = RT_NO_ID;
     uint32_t kid = f->nodes[parent].kid;
     if (kid == 0) {
         return 0;
@@ -447,13 +450,14 @@ static uint32_t child_find(const struct forest *f, uint32_t parent, const char *
             return 0;
         }
         if (e->tag == tag && e->parent == parent && level_eq(f, e->child, level, len)) {
+            *min_id = e->min_id;  /* known before the child's node arrives */
             return e->child;
         }
     }
 }
 
 static void edge_place(struct edge *edges, size_t cap, uint64_t h, uint32_t parent,
-                       uint32_t child)
+                       uint32_t child, uint32_t min_id)
 {
     size_t mask = cap - 1;
     size_t i = h & mask;
@@ -463,6 +467,7 @@ static void edge_place(struct edge *edges, size_t cap, uint64_t h, uint32_t pare
     edges[i].tag = (uint32_t)(h >> 32);
     edges[i].parent = parent;
     edges[i].child = child;
+    edges[i].min_id = min_id;
 }
 
 static int edge_add(struct forest *f, uint32_t parent, uint64_t level_hash, uint32_t child)
@@ -480,14 +485,15 @@ static int edge_add(struct forest *f, uint32_t parent, uint64_t level_hash, uint
                 const struct node *c = &f->nodes[e->child];
                 uint64_t h = edge_hash(e->parent, hash_bytes(node_level(f, c),
                                                              c->level_len));
-                edge_place(edges, cap, h, e->parent, e->child);
+                edge_place(edges, cap, h, e->parent, e->child, c->min_id);
             }
         }
         free(f->edges);
         f->edges = edges;
         f->cap_edges = cap;
     }
-    edge_place(f->edges, f->cap_edges, edge_hash(parent, level_hash), parent, child);
+    edge_place(f->edges, f->cap_edges, edge_hash(parent, level_hash), parent, child,
+               f->nodes[child].min_id);
     f->n_edges++;
     return 0;
 }
@@ -548,17 +554,14 @@ static int nodes_grow(struct forest *f)
 /* A new node (index, or 0 on out of memory); long level texts go to the arena. */
 static uint32_t node_add(struct forest *f, const char *level, size_t len)
 {
-    if (f->n_nodes == 0) {
-        if (nodes_grow(f) < 0) {
-            return 0;
-        }
-        memset(&f->nodes[0], 0, sizeof(f->nodes[0]));   /* index 0: the "none" sentinel */
+    if (nodes_grow(f) < 0) {
+        return 0;
+    }
+    if (f->n_nodes == 0) {      /* first node: index 0 is the "none" sentinel (cap >= 64) */
+        memset(&f->nodes[0], 0, sizeof(f->nodes[0]));
         f->max_ids[0] = 0;
         f->extras[0] = NULL;
         f->n_nodes = 1;
-    }
-    if (nodes_grow(f) < 0) {
-        return 0;
     }
     if (len > NODE_INLINE && f->arena_len + len > f->arena_cap) {
         size_t cap = f->arena_cap ? f->arena_cap * 2 : 1024;
@@ -647,9 +650,13 @@ static int trie_insert(struct forest *f, uint32_t root, const char *p,
             const char *l = p + lv->off[i];
             size_t len = lv->len[i];
             uint64_t h = hash_bytes(l, len);
-            next = child_find(f, n, l, len, h);
+            uint32_t unused;
+            next = child_find(f, n, l, len, h, &unused);
             if (next == 0) {
                 next = node_add(f, l, len);
+                if (next != 0) {
+                    node_note_id(f, next, id);   /* before child_add records min_id */
+                }
                 if (next == 0 || child_add(f, n, h, next) < 0) {
                     return -ENOMEM;
                 }
@@ -664,7 +671,6 @@ static int trie_insert(struct forest *f, uint32_t root, const char *p,
 /* A root with its key in a map (sources: "l:NAME" / "b:NAME"; egress: the topic). */
 struct keyed_root {
     char *key;
-    size_t len;
     uint32_t root;
 };
 
@@ -689,7 +695,6 @@ static struct keyed_root *keyed_root_get_or_add(struct map *m, struct forest *f,
         return NULL;
     }
     k->key = strndup(key, len);
-    k->len = len;
     k->root = node_add(f, "", 0);
     if (k->key == NULL || k->root == 0 || map_put(m, k->key, len, h, k) < 0) {
         keyed_root_free(k);
@@ -987,13 +992,18 @@ static int check_ingress(const struct rt_ingress *r, struct levels *lv, bool *te
     return 0;
 }
 
+static size_t topic_text_size(const struct rt_ingress *r)
+{
+    size_t size = 0;
+    for (size_t i = 0; i < r->n_topics; i++) {
+        size += strlen(r->topics[i]) + 1;
+    }
+    return size;
+}
+
 static struct in_rule *in_rule_copy(const struct rt_ingress *r)
 {
-    size_t text = 0;
-    for (size_t i = 0; i < r->n_topics; i++) {
-        text += strlen(r->topics[i]) + 1;
-    }
-    struct in_rule *c = calloc(1, sizeof(*c) + text);
+    struct in_rule *c = calloc(1, sizeof(*c) + topic_text_size(r));
     if (c == NULL) {
         return NULL;
     }
@@ -1034,45 +1044,25 @@ static struct in_rule *in_rule_copy(const struct rt_ingress *r)
     return c;
 }
 
-static size_t topic_text_size(const struct rt_ingress *r)
-{
-    size_t size = 0;
-    for (size_t i = 0; i < r->n_topics; i++) {
-        size += strlen(r->topics[i]) + 1;
-    }
-    return size;
-}
-
 /* Copy r's topic names into *text (HOT_INLINE bytes) if they fit, else after
  * t->topic_text's end (topic_len is left alone: the caller moves it once the rule is
  * in). 0 or -ENOMEM. */
 static int topic_text_add(struct rt_table *t, const struct rt_ingress *r, char *text)
 {
     size_t size = topic_text_size(r);
-    if (size <= HOT_INLINE) {
-        for (size_t i = 0; i < r->n_topics; i++) {
-            size_t len = strlen(r->topics[i]) + 1;
-            memcpy(text, r->topics[i], len);
-            text += len;
-        }
-        return 0;
-    }
-    if (t->topic_len + size > UINT32_MAX) {
-        return -ENOMEM;
-    }
-    if (t->topic_len + size > t->topic_cap) {
+    if (size > HOT_INLINE && t->topic_len + size > t->topic_cap) {
         size_t cap = t->topic_cap ? t->topic_cap * 2 : 1024;
         while (cap < t->topic_len + size) {
             cap *= 2;
         }
-        char *grown = realloc(t->topic_text, cap);
+        char *grown = cap <= UINT32_MAX ? realloc(t->topic_text, cap) : NULL;
         if (grown == NULL) {
             return -ENOMEM;
         }
         t->topic_text = grown;
         t->topic_cap = cap;
     }
-    char *p = t->topic_text + t->topic_len;
+    char *p = size <= HOT_INLINE ? text : t->topic_text + t->topic_len;
     for (size_t i = 0; i < r->n_topics; i++) {
         size_t len = strlen(r->topics[i]) + 1;
         memcpy(p, r->topics[i], len);
@@ -1098,26 +1088,21 @@ int rt_add_ingress(struct rt_table *t, const struct rt_ingress *r, char **err)
     char key[RT_NAME_MAX + 3];
     int klen = source_key(r->listener, r->bridge, key);
     struct in_rule *c = in_rule_copy(r);
-    void *v = t->in;
+    void *v = t->in, *vh = t->in_hot;
     int grown = grow_ptrs(&v, sizeof(*t->in), t->n_in, &t->cap_in);
-    t->in = v;
-    if (grown == 0 && t->cap_hot < t->cap_in) {
-        struct in_hot *h = realloc(t->in_hot, t->cap_in * sizeof(*h));
-        if (h == NULL) {
-            grown = -ENOMEM;
-        } else {
-            t->in_hot = h;
-            t->cap_hot = t->cap_in;
-        }
+    if (grown == 0) {
+        grown = grow_ptrs(&vh, sizeof(*t->in_hot), t->n_in, &t->cap_hot);
     }
+    t->in = v;
+    t->in_hot = vh;
     struct in_hot hot = { .rule = c, .n_topics = (uint8_t)r->n_topics,
-                          .key = (uint8_t)r->key, .text_size = 0 };
+                          .key = (uint8_t)r->key,
+                          .text_size = (uint32_t)topic_text_size(r) };
     if (c == NULL || grown < 0 || topic_text_add(t, r, hot.topics.text) < 0) {
         in_rule_free(c);
         return -ENOMEM;
     }
     hot.when = c->pub.n_when > 0;
-    hot.text_size = (uint32_t)topic_text_size(r);
     if (hot.text_size > HOT_INLINE) {
         hot.topics.off = (uint32_t)t->topic_len;  /* kept only if the rule goes in */
     }
@@ -1207,7 +1192,10 @@ struct subject {
     bool dollar;                 /* first level starts with '$' */
 };
 
-static int subject_prepare(const char *s, struct subject *sj)
+/* Split and hash s. With a root (else 0) whose literal children are in the edge table,
+ * start loading the first level's edge slot while the other levels are hashed. */
+static int subject_prepare(const char *s, struct subject *sj, const struct forest *f,
+                           uint32_t root)
 {
     if (s == NULL || split_levels(s, &sj->lv) < 0) {
         return -1;
@@ -1215,6 +1203,9 @@ static int subject_prepare(const char *s, struct subject *sj)
     sj->s = s;
     for (int i = 0; i < sj->lv.n; i++) {
         sj->hash[i] = hash_bytes(s + sj->lv.off[i], sj->lv.len[i]);
+        if (i == 0 && root != 0 && f->nodes[root].kid == KIDS_MANY) {
+            __builtin_prefetch(&f->edges[edge_hash(root, sj->hash[0]) & (f->cap_edges - 1)]);
+        }
     }
     sj->dollar = s[0] == '$';
     return 0;
@@ -1277,8 +1268,12 @@ static void in_walk_node(struct in_walk *w, uint32_t idx, int depth)
         in_consider(w, &l);
         return;
     }
+    uint32_t min_id;
     uint32_t child = child_find(f, idx, sj->s + sj->lv.off[depth], sj->lv.len[depth],
-                               sj->hash[depth]);
+                               sj->hash[depth], &min_id);
+    if (min_id < w->best) {
+        __builtin_prefetch(&w->t->in_hot[min_id]);   /* without waiting for the child */
+    }
     if (child != 0) {
         in_walk_node(w, child, depth + 1);
     }
@@ -1328,30 +1323,24 @@ int rt_route_ingress(const struct rt_table *t, const char *listener, const char 
     out->n_topics = 0;
     out->key = RT_KEY_SUBJECT;
     out->key_header = NULL;
-    if (subject_prepare(subject, &sj) < 0 || (listener != NULL && bridge != NULL)) {
+    char key[RT_NAME_MAX + 3];
+    int klen = (t != NULL && (listener != NULL || bridge != NULL)) ?
+               source_key(listener, bridge, key) : -1;
+    const struct keyed_root *k = klen <= 0 ? NULL :
+        map_get(&t->sources, key, (size_t)klen, hash_bytes(key, (size_t)klen));
+    uint32_t root = k != NULL ? k->root : 0;
+    if (subject_prepare(subject, &sj, root ? &t->forest : NULL, root) < 0 ||
+        (listener != NULL && bridge != NULL)) {
         return -EINVAL;
     }
     struct in_walk w = { .t = t, .sj = &sj, .hdr = hdr, .hdr_arg = hdr_arg,
                          .best = RT_NO_ID };
-    char key[RT_NAME_MAX + 3];
-    int klen = (t != NULL && (listener != NULL || bridge != NULL)) ?
-               source_key(listener, bridge, key) : -1;
-    if (klen > 0) {
-        const struct keyed_root *k = map_get(&t->sources, key, (size_t)klen,
-                                             hash_bytes(key, (size_t)klen));
-        if (k != NULL) {
-            in_walk_node(&w, k->root, 0);
-        }
+    if (root != 0) {
+        in_walk_node(&w, root, 0);
     }
     if (w.best == RT_NO_ID) {
         /* Default addressing: topic = first level, key = the subject. */
-        size_t len = sj.lv.len[0];
-        if (len == 0 || len > RT_TOPIC_MAX) {
-            return -EINVAL;
-        }
-        memcpy(out->topics[0], subject, len);
-        out->topics[0][len] = '\0';
-        if (!rt_topic_name_valid(out->topics[0])) {
+        if (resolve_topic("{1}", true, &sj, out->topics[0]) < 0) {
             return -EINVAL;
         }
         out->n_topics = 1;
@@ -1416,8 +1405,9 @@ static void eg_walk_node(struct eg_walk *w, uint32_t idx, int depth)
         eg_consider(w, &l);
         return;
     }
+    uint32_t min_id;
     uint32_t child = child_find(w->f, idx, sj->s + sj->lv.off[depth], sj->lv.len[depth],
-                               sj->hash[depth]);
+                               sj->hash[depth], &min_id);
     if (child != 0) {
         eg_walk_node(w, child, depth + 1);
     }
@@ -1430,12 +1420,12 @@ void rt_route_egress(const struct rt_table *t, const char *topic, const char *su
                      rt_egress_fn fn, void *arg)
 {
     struct subject sj;
-    if (t == NULL || topic == NULL || fn == NULL || subject_prepare(subject, &sj) < 0) {
+    if (t == NULL || topic == NULL || fn == NULL) {
         return;
     }
     size_t tlen = strlen(topic);
     const struct keyed_root *k = map_get(&t->topics, topic, tlen, hash_bytes(topic, tlen));
-    if (k == NULL) {
+    if (k == NULL || subject_prepare(subject, &sj, &t->forest, k->root) < 0) {
         return;
     }
     /* One walk per match, each finding the next id in file order: no buffer needed. */
