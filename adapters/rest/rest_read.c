@@ -213,35 +213,12 @@ static bool read_params(struct rest_api *api, const struct rest_req *req, size_t
     return true;
 }
 
-struct hw_query {
-    int32_t partition;
-    int64_t hw;
-};
-
-static int hw_fn(void *arg, const char *topic, const struct sl_topic_config *cfg,
-                 const struct sl_partition_info *parts, int32_t n_parts)
-{
-    struct hw_query *q = arg;
-
-    (void)topic;
-    (void)cfg;
-    for (int32_t i = 0; i < n_parts; i++) {
-        if (parts[i].partition == q->partition) {
-            q->hw = parts[i].high_watermark;
-        }
-    }
-    return 1;
-}
-
 /* The partition's high watermark, or -1 if unknown. */
 static int64_t partition_hw(struct rest_api *api, const char *topic, int32_t partition)
 {
-    struct hw_query q = {.partition = partition, .hw = -1};
+    int64_t hw = sl_log_high_watermark(api->gw->log, topic, partition);
 
-    if (sl_log_describe(api->gw->log, topic, hw_fn, &q) < 0) {
-        return -1;
-    }
-    return q.hw;
+    return hw < 0 ? -1 : hw;
 }
 
 void rest_read_partition(struct rest_api *api, const struct rest_req *req,
