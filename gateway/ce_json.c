@@ -42,22 +42,6 @@ bool ce_json_is_json_type(const char *ct)
     return n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
-static bool ext_name_valid(const char *name)
-{
-    size_t n = strlen(name);
-
-    if (n == 0 || n > 20) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Strict base64 (RFC 4648, padded, no whitespace). Returns a new buffer or NULL. */
 static struct sl_buf *b64_decode(const char *s, size_t len, int *errp)
 {
@@ -608,7 +592,7 @@ static int apply_member(struct sl_env *env, enum ce_member idx, const char *name
         if (cJSON_IsNull(v)) {
             return 0;
         }
-        if (!ext_name_valid(name)) {
+        if (!sl_env_ext_name_valid(name)) {
             set_err(err, errsz, "bad extension name \"%.40s\" (want [a-z0-9]{1,20})", name);
             return -EINVAL;
         }

@@ -170,7 +170,7 @@ static int set_str(struct sl_env *env, char **field, const char *value, size_t l
     return 0;
 }
 
-static bool ext_name_valid(const char *name)
+bool sl_env_ext_name_valid(const char *name)
 {
     size_t n = strlen(name);
     if (n == 0 || n > 20) {
@@ -230,7 +230,7 @@ int sl_env_set_attr(struct sl_env *env, const char *name, const char *value, siz
         }
         return set_str(env, field, value, len);
     }
-    if (!ext_name_valid(name)) {
+    if (!sl_env_ext_name_valid(name)) {
         return -EINVAL;
     }
     for (size_t i = 0; i < env->n_ext; i++) {

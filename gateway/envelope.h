@@ -93,6 +93,9 @@ void sl_env_unref(struct sl_env **env);
  * e.g. time not RFC 3339, specversion not 1.0), -ENOMEM. Building thread only.
  */
 int sl_env_set_attr(struct sl_env *env, const char *name, const char *value, size_t len);
+/* CloudEvents extension attribute names: [a-z0-9]{1,20}. Pure; any thread. */
+bool sl_env_ext_name_valid(const char *name);
+
 /* The attribute's value or NULL (same names; "specversion" gives "1.0"). */
 const char *sl_env_get_attr(const struct sl_env *env, const char *name);
 
