@@ -189,6 +189,18 @@ static void will_clear(struct mqtt_session *s)
     s->will_at_ms = 0;
 }
 
+/* Topic aliases, both ways, belong to one network connection: drop them. */
+static void aliases_drop(struct mqtt_session *s)
+{
+    for (uint16_t i = 0; i < s->n_alias; i++) {
+        free(s->alias[i]);
+    }
+    free(s->alias);
+    s->alias = NULL;
+    s->n_alias = 0;
+    mqtt_alias_out_clear(&s->alias_out);
+}
+
 static void sess_free(struct mqtt_session *s)
 {
     will_clear(s);
@@ -203,10 +215,7 @@ static void sess_free(struct mqtt_session *s)
     }
     free(s->out);
     free(s->q2);
-    for (uint16_t i = 0; i < s->n_alias; i++) {
-        free(s->alias[i]);
-    }
-    free(s->alias);
+    aliases_drop(s);
     free(s->client_id);
     free(s);
 }
@@ -280,6 +289,7 @@ void mqtt_session_closed(void *sess)
     int64_t now = mqtt_now_ms();
 
     s->connected = false;
+    aliases_drop(s);
     b->n_connected--;
     sl_metric_set(b->m_conns, (int64_t)b->n_connected);
     if (s->version == 0 || s->client_id == NULL || mqtt_broker_find(b, s->client_id) != s) {
@@ -470,6 +480,7 @@ static struct mqtt_session *take_over(struct mqtt_session *s, struct mqtt_sessio
     old->connected = true;
     old->t.ops->rebind(old->t.conn, old);
     old->refs++;          /* the transport's */
+    aliases_drop(old);    /* a new network connection: no alias carries over */
     old->state = MQTT_S_CONNECT;
     old->expire_at_ms = 0;
     old->will_at_ms = 0;
@@ -632,6 +643,11 @@ static struct mqtt_session *handle_connect(struct mqtt_session *s, const struct 
         mqtt_broker_index(b, s);
     }
     s->state = MQTT_S_ACTIVE;
+    /* Outbound aliases on this connection: the client's maximum, capped; resends of
+     * unacknowledged messages below carry full topics. */
+    mqtt_alias_out_reset(&s->alias_out,
+                         v == MQTT_V5 && mqtt_prop_has(&c->props, MQTT_PROP_TOPIC_ALIAS_MAX)
+                             ? c->props.topic_alias_max : 0);
     send_connack(s, v, 0, present, assigned_id, server_ka);
     if (present) {
         mqtt_subs_resume(s);
@@ -947,7 +963,7 @@ static void handle_publish(struct mqtt_session *s, const struct mqtt_publish *p)
 
     if (s->version == MQTT_V5 && mqtt_prop_has(&p->props, MQTT_PROP_TOPIC_ALIAS)) {
         uint16_t a = p->props.topic_alias;
-        if (a == 0 || a > b->lim.topic_alias_max) {
+        if (a == 0 || a > (s->alias != NULL ? s->n_alias : b->lim.topic_alias_max)) {
             protocol_error(s, 0x94, "topic alias out of range");
             return;
         }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adapters/mqtt/mqtt_alias.h"
 #include "adapters/mqtt/mqtt_codec.h"
 #include "gateway/transport.h"
 
@@ -108,7 +109,8 @@ struct mqtt_out {
     struct mqtt_reader *reader;      /* NULL for retained deliveries */
     int32_t partition;
     int64_t offset;
-    struct sl_buf *pkt;              /* the encoded PUBLISH (for a resend with DUP) */
+    struct sl_buf *pkt;              /* the encoded PUBLISH (for a resend with DUP): always
+                                        the full topic, never a topic alias */
     size_t pid_off;                  /* offset of the packet id in pkt */
     void *share;                     /* mqtt_share.c: the shared group's partition it was
                                         handed out from (ack advances the group), or NULL */
@@ -141,9 +143,11 @@ struct mqtt_session {
     /* inbound QoS 2 packet ids (stored until PUBREL) */
     uint16_t *q2;
     uint16_t n_q2, cap_q2;
-    /* inbound topic aliases (v5) */
+    /* inbound topic aliases (v5), for this network connection */
     char **alias;
     uint16_t n_alias;
+    /* outbound topic aliases (v5, client's Topic Alias Maximum > 0), for this connection */
+    struct mqtt_alias_out alias_out;
     /* will */
     struct sl_env *will;
     uint8_t will_qos;

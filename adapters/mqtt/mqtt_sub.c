@@ -278,6 +278,64 @@ static int write_publish(struct mqtt_session *s, struct sl_buf *pkt, size_t pid_
     return rc;
 }
 
+/*
+ * Write a new (not resent) PUBLISH to s: pkt as write_publish() does, or, when s takes
+ * outbound topic aliases, with an alias for topic (the pkt's topic): the head rewritten
+ * per client, the rest of pkt by reference. The window keeps pkt itself (full topic), so
+ * a resend on a later connection never depends on this connection's aliases.
+ */
+static int write_new(struct mqtt_session *s, struct sl_buf *pkt, size_t pid_off, uint8_t qos,
+                     bool retain, uint16_t pid, const char *topic)
+{
+    uint8_t stack[256], *h = stack;
+    size_t hlen, tail = 0, hpid = 0;
+    enum mqtt_alias_use use;
+    uint16_t alias;
+    int rc;
+
+    if (s->alias_out.max == 0 ||
+        (use = mqtt_alias_out_get(&s->alias_out, topic, strlen(topic), &alias)) ==
+            MQTT_ALIAS_NONE) {
+        return write_publish(s, pkt, pid_off, qos, false, retain, pid);
+    }
+    hlen = mqtt_publish_alias_head(pkt->data, pkt->len, qos > 0, alias, use == MQTT_ALIAS_ASSIGN,
+                                   h, sizeof(stack), &tail, &hpid);
+    if (hlen > sizeof(stack)) {
+        h = malloc(hlen);
+        hlen = h == NULL ? 0
+                         : mqtt_publish_alias_head(pkt->data, pkt->len, qos > 0, alias,
+                                                   use == MQTT_ALIAS_ASSIGN, h, hlen, &tail,
+                                                   &hpid);
+    }
+    if (hlen == 0 ||
+        (s->max_packet_out != 0 && hlen + pkt->len - tail > s->max_packet_out)) {
+        /* cannot carry the alias (an assignment over the client's size limit): plain */
+        if (use == MQTT_ALIAS_ASSIGN) {
+            mqtt_alias_out_forget(&s->alias_out, alias);
+        }
+        if (h != stack) {
+            free(h);
+        }
+        return write_publish(s, pkt, pid_off, qos, false, retain, pid);
+    }
+    h[0] = (uint8_t)(0x30 | (qos << 1) | (retain ? 1 : 0));
+    if (qos > 0) {
+        h[hpid] = (uint8_t)(pid >> 8);
+        h[hpid + 1] = (uint8_t)pid;
+    }
+    rc = s->t.ops->write(s->t.conn, h, hlen);
+    if (h != stack) {
+        free(h);
+    }
+    if (rc == 0 && pkt->len > tail) {
+        rc = s->t.ops->write_buf(s->t.conn, pkt, tail, pkt->len - tail);
+    }
+    if (rc != 0 && use == MQTT_ALIAS_ASSIGN) {
+        mqtt_alias_out_forget(&s->alias_out, alias);
+    }
+    return rc;
+}
+
 static int out_add(struct mqtt_session *s, const struct mqtt_out *o)
 {
     if (s->n_out == s->cap_out) {
@@ -348,7 +406,7 @@ int mqtt_subs_deliver(struct mqtt_session *s, struct mqtt_enc *e, uint8_t qos, b
         return 0;
     }
     if (qos == 0) {
-        rc = write_publish(s, pkt, pid_off, 0, false, retain, 0);
+        rc = write_new(s, pkt, pid_off, 0, retain, 0, e->subject);
     } else {
         struct mqtt_out o = {
             .packet_id = mqtt_session_pid(s), .qos = qos,
@@ -361,7 +419,7 @@ int mqtt_subs_deliver(struct mqtt_session *s, struct mqtt_enc *e, uint8_t qos, b
             sl_buf_unref(&own);
             return -EAGAIN;
         }
-        rc = write_publish(s, pkt, pid_off, qos, false, retain, o.packet_id);
+        rc = write_new(s, pkt, pid_off, qos, retain, o.packet_id, e->subject);
         s->dirty = true;
     }
     sl_buf_unref(&own);
@@ -1133,7 +1191,7 @@ int mqtt_subs_send_retained(struct mqtt_session *s, const struct sl_env *env, ui
             return -ENOMEM;
         }
         if (qos == 0) {
-            rc = write_publish(s, pkt, pid_off, 0, false, true, 0);
+            rc = write_new(s, pkt, pid_off, 0, true, 0, e.subject);
         } else {
             struct mqtt_out o = {
                 .packet_id = mqtt_session_pid(s), .qos = qos,
@@ -1143,7 +1201,7 @@ int mqtt_subs_send_retained(struct mqtt_session *s, const struct sl_env *env, ui
             };
             rc = out_add(s, &o);
             if (rc == 0) {
-                rc = write_publish(s, pkt, pid_off, qos, false, true, o.packet_id);
+                rc = write_new(s, pkt, pid_off, qos, true, o.packet_id, e.subject);
             } else {
                 sl_buf_unref(&o.pkt);
             }

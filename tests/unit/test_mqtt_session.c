@@ -877,6 +877,225 @@ static void test_auth_hook(void **state)
     assert_false(c->closed);
 }
 
+/* ---- outbound topic aliases ---- */
+
+/* CONNECT v5 with Topic Alias Maximum alias_max (0: property absent) and Maximum Packet
+ * Size max_packet (0: absent). */
+static void do_connect_alias(struct fake *c, const char *cid, bool clean, uint32_t expiry,
+                             uint16_t alias_max, uint32_t max_packet, bool present)
+{
+    struct mqtt_packet p, r;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_CONNECT;
+    p.u.connect.protocol_level = MQTT_V5;
+    p.u.connect.clean_start = clean;
+    p.u.connect.keep_alive = 30;
+    p.u.connect.client_id.ptr = cid;
+    p.u.connect.client_id.len = strlen(cid);
+    if (expiry) {
+        p.u.connect.props.session_expiry = expiry;
+        mqtt_prop_set(&p.u.connect.props, MQTT_PROP_SESSION_EXPIRY);
+    }
+    if (alias_max) {
+        p.u.connect.props.topic_alias_max = alias_max;
+        mqtt_prop_set(&p.u.connect.props, MQTT_PROP_TOPIC_ALIAS_MAX);
+    }
+    if (max_packet) {
+        p.u.connect.props.max_packet_size = max_packet;
+        mqtt_prop_set(&p.u.connect.props, MQTT_PROP_MAX_PACKET_SIZE);
+    }
+    send_pkt(c, &p, MQTT_V5);
+    assert_true(next_pkt(c, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_CONNACK);
+    assert_int_equal(r.u.connack.reason, 0);
+    assert_int_equal(r.u.connack.session_present, present);
+}
+
+/* Publish (QoS 1, from a 3.1.1 client) and wait until the log holds `total` records of
+ * log topic root. */
+static void pub_stored(struct fixture *f, struct fake *p, const char *root, const char *topic,
+                       const char *msg, uint16_t pid, int64_t total)
+{
+    do_publish(p, MQTT_V311, topic, msg, 1, pid);
+    for (int i = 0; i < 2000 && records_in(f, root) < total; i++) {
+        spin(f, 1);
+    }
+    spin(f, 5);
+    evbuffer_drain(p->out, evbuffer_get_length(p->out));     /* the PUBACKs */
+}
+
+/* The next PUBLISH on c: its topic (copied into topic), alias (0 none), dup, packet id. */
+static void expect_publish(struct fake *c, const char *topic, uint16_t alias, const char *data)
+{
+    struct mqtt_packet r;
+    assert_true(next_pkt(c, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_PUBLISH);
+    assert_int_equal(r.u.publish.topic.len, strlen(topic));
+    assert_memory_equal(r.u.publish.topic.ptr, topic, strlen(topic));
+    if (alias == 0) {
+        assert_false(mqtt_prop_has(&r.u.publish.props, MQTT_PROP_TOPIC_ALIAS));
+    } else {
+        assert_true(mqtt_prop_has(&r.u.publish.props, MQTT_PROP_TOPIC_ALIAS));
+        assert_int_equal(r.u.publish.props.topic_alias, alias);
+    }
+    assert_int_equal(r.u.publish.payload.len, strlen(data));
+    assert_memory_equal(r.u.publish.payload.ptr, data, strlen(data));
+}
+
+static void test_alias_out_assign_and_reuse(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *al = open_conn(f, 0), *v5 = open_conn(f, 1), *v3 = open_conn(f, 2);
+    struct fake *p = open_conn(f, 3);
+    struct mqtt_packet r;
+
+    do_connect_alias(al, "al", true, 0, 4, 0, false);
+    do_connect(v5, "plain5", MQTT_V5, true, 0);
+    do_connect(v3, "plain3", MQTT_V311, true, 0);
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    do_subscribe(al, MQTT_V5, "al/#", 0);
+    do_subscribe(v5, MQTT_V5, "al/#", 0);
+    do_subscribe(v3, MQTT_V311, "al/#", 0);
+    pub_stored(f, p, "al", "al/t1", "a", 1, 1);
+    pub_stored(f, p, "al", "al/t2", "b", 2, 2);
+    pub_stored(f, p, "al", "al/t1", "c", 3, 3);
+    pub_stored(f, p, "al", "al/t2", "d", 4, 4);
+    pub_stored(f, p, "al", "al/t1", "e", 5, 5);
+    pub_stored(f, p, "al", "al", "f", 6, 6);          /* short topic: no alias */
+    expect_publish(al, "al/t1", 1, "a");               /* assignment: topic + alias */
+    expect_publish(al, "al/t2", 2, "b");
+    expect_publish(al, "", 1, "c");                    /* later: empty topic + alias */
+    expect_publish(al, "", 2, "d");
+    expect_publish(al, "", 1, "e");
+    expect_publish(al, "al", 0, "f");
+    assert_false(next_pkt(al, MQTT_V5, &r));
+    /* v5 without Topic Alias Maximum and 3.1.1: full topics, no alias property */
+    expect_publish(v5, "al/t1", 0, "a");
+    expect_publish(v5, "al/t2", 0, "b");
+    expect_publish(v5, "al/t1", 0, "c");
+    for (int i = 0; i < 3; i++) {
+        assert_true(next_pkt(v3, MQTT_V311, &r));
+        assert_int_equal(r.u.publish.topic.len, 5);
+        assert_memory_equal(r.u.publish.topic.ptr, i % 2 ? "al/t2" : "al/t1", 5);
+    }
+    /* the fast path is intact: one shared encoding per version; the alias client sends
+     * the properties and payload of the v5 one by reference */
+    assert_int_equal(v5->n_bufs, 6);
+    assert_int_equal(v3->n_bufs, 6);
+    assert_int_equal(al->n_bufs, 6);
+    for (size_t i = 0; i < 6; i++) {
+        assert_ptr_equal(al->bufs[i], v5->bufs[i]);
+        assert_ptr_not_equal(v3->bufs[i], v5->bufs[i]);
+    }
+}
+
+static void test_alias_out_replacement(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *al = open_conn(f, 0), *p = open_conn(f, 1);
+    static const char *const topics[] = {"rep/aa", "rep/bb", "rep/aa", "rep/cc", "rep/bb",
+                                         "rep/aa", "rep/cc"};
+    /* max 2, least recently used replaced: aa->1, bb->2, aa (1), cc replaces bb (2),
+     * bb replaces aa (1), aa replaces cc (2), cc replaces bb (1) */
+    static const char *const want_topic[] = {"rep/aa", "rep/bb", "", "rep/cc", "rep/bb",
+                                             "rep/aa", "rep/cc"};
+    static const uint16_t want_alias[] = {1, 2, 1, 2, 1, 2, 1};
+    char msg[8];
+
+    do_connect_alias(al, "rep", true, 0, 2, 0, false);
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    do_subscribe(al, MQTT_V5, "rep/#", 1);
+    for (int i = 0; i < 7; i++) {
+        snprintf(msg, sizeof(msg), "m%d", i);
+        pub_stored(f, p, "rep", topics[i], msg, (uint16_t)(i + 1), i + 1);
+    }
+    for (int i = 0; i < 7; i++) {
+        snprintf(msg, sizeof(msg), "m%d", i);
+        expect_publish(al, want_topic[i], want_alias[i], msg);
+    }
+}
+
+static void test_alias_out_reset_and_full_topic_resend(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *p = open_conn(f, 1), *b, *c;
+    struct mqtt_packet r;
+    uint16_t pids[4];
+
+    do_connect_alias(a, "keepal", true, 300, 8, 0, false);
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    do_subscribe(a, MQTT_V5, "ka/#", 1);
+    pub_stored(f, p, "ka", "ka/x", "one", 1, 1);
+    pub_stored(f, p, "ka", "ka/x", "two", 2, 2);
+    expect_publish(a, "ka/x", 1, "one");
+    expect_publish(a, "", 1, "two");                 /* both left unacknowledged */
+    a->closed = true;
+    a->notified = true;
+    mqtt_transport_events.closed(a->sess);            /* connection lost */
+
+    /* reconnect without aliases: DUP resends with the full topic, no alias property */
+    b = open_conn(f, 2);
+    do_connect_alias(b, "keepal", false, 300, 0, 0, true);
+    for (int i = 0; i < 2; i++) {
+        assert_true(next_pkt(b, MQTT_V5, &r));
+        assert_int_equal(r.type, MQTT_PUBLISH);
+        assert_true(r.u.publish.dup);
+        assert_int_equal(r.u.publish.topic.len, 4);
+        assert_memory_equal(r.u.publish.topic.ptr, "ka/x", 4);
+        assert_false(mqtt_prop_has(&r.u.publish.props, MQTT_PROP_TOPIC_ALIAS));
+        pids[i] = r.u.publish.packet_id;
+    }
+    assert_false(next_pkt(b, MQTT_V5, &r));
+    pub_stored(f, p, "ka", "ka/x", "three", 3, 3);
+    expect_publish(b, "ka/x", 0, "three");
+
+    /* take-over by a connection with aliases while b is still connected: the resends
+     * carry full topics again, then the table starts empty */
+    c = open_conn(f, 3);
+    do_connect_alias(c, "keepal", false, 300, 8, 0, true);
+    assert_true(b->closed);
+    for (int i = 0; i < 3; i++) {
+        assert_true(next_pkt(c, MQTT_V5, &r));
+        assert_int_equal(r.type, MQTT_PUBLISH);
+        assert_true(r.u.publish.dup);
+        assert_memory_equal(r.u.publish.topic.ptr, "ka/x", 4);
+        assert_false(mqtt_prop_has(&r.u.publish.props, MQTT_PROP_TOPIC_ALIAS));
+        if (i < 2) {
+            assert_int_equal(r.u.publish.packet_id, pids[i]);
+        }
+    }
+    pub_stored(f, p, "ka", "ka/x", "four", 4, 4);
+    pub_stored(f, p, "ka", "ka/x", "five", 5, 5);
+    expect_publish(c, "ka/x", 1, "four");             /* assigned anew on this connection */
+    expect_publish(c, "", 1, "five");
+}
+
+static void test_alias_out_size_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *al = open_conn(f, 0), *p = open_conn(f, 1);
+    /* "lim/topic" QoS 0 PUBLISH of 10 bytes of payload: 2 + 2 + 9 + 1 + 10 = 24 bytes;
+     * with the alias assignment 27. A client limit of 24 takes it only without alias. */
+    do_connect_alias(al, "lim", true, 0, 8, 24, false);
+    do_connect(p, "pub", MQTT_V311, true, 0);
+    do_subscribe(al, MQTT_V5, "lim/#", 0);
+    do_publish(p, MQTT_V311, "lim/topic", "0123456789", 0, 0);
+    for (int i = 0; i < 2000 && evbuffer_get_length(al->out) == 0; i++) {
+        spin(f, 1);
+    }
+    expect_publish(al, "lim/topic", 0, "0123456789");
+    do_publish(p, MQTT_V311, "lim/topic", "abcdefghij", 0, 0);
+    for (int i = 0; i < 2000 && evbuffer_get_length(al->out) == 0; i++) {
+        spin(f, 1);
+    }
+    expect_publish(al, "lim/topic", 0, "abcdefghij");  /* never an unknown alias */
+    do_publish(p, MQTT_V311, "lim/topic", "short", 0, 0);
+    for (int i = 0; i < 2000 && evbuffer_get_length(al->out) == 0; i++) {
+        spin(f, 1);
+    }
+    expect_publish(al, "lim/topic", 1, "short");       /* fits with the assignment */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -899,6 +1118,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shared_restart_resumes, setup, teardown),
         cmocka_unit_test(test_password_hash),
         cmocka_unit_test_setup_teardown(test_auth_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alias_out_assign_and_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alias_out_replacement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alias_out_reset_and_full_topic_resend, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_alias_out_size_limit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
