@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The MQTT listener with real peers: mosquitto_pub / mosquitto_sub (3.1.1 and 5), Python
-# paho-mqtt (tests/integration/mqtt_listener.py), REST read-back, persistence across a
-# restart, and kill -9 mid-stream with QoS 1 publishers (tests/integration/mqtt_crash.py).
+# paho-mqtt (tests/integration/mqtt_listener.py), outbound topic aliases on the wire
+# (tests/integration/mqtt_alias.py), REST read-back, persistence across a restart, and
+# kill -9 mid-stream with QoS 1 publishers (tests/integration/mqtt_crash.py).
 set -u
 source "$(dirname "$0")/lib.sh"
 dir=$(mktemp -d); trap 'stop_sluice KILL; rm -rf "$dir"' EXIT
@@ -40,6 +41,15 @@ line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$dir/py.out" | tail -1)
 p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
 T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
 [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "mqtt_listener.py exit $rc"
+
+# outbound topic aliases (v5): paho with TopicAliasMaximum, and the wire checked raw
+SLUICE_MQTT=$mport timeout 60 $PY "$ROOT/tests/integration/mqtt_alias.py" > "$dir/alias.out" 2>&1
+rc=$?
+cat "$dir/alias.out"
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$dir/alias.out" | tail -1)
+p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
+T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
+[ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "mqtt_alias.py exit $rc"
 check "daemon alive after the MQTT suite" kill -0 "$SLUICE_PID"
 
 # persistent session across a restart (3.1.1 clean session 0, mosquitto_sub -c)
