@@ -882,6 +882,57 @@ void sl_log_maintain(struct sl_log *log)
     }
 }
 
+int sl_log_partition_info(struct sl_log *log, const char *topic, int32_t partition,
+                          struct sl_partition_info *out)
+{
+    int err = 0;
+    struct sl_partition *p = lookup(log, topic, partition, &err);
+
+    if (p == NULL) {
+        return -ENOENT;
+    }
+    sl_partition_describe(p, out);
+    return 0;
+}
+
+int sl_log_roll(struct sl_log *log, const char *topic, int32_t partition)
+{
+    int err = 0;
+    struct sl_partition *p = lookup(log, topic, partition, &err);
+
+    if (p == NULL) {
+        return -ENOENT;
+    }
+    if (p->failed) {
+        return -EIO;
+    }
+    return sl_partition_roll(p);
+}
+
+int sl_log_delete_records(struct sl_log *log, const char *topic, int32_t partition,
+                          int64_t offset)
+{
+    int err = 0;
+    struct sl_partition *p = lookup(log, topic, partition, &err);
+    int rc;
+
+    if (p == NULL) {
+        return -ENOENT;
+    }
+    if (log->closing) {
+        return -ESHUTDOWN;
+    }
+    rc = sl_partition_delete_records(p, offset);
+    if (rc < 0) {
+        if (rc != -EINVAL) {
+            log_partition_error(p, "cannot advance the log start", rc);
+        }
+        return rc;
+    }
+    log->stats.segments_deleted += (uint64_t)rc;
+    return 0;
+}
+
 static void retention_event(evutil_socket_t fd, short what, void *arg)
 {
     sl_log_maintain(arg);

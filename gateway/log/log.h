@@ -148,6 +148,34 @@ int64_t sl_log_offset_for_time(struct sl_log *log, const char *topic, int32_t pa
 /* Apply retention and age-based roll now (also runs on a timer). */
 void sl_log_maintain(struct sl_log *log);
 
+/* One partition as sl_log_describe reports it, into *out (borrowed). 0, or -ENOENT for
+ * an unknown topic or partition. Loop thread. */
+int sl_log_partition_info(struct sl_log *log, const char *topic, int32_t partition,
+                          struct sl_partition_info *out);
+
+/*
+ * Start a new active segment at the partition's next offset, so that what was written
+ * before lies in closed segments that sl_log_delete_records can delete whole. No-op when
+ * the active segment is empty. 0, or -ENOENT (unknown topic or partition), -EIO (failed
+ * partition, file error). Loop thread.
+ */
+int sl_log_roll(struct sl_log *log, const char *topic, int32_t partition);
+
+/*
+ * Kafka's DeleteRecords: make offset (at most the high watermark) the partition's log
+ * start offset. The new start is durable before this returns (<partition dir>/
+ * log-start-offset: temp file, fsync, rename, fsync dir; this runs on the calling
+ * thread), so a crash at any later point reopens with it; then every segment lying
+ * entirely below it is deleted (the active one rolled first when all of it is below),
+ * and any the fsync thread holds now by a later sl_log_maintain or the next open.
+ * Records below the start are gone as after retention: reads and cursors below it
+ * move up to it. An offset at or below the current start is a no-op.
+ * Returns 0, or -ENOENT, -EINVAL (offset beyond the high watermark), -EIO (failed
+ * partition), -ESHUTDOWN (closing), -errno of the start file. Loop thread.
+ */
+int sl_log_delete_records(struct sl_log *log, const char *topic, int32_t partition,
+                          int64_t offset);
+
 /* ---- cursors ---- */
 
 enum sl_start_kind { SL_START_EARLIEST, SL_START_LATEST, SL_START_OFFSET, SL_START_TIME };
@@ -221,7 +249,8 @@ struct sl_log_stats {
                                                      * or refused by a failed partition */
     uint64_t fsync_errors;                          /* failed fsyncs (each fails a partition) */
     uint64_t recovered_truncated_bytes;             /* cut from torn tails at open */
-    uint64_t segments_deleted;                      /* by retention */
+    uint64_t segments_deleted;                      /* by retention and
+                                                     * sl_log_delete_records */
     uint64_t read_skipped_offsets;                  /* offsets reads skipped: a segment's
                                                      * valid data ended before the next
                                                      * segment's base (lost to damage);

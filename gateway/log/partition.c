@@ -1,19 +1,25 @@
 /*
- * One partition: segment discovery and recovery, roll, reads, retention.
- * Loop thread only (see partition.h).
+ * One partition: segment discovery and recovery, roll, reads, retention, and the log
+ * start offset (DeleteRecords), kept in <dir>/log-start-offset when it is not simply the
+ * first segment's base. Loop thread only (see partition.h).
  */
 #include "gateway/log/partition.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gateway/log/log_internal.h"
 
 #define READ_CHUNK (256 * 1024)
+#define START_FILE "log-start-offset"
 
 static void set_err(char **err, const char *what, const char *dir, int e)
 {
@@ -97,6 +103,111 @@ static int list_segments(const char *dir, int64_t **out, size_t *n_out)
     return 0;
 }
 
+/* The log start offset in <dir>/log-start-offset, or -1 if there is none (or it does not
+ * parse: the first segment's base is then the start, which is never above it). */
+static int64_t start_file_read(const char *dir)
+{
+    char path[PATH_MAX];
+    char buf[32];
+    ssize_t n;
+    int fd;
+    char *end;
+    long long v;
+
+    if (snprintf(path, sizeof(path), "%s/" START_FILE, dir) >= (int)sizeof(path)) {
+        return -1;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return -1;
+    }
+    buf[n] = '\0';
+    errno = 0;
+    v = strtoll(buf, &end, 10);
+    if (errno != 0 || end == buf || *end != '\n' || v < 0) {
+        return -1;
+    }
+    return (int64_t)v;
+}
+
+/* Make offset the durable log start: write a temp file, fsync, rename over
+ * <dir>/log-start-offset, fsync dir. The rename is the commit point. 0 or -errno. */
+static int start_file_write(const char *dir, int64_t offset)
+{
+    char path[PATH_MAX], tmp[PATH_MAX], text[32];
+    int len = snprintf(text, sizeof(text), "%" PRId64 "\n", offset);
+    int fd, rc = 0;
+
+    if (snprintf(path, sizeof(path), "%s/" START_FILE, dir) >= (int)sizeof(path) ||
+        snprintf(tmp, sizeof(tmp), "%s/" START_FILE ".tmp", dir) >= (int)sizeof(tmp)) {
+        return -ENAMETOOLONG;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (write(fd, text, (size_t)len) != len) {
+        rc = errno != 0 ? -errno : -EIO;
+    }
+    if (rc == 0 && fsync(fd) != 0) {
+        rc = -errno;
+    }
+    close(fd);
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = -errno;
+    }
+    if (rc < 0) {
+        unlink(tmp);
+        return rc;
+    }
+    return sl_sync_dir(dir);
+}
+
+/*
+ * Delete the oldest segment, never the active one, keeping the fsync job's and the dirty
+ * segment's indexes in step. Returns false when it cannot go now: it is the active one,
+ * or the fsync thread holds it (a later maintain pass deletes it).
+ */
+static bool drop_oldest(struct sl_partition *p)
+{
+    struct sl_segment *old = p->segs[0];
+
+    if (p->n_segs < 2 || (p->job_inflight && p->job_first_idx == 0)) {
+        return false;
+    }
+    sl_segment_delete(&old);
+    memmove(p->segs, p->segs + 1, (p->n_segs - 1) * sizeof(*p->segs));
+    p->n_segs--;
+    if (p->job_inflight) {
+        p->job_first_idx--;
+    }
+    if (p->dirty_idx > 0) {
+        p->dirty_idx--;
+    }
+    if (p->log_start < sl_segment_base_offset(p->segs[0])) {
+        p->log_start = sl_segment_base_offset(p->segs[0]);
+    }
+    return true;
+}
+
+/* Delete the segments lying entirely below the log start (the active one excepted).
+ * Returns how many went. */
+static unsigned drop_below_start(struct sl_partition *p)
+{
+    unsigned n = 0;
+
+    while (p->n_segs > 1 && sl_segment_base_offset(p->segs[1]) <= p->log_start &&
+           drop_oldest(p)) {
+        n++;
+    }
+    return n;
+}
+
 struct sl_partition *sl_partition_open(struct sl_log *log, struct sl_topic *topic,
                                        int32_t id, const char *data_dir,
                                        uint64_t *truncated, char **err)
@@ -105,6 +216,7 @@ struct sl_partition *sl_partition_open(struct sl_log *log, struct sl_topic *topi
     int64_t *bases = NULL;
     size_t n_bases = 0;
     uint32_t iib = topic->cfg.index_interval_bytes ? topic->cfg.index_interval_bytes : 4096;
+    int64_t start;
     int rc;
 
     if (p == NULL) {
@@ -148,8 +260,10 @@ struct sl_partition *sl_partition_open(struct sl_log *log, struct sl_topic *topi
             goto fail;
         }
     }
+    start = start_file_read(p->dir);
     if (p->n_segs == 0) {
-        struct sl_segment *seg = sl_segment_open(p->dir, 0, true, iib, err);
+        /* empty, or everything was deleted below a recorded start: begin there */
+        struct sl_segment *seg = sl_segment_open(p->dir, start > 0 ? start : 0, true, iib, err);
 
         if (seg == NULL) {
             goto fail;
@@ -180,6 +294,15 @@ struct sl_partition *sl_partition_open(struct sl_log *log, struct sl_topic *topi
     p->written_offset = sl_segment_next_offset(p->segs[p->n_segs - 1]);
     p->next_offset = p->written_offset;
     p->hw = p->written_offset;
+    /* A start recorded by sl_partition_delete_records: segments a crash left below it
+     * go now. Never above what the log holds (recovery may have cut a torn tail). */
+    if (start > p->written_offset) {
+        start = p->written_offset;
+    }
+    if (start > p->log_start) {
+        p->log_start = start;
+    }
+    (void)drop_below_start(p);
     return p;
 
 fail:
@@ -498,14 +621,16 @@ unsigned sl_partition_maintain(struct sl_partition *p, int64_t now_ms)
 {
     const struct sl_topic_config *cfg = &p->topic->cfg;
     struct sl_segment *act = p->segs[p->n_segs - 1];
-    uint64_t total = sl_partition_bytes(p);
-    unsigned deleted = 0;
+    uint64_t total;
+    unsigned deleted;
 
     if (cfg->segment_ms > 0 && sl_segment_size(act) > 0 && p->tail == p->written_end &&
         !p->failed &&
         now_ms - sl_segment_created_ms(act) >= cfg->segment_ms) {
         (void)sl_partition_roll(p);
     }
+    deleted = drop_below_start(p);           /* left by sl_partition_delete_records */
+    total = sl_partition_bytes(p);
     while (p->n_segs > 1) {
         struct sl_segment *old = p->segs[0];
         uint64_t size = sl_segment_size(old);
@@ -516,26 +641,48 @@ unsigned sl_partition_maintain(struct sl_partition *p, int64_t now_ms)
         if (!by_bytes && !by_age) {
             break;
         }
-        if (p->job_inflight && p->job_first_idx == 0) {
-            break;                            /* the fsync thread holds it */
-        }
         if (sl_segment_base_offset(p->segs[1]) > p->hw) {
             break;                            /* would drop unacknowledged records */
         }
-        sl_segment_delete(&old);
-        memmove(p->segs, p->segs + 1, (p->n_segs - 1) * sizeof(*p->segs));
-        p->n_segs--;
+        if (!drop_oldest(p)) {
+            break;                            /* the fsync thread holds it */
+        }
         total -= size;
         deleted++;
-        if (p->job_inflight) {
-            p->job_first_idx--;
-        }
-        if (p->dirty_idx > 0) {
-            p->dirty_idx--;
-        }
-        p->log_start = sl_segment_base_offset(p->segs[0]);
     }
     return deleted;
+}
+
+int sl_partition_delete_records(struct sl_partition *p, int64_t offset)
+{
+    int rc;
+
+    if (offset < 0 || offset > p->hw) {
+        return -EINVAL;
+    }
+    if (offset <= p->log_start) {
+        return 0;
+    }
+    if (p->failed) {
+        return -EIO;
+    }
+    rc = start_file_write(p->dir, offset);
+    if (rc < 0) {
+        return rc;
+    }
+    p->log_start = offset;
+    for (struct sl_cursor *c = p->cursors; c != NULL; c = c->next) {
+        if (c->pos < offset) {
+            c->pos = offset;
+        }
+    }
+    /* Everything written lies below the start and is durable: roll, so the old active
+     * segment can go too. */
+    if (offset == p->written_offset && p->tail == p->head &&
+        (p->open == NULL || p->open->count == 0)) {
+        (void)sl_partition_roll(p);
+    }
+    return (int)drop_below_start(p);
 }
 
 void sl_partition_describe(const struct sl_partition *p, struct sl_partition_info *out)

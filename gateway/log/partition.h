@@ -114,8 +114,12 @@ int sl_partition_read(struct sl_partition *p, int64_t offset, size_t max_records
 /* See sl_log_offset_for_time. */
 int64_t sl_partition_offset_for_time(struct sl_partition *p, int64_t ts_ms);
 
-/* Age roll and retention at wall-clock time now_ms; returns segments deleted. */
+/* Age roll and retention at wall-clock time now_ms, and segments left below the log
+ * start by sl_partition_delete_records; returns segments deleted. */
 unsigned sl_partition_maintain(struct sl_partition *p, int64_t now_ms);
+
+/* See sl_log_delete_records. Returns segments deleted (>= 0) or -errno. */
+int sl_partition_delete_records(struct sl_partition *p, int64_t offset);
 
 /* Bytes of all segments. */
 uint64_t sl_partition_bytes(const struct sl_partition *p);
