@@ -5,12 +5,15 @@
  * v5, and (with its first byte forced to 0x10) as a CONNECT. Every packet that decodes is
  * encoded again, the result is decoded and compared field by field with the first decode,
  * and a second encode must give identical bytes (the encoding is canonical). Any
- * mismatch aborts. The topic helpers are exercised on the input too.
+ * mismatch aborts. Every v5 PUBLISH without a Topic Alias is also rewritten to carry one
+ * (mqtt_publish_alias_head, with and without its topic) and must decode to the same
+ * packet plus the alias. The topic helpers are exercised on the input too.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/mqtt/mqtt_alias.h"
 #include "adapters/mqtt/mqtt_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -162,6 +165,47 @@ static void packet_eq(const struct mqtt_packet *a, const struct mqtt_packet *b, 
     }
 }
 
+/* The canonical encoding enc (need bytes) of the v5 PUBLISH p, rewritten with an alias:
+ * decodes as p with the alias added (and an empty topic unless with_topic). */
+static void alias_rewrite(const struct mqtt_packet *p, const uint8_t *enc, size_t need,
+                          bool with_topic)
+{
+    uint8_t small[64], *head = small;
+    size_t tail = 0, pid_off = 0, hlen, total;
+    uint16_t alias = (uint16_t)(need % 65535 + 1);
+    struct mqtt_packet q;
+    uint8_t *whole;
+
+    hlen = mqtt_publish_alias_head(enc, need, p->u.publish.qos > 0, alias, with_topic, small,
+                                   sizeof(small), &tail, &pid_off);
+    if (hlen > sizeof(small)) {
+        head = malloc(hlen);
+        check(head != NULL);
+        check(mqtt_publish_alias_head(enc, need, p->u.publish.qos > 0, alias, with_topic, head,
+                                      hlen, &tail, &pid_off) == hlen);
+    }
+    check(hlen > 0 && tail <= need);
+    total = hlen + need - tail;
+    whole = malloc(total);
+    check(whole != NULL);
+    memcpy(whole, head, hlen);
+    memcpy(whole + hlen, enc + tail, need - tail);
+    check(mqtt_decode(whole, total, MQTT_V5, &q) == 0 && q.type == MQTT_PUBLISH);
+    check(mqtt_prop_has(&q.u.publish.props, MQTT_PROP_TOPIC_ALIAS));
+    check(q.u.publish.props.topic_alias == alias);
+    check(with_topic ? str_eq(q.u.publish.topic, p->u.publish.topic) : q.u.publish.topic.len == 0);
+    check(p->u.publish.qos == 0 || (pid_off + 2 <= hlen &&
+                                    q.u.publish.packet_id == p->u.publish.packet_id));
+    q.u.publish.props.present &= ~(1ull << MQTT_PROP_TOPIC_ALIAS);
+    q.u.publish.props.topic_alias = 0;
+    q.u.publish.topic = p->u.publish.topic;
+    packet_eq(p, &q, MQTT_V5);
+    free(whole);
+    if (head != small) {
+        free(head);
+    }
+}
+
 static void round_trip(const uint8_t *pkt, size_t len, enum mqtt_version v)
 {
     struct mqtt_packet p;
@@ -190,6 +234,11 @@ static void round_trip(const uint8_t *pkt, size_t len, enum mqtt_version v)
     packet_eq(&p, &q, v);
     check(mqtt_encode(&q, v, again, need) == (int)need);
     check(memcmp(out, again, need) == 0);
+    if (v == MQTT_V5 && p.type == MQTT_PUBLISH && p.u.publish.topic.len > 0 &&
+        !mqtt_prop_has(&p.u.publish.props, MQTT_PROP_TOPIC_ALIAS)) {
+        alias_rewrite(&p, out, need, true);
+        alias_rewrite(&p, out, need, false);
+    }
     free(out);
     free(again);
 }

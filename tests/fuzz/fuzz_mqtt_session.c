@@ -3,7 +3,9 @@
  * fresh session over a fake transport, on one broker + log shared by all runs (in a
  * mkdtemp() directory, flush: os), so state built by earlier inputs (subscriptions,
  * retained messages, stored sessions) is exercised too. Whatever comes back must be a
- * sequence of well-formed MQTT packets.
+ * sequence of well-formed MQTT packets; to a v5 client every PUBLISH must decode, and its
+ * topic aliases must be consistent (within the client's maximum, an empty topic only
+ * with an alias assigned earlier on this connection, none on a DUP resend).
  */
 #include <errno.h>
 #include <ftw.h>
@@ -129,6 +131,36 @@ static void init(void)
     atexit(fini);
 }
 
+/* Topic aliases the server assigned on the current connection (lengths of their topics
+ * + 1; 0 unassigned). The topics themselves need not be kept: the check is that an
+ * empty topic only ever uses an assigned alias. */
+static uint32_t aliases_seen[MQTT_ALIAS_OUT_CAP + 1];
+
+/* A PUBLISH to a v5 client: decodes, and its alias use is consistent. max: the
+ * session's alias maximum (it never grows during a connection). */
+static void check_publish_v5(const uint8_t *pkt, size_t len, uint16_t max)
+{
+    struct mqtt_packet p;
+    const struct mqtt_publish *pb = &p.u.publish;
+    if (mqtt_decode(pkt, len, MQTT_V5, &p) != 0 || p.type != MQTT_PUBLISH) {
+        abort();
+    }
+    if (!mqtt_prop_has(&pb->props, MQTT_PROP_TOPIC_ALIAS)) {
+        if (pb->topic.len == 0) {
+            abort();
+        }
+        return;
+    }
+    if (pb->dup || pb->props.topic_alias == 0 || pb->props.topic_alias > max) {
+        abort();
+    }
+    if (pb->topic.len > 0) {
+        aliases_seen[pb->props.topic_alias] = (uint32_t)pb->topic.len + 1;
+    } else if (aliases_seen[pb->props.topic_alias] == 0) {
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -164,12 +196,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t len = evbuffer_get_length(f.out);
         uint8_t *out = evbuffer_pullup(f.out, -1);
         size_t off = 0, plen;
+        const struct mqtt_session *s = f.sess;
+        bool v5 = s != NULL && s->version == MQTT_V5;
         while (off < len && mqtt_frame(out + off, len - off, 0, &plen) == 1) {
+            if (v5 && (out[off] >> 4) == MQTT_PUBLISH) {
+                check_publish_v5(out + off, plen, s->alias_out.max);
+            }
             off += plen;
         }
         if (off != len) {
             abort();
         }
+        memset(aliases_seen, 0, sizeof(aliases_seen));
     }
     f.closed = true;
     mqtt_transport_events.closed(f.sess);
