@@ -1000,7 +1000,7 @@ static void test_alias_out_replacement(void **state)
     static const char *const want_topic[] = {"rep/aa", "rep/bb", "", "rep/cc", "rep/bb",
                                              "rep/aa", "rep/cc"};
     static const uint16_t want_alias[] = {1, 2, 1, 2, 1, 2, 1};
-    char msg[8];
+    char msg[16];
 
     do_connect_alias(al, "rep", true, 0, 2, 0, false);
     do_connect(p, "pub", MQTT_V311, true, 0);
