@@ -284,10 +284,12 @@ static int write_publish(struct mqtt_session *s, struct sl_buf *pkt, size_t pid_
  * per client, the rest of pkt by reference. The window keeps pkt itself (full topic), so
  * a resend on a later connection never depends on this connection's aliases.
  */
+#define ALIAS_COPY_MAX 512   /* a whole aliased PUBLISH up to this size: one copied write */
+
 static int write_new(struct mqtt_session *s, struct sl_buf *pkt, size_t pid_off, uint8_t qos,
                      bool retain, uint16_t pid, const char *topic)
 {
-    uint8_t stack[256], *h = stack;
+    uint8_t stack[ALIAS_COPY_MAX], *h = stack;
     size_t hlen, tail = 0, hpid = 0;
     enum mqtt_alias_use use;
     uint16_t alias;
@@ -323,7 +325,14 @@ static int write_new(struct mqtt_session *s, struct sl_buf *pkt, size_t pid_off,
         h[hpid] = (uint8_t)(pid >> 8);
         h[hpid + 1] = (uint8_t)pid;
     }
-    rc = s->t.ops->write(s->t.conn, h, hlen);
+    if (h == stack && hlen + pkt->len - tail <= sizeof(stack)) {
+        /* small: copying beats a second, by-reference write */
+        memcpy(h + hlen, pkt->data + tail, pkt->len - tail);
+        rc = s->t.ops->write(s->t.conn, h, hlen + pkt->len - tail);
+        tail = pkt->len;
+    } else {
+        rc = s->t.ops->write(s->t.conn, h, hlen);
+    }
     if (h != stack) {
         free(h);
     }
