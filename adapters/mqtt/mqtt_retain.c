@@ -193,8 +193,8 @@ struct mqtt_retain *mqtt_retain_open(struct sl_gateway *gw, char **err)
                                          "(__mqtt_retained)", "");
     r->m_expired = sl_metric_counter("sluice_mqtt_retained_expired_total",
                                      "expired retained messages dropped by compaction", "");
-    /* Every start: a topic found on disk was opened with the log's defaults (which may
-     * carry retention); the store's own settings hold whatever they are. */
+    /* Applied on every open: a topic found on disk was opened with the log's defaults,
+     * whose retention (7 days) could delete retained messages. */
     sl_topic_config_defaults(&tc);
     tc.partitions = 1;
     tc.segment_bytes = RETAIN_SEGMENT_BYTES;
