@@ -34,23 +34,28 @@ struct sl_mailbox *sl_mailbox_new(struct event_base *base)
     return mb;
 }
 
-void sl_mailbox_post(struct sl_mailbox *mb, struct sl_msg *m)
+void sl_mailbox_post_chain(struct sl_mailbox *mb, struct sl_msg *first, struct sl_msg *last)
 {
     int was_empty;
 
-    m->next = NULL;
+    last->next = NULL;
     pthread_mutex_lock(&mb->lock);
     was_empty = mb->head == NULL;
     if (was_empty) {
-        mb->head = m;
+        mb->head = first;
     } else {
-        mb->tail->next = m;
+        mb->tail->next = first;
     }
-    mb->tail = m;
+    mb->tail = last;
     pthread_mutex_unlock(&mb->lock);
     if (was_empty) {
         event_active(mb->ev, EV_READ, 0);
     }
+}
+
+void sl_mailbox_post(struct sl_mailbox *mb, struct sl_msg *m)
+{
+    sl_mailbox_post_chain(mb, m, m);
 }
 
 int sl_mailbox_drain(struct sl_mailbox *mb)

@@ -25,6 +25,11 @@ struct sl_mailbox *sl_mailbox_new(struct event_base *base);
 /* Queue m (ownership passes to the mailbox, then to m->fn). Any thread. */
 void sl_mailbox_post(struct sl_mailbox *mb, struct sl_msg *m);
 
+/* Queue the chain first..last (linked through next; last->next is set to NULL) with at
+ * most one wake-up: a thread that produces messages in bursts posts each burst at once.
+ * Ownership passes as for sl_mailbox_post. Any thread. */
+void sl_mailbox_post_chain(struct sl_mailbox *mb, struct sl_msg *first, struct sl_msg *last);
+
 /* Run whatever is queued now, on the calling (loop) thread. Returns how many ran. */
 int sl_mailbox_drain(struct sl_mailbox *mb);
 

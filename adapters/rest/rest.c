@@ -45,7 +45,7 @@ struct rest_msg {
     uint64_t conn_id;
     uint32_t seq;
     struct rest_req req;
-    char *method;
+    const char *method;              /* static */
     char *path;
     char *query;
     struct rest_hdr hdrs[REST_MAX_HDRS];
@@ -103,7 +103,15 @@ struct rest_ctx {
     pthread_mutex_t lock;
     struct rest_msg *rhead;
     struct rest_msg *rtail;
+    /* loop thread only: answers made during one loop turn, handed over together by
+     * reply_ev (one wake-up of the lws thread per turn, not one per answer) */
+    struct rest_msg *lhead;
+    struct rest_msg *ltail;
+    unsigned l_count;
+    struct event *reply_ev;
     /* lws thread only */
+    struct sl_msg *phead;            /* requests read during one lws pass, posted */
+    struct sl_msg *ptail;            /* together after it (one wake-up of the loop) */
     struct rest_conn *buckets[REST_BUCKETS];
     uint64_t next_id;
     uint32_t n_conns;
@@ -134,7 +142,6 @@ static void msg_free_req(struct rest_msg *m)
         free(m->hdrs[i].value);
     }
     m->n_hdrs = 0;
-    free(m->method);
     free(m->path);
     free(m->query);
     m->method = m->path = m->query = NULL;
@@ -153,26 +160,62 @@ static void msg_free(struct rest_msg *m)
 
 /* ---------- loop side ---------- */
 
-/* Queue an answered message for the lws thread. Loop thread. */
-static void reply_push(struct rest_msg *m)
+/* Hand the answers gathered this loop turn to the lws thread: one lock, and one
+ * wake-up if its queue was empty. Loop thread. */
+static void replies_flush(struct rest_ctx *ctx)
 {
-    struct rest_ctx *ctx = m->ctx;
+    struct rest_msg *first = ctx->lhead;
+    unsigned n = ctx->l_count;
     bool was_empty;
 
-    m->rnext = NULL;
+    if (first == NULL) {
+        return;
+    }
     pthread_mutex_lock(&ctx->lock);
     was_empty = ctx->rhead == NULL;
     if (was_empty) {
-        ctx->rhead = m;
+        ctx->rhead = first;
     } else {
-        ctx->rtail->rnext = m;
+        ctx->rtail->rnext = first;
     }
-    ctx->rtail = m;
+    ctx->rtail = ctx->ltail;
     pthread_mutex_unlock(&ctx->lock);
+    ctx->lhead = ctx->ltail = NULL;
+    ctx->l_count = 0;
     if (was_empty && ctx->lws != NULL) {
         lws_cancel_service(ctx->lws);
     }
-    atomic_fetch_sub(&ctx->in_flight, 1);
+    atomic_fetch_sub(&ctx->in_flight, n);
+}
+
+static void reply_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    replies_flush(arg);
+}
+
+/* Queue an answered message for the lws thread. It goes at the end of this loop turn
+ * (reply_ev runs after the callbacks already active, such as the rest of a mailbox
+ * drain or of a batch of flush completions), with the turn's other answers. Loop
+ * thread. */
+static void reply_push(struct rest_msg *m)
+{
+    struct rest_ctx *ctx = m->ctx;
+
+    m->rnext = NULL;
+    if (ctx->lhead == NULL) {
+        ctx->lhead = m;
+    } else {
+        ctx->ltail->rnext = m;
+    }
+    ctx->ltail = m;
+    ctx->l_count++;
+    if (ctx->reply_ev == NULL) {
+        replies_flush(ctx);            /* stopped: no more loop turns to wait for */
+    } else if (ctx->l_count == 1) {
+        event_active(ctx->reply_ev, EV_WRITE, 0);
+    }
 }
 
 static void on_done(void *arg, struct rest_resp *resp)
@@ -442,7 +485,23 @@ static void post_msg(struct rest_ctx *ctx, struct rest_conn *c)
     m->req.parsed = rest_api_preparse(&m->req);
     m->m.fn = msg_run;
     atomic_fetch_add(&ctx->refs, 1);
-    sl_mailbox_post(ctx->a->gw->mailbox, &m->m);
+    m->m.next = NULL;
+    if (ctx->phead == NULL) {
+        ctx->phead = &m->m;
+    } else {
+        ctx->ptail->next = &m->m;
+    }
+    ctx->ptail = &m->m;
+}
+
+/* Post the requests read during the last lws pass, in order, with one wake-up of the
+ * loop. lws thread. */
+static void requests_flush(struct rest_ctx *ctx)
+{
+    if (ctx->phead != NULL) {
+        sl_mailbox_post_chain(ctx->a->gw->mailbox, ctx->phead, ctx->ptail);
+        ctx->phead = ctx->ptail = NULL;
+    }
 }
 
 /* LWS_CALLBACK_HTTP: a request's head is in. */
@@ -451,7 +510,7 @@ static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, c
     struct rest_msg *m;
     char *uri_ptr;
     int uri_len, meth;
-    char *cl;
+    char cl[32];
     long long clen = -1;
 
     conn_register(ctx, c, wsi);
@@ -469,10 +528,10 @@ static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, c
     m->seq = c->seq;
     meth = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
     m->head = meth == LWSHUMETH_HEAD;
-    m->method = strdup(method_name(meth));
+    m->method = method_name(meth);
     m->path = strdup(uri != NULL ? uri : "/");
     m->query = collect_query(wsi);
-    if (m->method == NULL || m->path == NULL) {
+    if (m->path == NULL) {
         return -1;
     }
     add_hdr(m, "content-type", hdr_dup(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE));
@@ -494,14 +553,16 @@ static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, c
             add_hdr(m, name, v);
         }
     }
-    cl = hdr_dup(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    if (cl != NULL) {
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
         char *end;
-        clen = strtoll(cl, &end, 10);
-        if (*end != '\0' || clen < 0) {
-            clen = -2;
+        if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0) {
+            clen = -2;             /* longer than any valid length */
+        } else {
+            clen = strtoll(cl, &end, 10);
+            if (*end != '\0' || clen < 0) {
+                clen = -2;
+            }
         }
-        free(cl);
     }
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     c->body_pending = clen > 0;
@@ -747,7 +808,9 @@ static void *service_thread(void *arg)
         if (stop == STOP_NOW || (stop == STOP_FLUSH && !conns_busy(ctx))) {
             break;
         }
-        if (lws_service(ctx->lws, 0) < 0) {
+        int rc = lws_service(ctx->lws, 0);
+        requests_flush(ctx);
+        if (rc < 0) {
             break;
         }
     }
@@ -807,6 +870,11 @@ static int rest_start(struct sl_adapter *a, char **err)
     }
     ctx->conn_gauge = sl_metric_gauge("sluice_http_connections", "open HTTP connections",
                                       "");
+    ctx->reply_ev = event_new(a->gw->base, -1, 0, reply_ev_cb, ctx);
+    if (ctx->reply_ev == NULL) {
+        *err = strdup("out of memory");
+        return -1;
+    }
     lws_set_log_level(LLL_ERR, NULL);
     memset(&info, 0, sizeof(info));
     info.port = ctx->port;
@@ -927,6 +995,7 @@ static void rest_stop(struct sl_adapter *a)
         atomic_store(&ctx->draining, 1);
         rest_api_drain(ctx->api);
         drain_in_flight(ctx);
+        replies_flush(ctx);
         stop_service_thread(ctx);
         ctx->thread_running = false;
     }
@@ -935,7 +1004,12 @@ static void rest_stop(struct sl_adapter *a)
         ctx->lws = NULL;
         lws_context_destroy(l);    /* closes connections: their callbacks run here */
     }
+    if (ctx->reply_ev != NULL) {
+        event_free(ctx->reply_ev);
+        ctx->reply_ev = NULL;
+    }
     rest_api_free(&ctx->api);      /* answers what is left into the reply queue */
+    replies_flush(ctx);
 }
 
 static void rest_destroy(struct sl_adapter *a)
