@@ -1,4 +1,5 @@
 #include "gateway/envelope.h"
+#include "gateway/strutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -349,8 +350,8 @@ void sl_env_set_data_buf(struct sl_env *env, struct sl_buf *data)
 int sl_env_set_origin(struct sl_env *env, const char *adapter, const char *name,
                       const char *destination)
 {
-    snprintf(env->origin_adapter, sizeof(env->origin_adapter), "%s",
-             adapter != NULL ? adapter : "");
+    sl_strlcpy(env->origin_adapter, adapter != NULL ? adapter : "",
+               sizeof(env->origin_adapter));
     if (name != NULL && set_str(env, &env->origin_name, name, strlen(name)) != 0) {
         return -ENOMEM;
     }
@@ -647,15 +648,19 @@ void sl_rfc3339_format_ms(int64_t ms, char *out, size_t outsz)
 
 /* ---- Kafka protocol binding ---- */
 
-static const char *const binding_attrs[] = {
-    "id", "source", "type", "subject", "time", "dataschema",
+static const struct {
+    const char *header;            /* "ce_" + name, as a literal (no allocation) */
+    size_t header_len;
+    size_t field;                  /* offsetof the attribute's field in sl_env */
+} binding_attrs[] = {
+    {"ce_id", 5, offsetof(struct sl_env, id)},
+    {"ce_source", 9, offsetof(struct sl_env, source)},
+    {"ce_type", 7, offsetof(struct sl_env, type)},
+    {"ce_subject", 10, offsetof(struct sl_env, subject)},
+    {"ce_time", 7, offsetof(struct sl_env, time)},
+    {"ce_dataschema", 13, offsetof(struct sl_env, dataschema)},
 };
 #define N_BINDING_ATTRS (sizeof(binding_attrs) / sizeof(binding_attrs[0]))
-
-/* Header names for the attributes: "ce_" + name, as literals (no allocation). */
-static const char *const binding_names[] = {
-    "ce_id", "ce_source", "ce_type", "ce_subject", "ce_time", "ce_dataschema",
-};
 
 size_t sl_env_record_headers(const struct sl_env *env)
 {
@@ -677,9 +682,9 @@ void sl_env_to_record(const struct sl_env *env, struct sl_hdr *hdrs, struct sl_r
 
     put_hdr(&hdrs[n++], "ce_specversion", 14, "1.0");
     for (size_t i = 0; i < N_BINDING_ATTRS; i++) {
-        const char *v = sl_env_get_attr(env, binding_attrs[i]);
+        const char *v = *(const char *const *)((const char *)env + binding_attrs[i].field);
         if (v != NULL) {
-            put_hdr(&hdrs[n++], binding_names[i], strlen(binding_names[i]), v);
+            put_hdr(&hdrs[n++], binding_attrs[i].header, binding_attrs[i].header_len, v);
         }
     }
     for (size_t i = 0; i < env->n_ext; i++) {

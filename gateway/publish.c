@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gateway/metrics.h"
+#include "gateway/strutil.h"
 #include "routing/route.h"
 
 #define PUB_INLINE_TOPICS 4
@@ -188,7 +189,7 @@ static int topic_index(struct sl_gateway *gw, struct pub_scratch *sc, const char
              sc->topics_inline) != 0) {
         return -ENOMEM;
     }
-    snprintf(sc->topics[sc->n_topics].name, sizeof(sc->topics[0].name), "%s", name);
+    sl_strlcpy(sc->topics[sc->n_topics].name, name, sizeof(sc->topics[0].name));
     sc->topics[sc->n_topics].sticky = -1;
     *idx = sc->n_topics++;
     return 0;
@@ -213,7 +214,7 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
         /* Explicit topic (HTTP): the key is what the request gave, nothing else. */
         d.rule = NULL;
         d.n_topics = 1;
-        snprintf(d.topics[0], sizeof(d.topics[0]), "%s", src->topic);
+        sl_strlcpy(d.topics[0], src->topic, sizeof(d.topics[0]));
         d.key = RT_KEY_NONE;
     }
     if (d.rule != NULL) {

@@ -22,6 +22,7 @@
 #include "gateway/gateway.h"
 #include "gateway/log/log.h"
 #include "gateway/metrics.h"
+#include "gateway/strutil.h"
 
 #define REST_DEFAULT_MAX_BODY (1024u * 1024u)
 #define REST_DEFAULT_MAX_WAIT 30000
@@ -391,7 +392,7 @@ struct pending *rest_pending_new(struct rest_api *api, enum pending_kind kind,
     p->kind = kind;
     p->done = done;
     p->arg = arg;
-    snprintf(p->topic, sizeof(p->topic), "%s", topic);
+    sl_strlcpy(p->topic, topic, sizeof(p->topic));
     p->next = api->pending;
     if (api->pending != NULL) {
         api->pending->prev = p;
@@ -583,15 +584,22 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
     if (!p->batch && res->n >= 1 && sl_log_topic_name_valid(res->items[0].topic)) {
         /* The hot path: a valid topic name needs no JSON escaping, so format directly. */
         struct rest_resp resp = {.status = 201, .content_type = CT_JSON};
-        char buf[320];
-        int len = snprintf(buf, sizeof(buf), "{\"topic\":\"%s\",\"partition\":%d,\"offset\":%lld}",
-                           res->items[0].topic, (int)res->items[0].partition,
-                           (long long)res->items[0].offset);
-        resp.body = len > 0 && (size_t)len < sizeof(buf) ? strdup(buf) : NULL;
-        if (resp.body == NULL) {
+        size_t tlen = strlen(res->items[0].topic);
+        char *body = malloc(tlen + 80), *o = body;
+        if (body == NULL) {
             rest_reply_errno(p->done, p->arg, -ENOMEM, "publish");
         } else {
-            resp.body_len = (size_t)len;
+            memcpy(o, "{\"topic\":\"", 10);
+            memcpy(o + 10, res->items[0].topic, tlen);
+            o += 10 + tlen;
+            memcpy(o, "\",\"partition\":", 14);
+            o = sl_put_i64(o + 14, res->items[0].partition);
+            memcpy(o, ",\"offset\":", 10);
+            o = sl_put_i64(o + 10, res->items[0].offset);
+            *o++ = '}';
+            *o = '\0';
+            resp.body = body;
+            resp.body_len = (size_t)(o - body);
             rest_finish(p->done, p->arg, &resp);
         }
         rest_pending_free(p);
@@ -695,7 +703,8 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
         rc = -EINVAL;
         goto fail;
     }
-    snprintf(dest, sizeof(dest), "/topics/%s", topic);
+    memcpy(dest, "/topics/", 8);
+    sl_strlcpy(dest + 8, topic, sizeof(dest) - 8);
 
     media_type(find_header(req, "content-type"), mt, sizeof(mt));
     if (strcmp(mt, "application/cloudevents-batch+json") == 0) {
