@@ -102,6 +102,7 @@ void sl_gateway_log_options(const struct sl_config *cfg, struct sl_log_options *
     opts->defaults = cfg->topic_defaults;
     opts->auto_create = cfg->auto_create;
     opts->retention_check_ms = cfg->retention_check_ms;
+    opts->coalesce = true;
 }
 
 int sl_gateway_apply_topics(struct sl_gateway *gw, const struct sl_config *cfg, char **err)

@@ -473,6 +473,8 @@ static void finish_job(struct sl_log *log, struct sl_fsync_job *job)
     /* else no snapshot (out of memory): nothing synced, dirty_idx still covers it */
     if (p->failed) {
         end = p->tail;                   /* appends are refused now: tail stays put */
+    } else if ((int64_t)(end - p->head) < 0) {
+        end = p->head;                   /* acked already by ack_written (not `always`) */
     }
     while (p->head != end) {
         struct sl_pending e = p->ring[p->head & (p->ring_cap - 1)];
@@ -587,6 +589,24 @@ static void write_open(struct sl_partition *p)
     sl_rb_builder_reset(b, p->next_offset);
 }
 
+/* Not `always` (a coalesced turn of `os` or `interval` appends): what is written is
+ * acknowledged now, without waiting for an fsync. */
+static void ack_written(struct sl_log *log, struct sl_partition *p)
+{
+    sl_partition_set_hw(p, p->written_offset);
+    while (p->head != p->written_end) {
+        struct sl_pending e = p->ring[p->head & (p->ring_cap - 1)];
+        struct sl_append_result res = {.status = e.status, .partition = p->id,
+                                       .base_offset = e.base, .last_offset = e.last};
+
+        p->head++;
+        if (res.status != 0) {
+            log->stats.append_errors++;
+        }
+        e.cb(e.arg, &res);
+    }
+}
+
 static void flush_event(evutil_socket_t fd, short what, void *arg)
 {
     struct sl_log *log = arg;
@@ -598,6 +618,9 @@ static void flush_event(evutil_socket_t fd, short what, void *arg)
         p->flush_next = NULL;
         p->open_queued = false;
         write_open(p);
+        if (p->topic->cfg.flush != SL_FLUSH_ALWAYS && !p->failed) {
+            ack_written(log, p);
+        }
         maybe_start_job(p);
     }
 }
@@ -767,7 +790,7 @@ int sl_log_append(struct sl_log *log, const char *topic, int32_t partition,
         log->stats.append_errors++;
         return -EIO;
     }
-    if (t->cfg.flush == SL_FLUSH_ALWAYS || p->tail != p->head) {
+    if (t->cfg.flush == SL_FLUSH_ALWAYS || p->tail != p->head || log->opts.coalesce) {
         append_queued(log, p, recs, n, cb, arg);
     } else {
         append_direct(log, p, recs, n, cb, arg);

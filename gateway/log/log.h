@@ -50,6 +50,11 @@ struct sl_log_options {
     struct sl_topic_config defaults;     /* for auto-created topics */
     bool auto_create;                    /* create unknown topics on first append */
     int64_t retention_check_ms;          /* how often retention and age-roll run (0: 5 min) */
+    /* flush os / interval: gather a loop turn's appends to a partition into one batch
+     * and one write, acked at the end of the turn (false: each append written and
+     * acked before sl_log_append returns). The daemon sets it; a busy listener then
+     * makes one write per partition per turn instead of one per request. */
+    bool coalesce;
 };
 
 /*
