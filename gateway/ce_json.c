@@ -3,6 +3,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,120 @@
 #include <openssl/evp.h>
 
 #define CE_MAX_B64 (256u * 1024u * 1024u)
+
+/* ---------- cJSON's allocations: a per-thread arena while parsing ----------
+ *
+ * cJSON allocates each node and each string separately (about 20 allocations for a
+ * small event), and the tree lives only until its events are built. So while load()'s
+ * tree is in use, cJSON allocates from this thread's arena: bump allocation in chunks,
+ * nothing freed one by one, everything dropped at once by arena_end(). The hooks are
+ * process-wide (cJSON_InitHooks), the arena per thread: on a thread without an active
+ * arena they are malloc and free.
+ */
+#define ARENA_CHUNK (64u * 1024u)
+#define ARENA_KEEP (1024u * 1024u)      /* bytes of chunks kept between parses */
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t size;                        /* usable bytes after the header */
+    size_t used;
+    max_align_t data[];
+};
+
+struct arena {
+    struct arena_chunk *chunks;         /* newest first */
+    size_t hint;                        /* size for the next chunk: the last parse's */
+    bool active;
+};
+
+static __thread struct arena tls_arena;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void *arena_malloc(size_t size)
+{
+    struct arena *a = &tls_arena;
+    struct arena_chunk *c;
+    size_t need = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+
+    if (!a->active) {
+        return malloc(size);
+    }
+    c = a->chunks;
+    if (c == NULL || c->size - c->used < need) {
+        size_t csize = a->hint > ARENA_CHUNK ? a->hint : ARENA_CHUNK;
+        if (csize < need) {
+            csize = need;
+        }
+        a->hint = 0;
+        c = malloc(sizeof(*c) + csize);
+        if (c == NULL) {
+            return NULL;
+        }
+        c->size = csize;
+        c->used = 0;
+        c->next = a->chunks;
+        a->chunks = c;
+    }
+    c->used += need;
+    return (char *)c->data + c->used - need;
+}
+
+static bool in_arena(const struct arena *a, const void *p)
+{
+    for (const struct arena_chunk *c = a->chunks; c != NULL; c = c->next) {
+        uintptr_t lo = (uintptr_t)c->data;
+        if ((uintptr_t)p >= lo && (uintptr_t)p < lo + c->size) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void arena_free(void *p)
+{
+    if (p != NULL && !(tls_arena.active && in_arena(&tls_arena, p))) {
+        free(p);
+    }
+}
+
+static void hooks_init(void)
+{
+    cJSON_Hooks h = {.malloc_fn = arena_malloc, .free_fn = arena_free};
+
+    cJSON_InitHooks(&h);
+}
+
+/* Start allocating cJSON nodes from this thread's arena. */
+static void arena_begin(void)
+{
+    pthread_once(&hooks_once, hooks_init);
+    tls_arena.active = true;
+}
+
+/* Drop everything allocated since arena_begin (the tree must not be used after this).
+ * One chunk is kept for the next parse; if this one needed several, they are freed and
+ * the next chunk is made as large as they were together (up to ARENA_KEEP), so that a
+ * run of similar parses settles on one allocation that is reused. */
+static void arena_end(void)
+{
+    struct arena *a = &tls_arena;
+    struct arena_chunk *c = a->chunks;
+    size_t total = 0;
+
+    a->active = false;
+    if (c != NULL && c->next == NULL && c->size <= ARENA_KEEP) {
+        c->used = 0;
+        return;
+    }
+    while (c != NULL) {
+        struct arena_chunk *next = c->next;
+        total += c->size;
+        free(c);
+        c = next;
+    }
+    a->chunks = NULL;
+    a->hint = total < ARENA_KEEP ? total : ARENA_KEEP;
+}
 
 static void set_err(char *err, size_t errsz, const char *fmt, const char *what)
 {
@@ -104,10 +222,16 @@ static const char *const ce_members[] = {
     "headers",
 };
 
+static const unsigned char ce_member_len[] = {11, 4, 11, 6, 9, 2, 6, 4, 7, 4, 15, 10, 7};
+_Static_assert(sizeof(ce_member_len) == CE_EXTENSION, "a length per member name");
+
 static enum ce_member member_index(const char *name)
 {
+    size_t len = strlen(name);
+
     for (int i = 0; i < CE_EXTENSION; i++) {
-        if (ce_members[i][0] == name[0] && strcmp(ce_members[i], name) == 0) {
+        if (ce_member_len[i] == len && ce_members[i][0] == name[0] &&
+            memcmp(ce_members[i], name, len) == 0) {
             return (enum ce_member)i;
         }
     }
@@ -780,14 +904,19 @@ static struct sl_env *event_from_value(const cJSON *obj, const char *json,
     const cJSON *hdrs = NULL;
     unsigned seen = 0;
     struct sl_env *env;
+    unsigned char kinds[32];             /* member_index of the first members, kept */
+    size_t k = 0;
 
     if (!cJSON_IsObject(obj)) {
         set_err(err, errsz, "%s", "a CloudEvent must be a JSON object");
         return NULL;
     }
     /* Known members first: a second one is ambiguous (which "id" did the sender mean?). */
-    for (const cJSON *m = obj->child; m != NULL; m = m->next) {
+    for (const cJSON *m = obj->child; m != NULL; m = m->next, k++) {
         enum ce_member i = member_index(m->string);
+        if (k < sizeof(kinds)) {
+            kinds[k] = (unsigned char)i;
+        }
         if (i == CE_EXTENSION) {
             continue;
         }
@@ -819,11 +948,14 @@ static struct sl_env *event_from_value(const cJSON *obj, const char *json,
         set_err(err, errsz, "%s", "out of memory");
         return NULL;
     }
-    for (const cJSON *m = obj->child; m != NULL; m = m->next) {
+    k = 0;
+    for (const cJSON *m = obj->child; m != NULL; m = m->next, k++) {
+        enum ce_member i;
         if (m == sv || m == data || m == b64 || m == hdrs) {
             continue;
         }
-        if (apply_member(env, member_index(m->string), m->string, m, err, errsz) != 0) {
+        i = k < sizeof(kinds) ? (enum ce_member)kinds[k] : member_index(m->string);
+        if (apply_member(env, i, m->string, m, err, errsz) != 0) {
             sl_env_unref(&env);
             return NULL;
         }
@@ -898,12 +1030,15 @@ struct sl_env *ce_json_parse_event(const char *json, size_t len, char *err, size
     int rc;
 
     data_spans_init(&spans, false, 1);
+    arena_begin();
     root = load(json, len, &spans, &rc, err, errsz);
     if (root == NULL) {
+        arena_end();
+        data_spans_free(&spans);
         return NULL;
     }
     env = event_from_value(root, json, data_spans_get(&spans, 0), err, errsz);
-    cJSON_Delete(root);
+    arena_end();                         /* the tree goes with the arena */
     data_spans_free(&spans);
     return env;
 }
@@ -937,8 +1072,10 @@ int ce_json_parse_batch(const char *json, size_t len, size_t max_events,
     *out = NULL;
     *n = 0;
     data_spans_init(&spans, true, max_events);
+    arena_begin();                       /* the tree goes with arena_end() */
     root = load(json, len, &spans, &rc, err, errsz);
     if (root == NULL) {
+        arena_end();
         data_spans_free(&spans);
         return rc;
     }
@@ -947,20 +1084,20 @@ int ce_json_parse_batch(const char *json, size_t len, size_t max_events,
     }
     if (count == 0) {
         set_err(err, errsz, "%s", "a batch must be a non-empty JSON array of CloudEvents");
-        cJSON_Delete(root);
+        arena_end();
         data_spans_free(&spans);
         return -EINVAL;
     }
     if (count > max_events) {
         set_err(err, errsz, "%s", "too many events in the batch");
-        cJSON_Delete(root);
+        arena_end();
         data_spans_free(&spans);
         return -E2BIG;
     }
     envs = calloc(count, sizeof(*envs));
     if (envs == NULL) {
         set_err(err, errsz, "%s", "out of memory");
-        cJSON_Delete(root);
+        arena_end();
         data_spans_free(&spans);
         return -ENOMEM;
     }
@@ -974,12 +1111,12 @@ int ce_json_parse_batch(const char *json, size_t len, size_t max_events,
                 snprintf(err, errsz, "event %zu: %s", i, sub);
             }
             ce_json_free_batch(&envs, i);
-            cJSON_Delete(root);
+            arena_end();
             data_spans_free(&spans);
             return -EINVAL;
         }
     }
-    cJSON_Delete(root);
+    arena_end();
     data_spans_free(&spans);
     *out = envs;
     *n = count;

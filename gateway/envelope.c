@@ -189,22 +189,31 @@ bool sl_env_ext_name_valid(const char *name)
  * writes them. */
 static char **core_attr(struct sl_env *env, const char *name)
 {
-    if (strcmp(name, "id") == 0) {
-        return &env->id;
-    } else if (strcmp(name, "source") == 0) {
-        return &env->source;
-    } else if (strcmp(name, "type") == 0) {
-        return &env->type;
-    } else if (strcmp(name, "subject") == 0) {
-        return &env->subject;
-    } else if (strcmp(name, "time") == 0) {
-        return &env->time;
-    } else if (strcmp(name, "datacontenttype") == 0) {
-        return &env->datacontenttype;
-    } else if (strcmp(name, "dataschema") == 0) {
-        return &env->dataschema;
+    /* by first letter: one comparison per lookup (this runs for every attribute of
+     * every event decoded) */
+    switch (name[0]) {
+    case 'i':
+        return strcmp(name, "id") == 0 ? &env->id : NULL;
+    case 's':
+        return strcmp(name, "source") == 0    ? &env->source
+               : strcmp(name, "subject") == 0 ? &env->subject
+                                              : NULL;
+    case 't':
+        return strcmp(name, "type") == 0 ? &env->type
+               : strcmp(name, "time") == 0 ? &env->time
+                                           : NULL;
+    case 'd':
+        return strcmp(name, "datacontenttype") == 0 ? &env->datacontenttype
+               : strcmp(name, "dataschema") == 0    ? &env->dataschema
+                                                    : NULL;
+    default:
+        return NULL;
     }
-    return NULL;
+}
+
+static bool is_specversion(const char *name)
+{
+    return name[0] == 's' && strcmp(name, "specversion") == 0;
 }
 
 int sl_env_set_attr(struct sl_env *env, const char *name, const char *value, size_t len)
@@ -214,7 +223,7 @@ int sl_env_set_attr(struct sl_env *env, const char *name, const char *value, siz
     if (memchr(value, '\0', len) != NULL) {
         return -EINVAL;
     }
-    if (strcmp(name, "specversion") == 0) {
+    if (is_specversion(name)) {
         return (len == 3 && memcmp(value, "1.0", 3) == 0) ? 0 : -EINVAL;
     }
     field = core_attr(env, name);
@@ -268,7 +277,7 @@ const char *sl_env_get_attr(const struct sl_env *env, const char *name)
 {
     char **field;
 
-    if (strcmp(name, "specversion") == 0) {
+    if (is_specversion(name)) {
         return "1.0";
     }
     field = core_attr((struct sl_env *)env, name);
