@@ -2,6 +2,8 @@
 
 #include <event2/event.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 struct sl_mailbox {
@@ -9,6 +11,7 @@ struct sl_mailbox {
     struct sl_msg *head;
     struct sl_msg *tail;
     struct event *ev;
+    atomic_bool running;             /* the loop is running messages */
 };
 
 static void mailbox_cb(evutil_socket_t fd, short what, void *arg)
@@ -67,13 +70,28 @@ int sl_mailbox_drain(struct sl_mailbox *mb)
     m = mb->head;
     mb->head = mb->tail = NULL;
     pthread_mutex_unlock(&mb->lock);
+    atomic_store_explicit(&mb->running, true, memory_order_relaxed);
     while (m != NULL) {
         struct sl_msg *next = m->next;
         m->fn(m);
         m = next;
         n++;
     }
+    atomic_store_explicit(&mb->running, false, memory_order_relaxed);
     return n;
+}
+
+bool sl_mailbox_busy(struct sl_mailbox *mb)
+{
+    bool queued;
+
+    if (atomic_load_explicit(&mb->running, memory_order_relaxed)) {
+        return true;
+    }
+    pthread_mutex_lock(&mb->lock);
+    queued = mb->head != NULL;
+    pthread_mutex_unlock(&mb->lock);
+    return queued;
 }
 
 void sl_mailbox_free(struct sl_mailbox **mbp)

@@ -8,6 +8,8 @@
 #ifndef SL_MAILBOX_H
 #define SL_MAILBOX_H
 
+#include <stdbool.h>
+
 struct event_base;
 struct sl_mailbox;
 
@@ -32,6 +34,10 @@ void sl_mailbox_post_chain(struct sl_mailbox *mb, struct sl_msg *first, struct s
 
 /* Run whatever is queued now, on the calling (loop) thread. Returns how many ran. */
 int sl_mailbox_drain(struct sl_mailbox *mb);
+
+/* Whether the loop is running messages or has some queued: a hint (it may change at
+ * once) for a producer deciding how much work to do itself before posting. Any thread. */
+bool sl_mailbox_busy(struct sl_mailbox *mb);
 
 /* Free the mailbox; messages still queued are run first. Loop thread. *mb set to NULL. */
 void sl_mailbox_free(struct sl_mailbox **mb);

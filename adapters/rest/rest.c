@@ -118,23 +118,6 @@ struct rest_ctx {
     struct sl_metric *conn_gauge;
 };
 
-static void ctx_unref(struct rest_ctx *ctx)
-{
-    if (atomic_fetch_sub(&ctx->refs, 1) != 1) {
-        return;
-    }
-    while (ctx->rhead != NULL) {
-        struct rest_msg *m = ctx->rhead;
-        ctx->rhead = m->rnext;
-        rest_resp_clear(&m->resp);
-        free(m);
-    }
-    pthread_mutex_destroy(&ctx->lock);
-    free(ctx->host);
-    free(ctx->web_root);
-    free(ctx);
-}
-
 static void msg_free_req(struct rest_msg *m)
 {
     for (size_t i = 0; i < m->n_hdrs; i++) {
@@ -156,6 +139,22 @@ static void msg_free(struct rest_msg *m)
         rest_resp_clear(&m->resp);
         free(m);
     }
+}
+
+static void ctx_unref(struct rest_ctx *ctx)
+{
+    if (atomic_fetch_sub(&ctx->refs, 1) != 1) {
+        return;
+    }
+    while (ctx->rhead != NULL) {
+        struct rest_msg *m = ctx->rhead;
+        ctx->rhead = m->rnext;
+        msg_free(m);
+    }
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx->host);
+    free(ctx->web_root);
+    free(ctx);
 }
 
 /* ---------- loop side ---------- */
@@ -245,7 +244,8 @@ static void msg_run(struct sl_msg *sm)
     m->in_handle = true;
     rest_api_handle(ctx->api, &m->req, on_done, m);
     m->in_handle = false;
-    msg_free_req(m);
+    /* The request's strings and body are freed with the message on the lws thread,
+     * which allocated them: memory stays with the thread (and the arena) it came from. */
     if (m->answered) {
         reply_push(m);
     }
@@ -475,14 +475,11 @@ static void post_msg(struct rest_ctx *ctx, struct rest_conn *c)
         return;
     }
     c->state = CONN_WAITING;
-    /* JSON bodies are decoded here, on the lws thread, to keep the loop for routing
-     * and appends. */
     m->req.method = m->method;
     m->req.path = m->path;
     m->req.query = m->query;
     m->req.headers = m->hdrs;
     m->req.n_headers = m->n_hdrs;
-    m->req.parsed = rest_api_preparse(&m->req);
     m->m.fn = msg_run;
     atomic_fetch_add(&ctx->refs, 1);
     m->m.next = NULL;
@@ -495,13 +492,24 @@ static void post_msg(struct rest_ctx *ctx, struct rest_conn *c)
 }
 
 /* Post the requests read during the last lws pass, in order, with one wake-up of the
- * loop. lws thread. */
+ * loop. JSON bodies (structured and batch mode) are decoded by whichever thread has
+ * time: here when the loop is busy, else by the loop itself; so that with batches
+ * neither thread waits while the other decodes. lws thread. */
 static void requests_flush(struct rest_ctx *ctx)
 {
-    if (ctx->phead != NULL) {
-        sl_mailbox_post_chain(ctx->a->gw->mailbox, ctx->phead, ctx->ptail);
-        ctx->phead = ctx->ptail = NULL;
+    struct sl_mailbox *mb = ctx->a->gw->mailbox;
+
+    if (ctx->phead == NULL) {
+        return;
     }
+    if (sl_mailbox_busy(mb)) {
+        for (struct sl_msg *sm = ctx->phead; sm != NULL; sm = sm->next) {
+            struct rest_msg *m = (struct rest_msg *)sm;
+            m->req.parsed = rest_api_preparse(&m->req);
+        }
+    }
+    sl_mailbox_post_chain(mb, ctx->phead, ctx->ptail);
+    ctx->phead = ctx->ptail = NULL;
 }
 
 /* LWS_CALLBACK_HTTP: a request's head is in. */
