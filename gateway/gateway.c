@@ -273,7 +273,7 @@ void sl_gateway_collect_metrics(void *arg, struct evbuffer *out)
                              "# TYPE sluice_log_fsync_errors_total counter\n"
                              "sluice_log_fsync_errors_total %llu\n"
                              "# HELP sluice_log_segments_deleted_total Segments removed by "
-                             "retention\n"
+                             "retention or compaction\n"
                              "# TYPE sluice_log_segments_deleted_total counter\n"
                              "sluice_log_segments_deleted_total %llu\n"
                              "# HELP sluice_log_read_skipped_offsets_total Offsets reads stepped "
