@@ -13,6 +13,9 @@
 #include <strings.h>
 
 #include <cjson/cJSON.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -242,6 +245,35 @@ static enum ce_member member_index(const char *name)
 static const unsigned char str_plain[256] = {
     [0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7f] = 1,
 };
+
+/* The first i' >= i with p[i'] not plain (or len). Sixteen bytes at a time with SSE2:
+ * a byte stops the scan if it is '"', '\\', below 0x20 or at 0x80 and above (both
+ * below 0x20 as signed bytes): exactly the bytes str_plain leaves out. */
+static size_t skip_plain(const unsigned char *p, size_t i, size_t len)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+
+    while (len - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                 _mm_cmpeq_epi8(v, bslash)),
+                                    _mm_cmplt_epi8(v, space));
+        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+
+        if (mask != 0) {
+            return i + (size_t)__builtin_ctz(mask);
+        }
+        i += 16;
+    }
+#endif
+    while (i < len && str_plain[p[i]]) {
+        i++;
+    }
+    return i;
+}
 
 static bool is_ws(unsigned char c)
 {
@@ -586,9 +618,7 @@ static const char *json_prescan(const unsigned char *p, size_t len, struct data_
         if (c == '"') {
             size_t open = i;
             for (i++; i < len; i += k) {
-                while (i < len && str_plain[p[i]]) {
-                    i++;
-                }
+                i = skip_plain(p, i, len);
                 if (i == len || p[i] == '"') {
                     break;
                 }

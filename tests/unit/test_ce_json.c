@@ -377,6 +377,49 @@ static void test_strict_json(void **state)
     assert_non_null(strstr(err, "line 2"));
 }
 
+/* The string scan goes 16 bytes at a time: a byte that ends the plain run is found
+ * at every position of a long string, in the wide loop and in its tail. */
+static void test_strict_json_long_strings(void **state)
+{
+    static const struct {
+        const char *ins;              /* put at position pos of a run of 'a' */
+        const char *want;             /* decoded text at that position, NULL: bad JSON */
+    } cases[] = {
+        {"\x01", NULL}, {"\x1f", NULL}, {"\x80", NULL}, {"\xff", NULL},
+        {"\xc3", NULL},                 /* truncated UTF-8 sequence */
+        {"\x7f", "\x7f"},              /* DEL is allowed as it is */
+        {"\xc3\xa9", "\xc3\xa9"}, {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},
+        {"\\n", "\n"}, {"\\\"", "\""}, {"\\u0041", "A"},
+    };
+    char json[200];
+    char want[128];
+    char err[200];
+
+    (void)state;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        for (int pos = 0; pos < 40; pos++) {
+            struct sl_env *env;
+            int n = snprintf(json, sizeof(json),
+                             "{\"specversion\":\"1.0\",\"id\":\"%.*s%s%.*s\"}", pos,
+                             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", cases[c].ins, 39 - pos,
+                             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+            assert_true(n > 0 && (size_t)n < sizeof(json));
+            env = ce_json_parse_event(json, (size_t)n, err, sizeof(err));
+            if (cases[c].want == NULL) {
+                assert_null(env);
+                assert_non_null(strstr(err, "bad JSON"));
+                continue;
+            }
+            assert_non_null(env);
+            snprintf(want, sizeof(want), "%.*s%s%.*s", pos,
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", cases[c].want, 39 - pos,
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+            assert_string_equal(env->id, want);
+            sl_env_unref(&env);
+        }
+    }
+}
+
 static void test_duplicates(void **state)
 {
     char err[200] = "";
@@ -1026,6 +1069,7 @@ int main(void)
         cmocka_unit_test(test_output),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_strict_json),
+        cmocka_unit_test(test_strict_json_long_strings),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_number_extensions),
         cmocka_unit_test(test_nested_data_round_trip),
