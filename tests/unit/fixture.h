@@ -7,6 +7,10 @@
  *   fx_gw_open(gw, cfg, dir, n)    a gateway on a real log in dir: event_base (pthreads),
  *                                  config from sl_config_defaults(), n partitions, routes
  *   fx_gw_close(gw, cfg)           the reverse of fx_gw_open (dir is left to fx_rm_tree)
+ *   fx_log_new(prefix)             a struct fx_log: a fresh tmp dir and event base, no log
+ *   fx_log_options(f, flush)       sl_log_options for f's dir: topic defaults, flush, auto-create
+ *   fx_log_open(f, opts)           f->log = sl_log_open(), failing the test if it cannot
+ *   fx_log_free(f)                 close the log, free the base, remove the dir, free f
  */
 #ifndef SLUICE_TESTS_UNIT_FIXTURE_H
 #define SLUICE_TESTS_UNIT_FIXTURE_H
@@ -90,6 +94,56 @@ static inline void fx_gw_close(struct sl_gateway *gw, struct sl_config **cfg)
     rt_table_free(&gw->routes);
     sl_config_free(cfg);
     event_base_free(gw->base);
+}
+
+/* A log of its own in a temporary directory, on its own event base (the log tests). */
+struct fx_log {
+    char dir[64];
+    struct event_base *base;
+    struct sl_log *log;
+};
+
+static inline struct fx_log *fx_log_new(const char *prefix)
+{
+    struct fx_log *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    assert_non_null(fx_tmpdir(f->dir, prefix));
+    f->base = event_base_new();
+    assert_non_null(f->base);
+    return f;
+}
+
+static inline struct sl_log_options fx_log_options(const struct fx_log *f, enum sl_flush flush)
+{
+    struct sl_log_options o;
+
+    memset(&o, 0, sizeof(o));
+    o.data_dir = f->dir;
+    sl_topic_config_defaults(&o.defaults);
+    o.defaults.flush = flush;
+    o.auto_create = true;
+    return o;
+}
+
+static inline void fx_log_open(struct fx_log *f, const struct sl_log_options *o)
+{
+    char *err = NULL;
+
+    f->log = sl_log_open(f->base, o, &err);
+    if (f->log == NULL) {
+        fprintf(stderr, "sl_log_open: %s\n", err != NULL ? err : "?");
+    }
+    free(err);
+    assert_non_null(f->log);
+}
+
+static inline void fx_log_free(struct fx_log *f)
+{
+    sl_log_close(&f->log);
+    event_base_free(f->base);
+    fx_rm_tree(f->dir);
+    free(f);
 }
 
 #endif

@@ -18,36 +18,18 @@
 
 #include "fixture.h"
 
-struct fixture {
-    char dir[64];
-    struct event_base *base;
-    struct sl_log *log;
-};
-
-static void open_log(struct fixture *f)
+static void open_log(struct fx_log *f)
 {
-    struct sl_log_options o;
-    char *err = NULL;
+    struct sl_log_options o = fx_log_options(f, SL_FLUSH_OS);
 
-    memset(&o, 0, sizeof(o));
-    o.data_dir = f->dir;
-    sl_topic_config_defaults(&o.defaults);
     o.defaults.partitions = 6;
-    o.defaults.flush = SL_FLUSH_OS;
-    o.auto_create = true;
-    f->log = sl_log_open(f->base, &o, &err);
-    free(err);
-    assert_non_null(f->log);
+    fx_log_open(f, &o);
 }
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
+    struct fx_log *f = fx_log_new("/tmp/test_group.");
 
-    assert_non_null(f);
-    assert_non_null(fx_tmpdir(f->dir, "/tmp/test_group."));
-    f->base = event_base_new();
-    assert_non_null(f->base);
     open_log(f);
     *state = f;
     return 0;
@@ -55,16 +37,11 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-
-    sl_log_close(&f->log);
-    event_base_free(f->base);
-    fx_rm_tree(f->dir);
-    free(f);
+    fx_log_free(*state);
     return 0;
 }
 
-static void run_turns(struct fixture *f, int n)
+static void run_turns(struct fx_log *f, int n)
 {
     for (int i = 0; i < n; i++) {
         event_base_loop(f->base, EVLOOP_NONBLOCK);
@@ -100,7 +77,7 @@ static void assert_range(const struct member *me, int32_t first, size_t n)
 
 static void test_assignment_1_to_4(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct member ms[4];
 
     memset(ms, 0, sizeof(ms));
@@ -140,7 +117,7 @@ static void test_assignment_1_to_4(void **state)
 
 static void test_rebalance_on_leave(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct member ms[3];
     struct member other;
 
@@ -187,7 +164,7 @@ static void test_rebalance_on_leave(void **state)
 
 static void test_leave_before_callback(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct member a, b;
 
     memset(&a, 0, sizeof(a));
@@ -204,7 +181,7 @@ static void test_leave_before_callback(void **state)
 
 static void test_commit_durable(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
 
     assert_int_equal(sl_group_committed(f->log, "billing", "orders", 0), -1);
     assert_int_equal(sl_group_commit(f->log, "billing", "orders", 0, 42), 0);
@@ -242,7 +219,7 @@ static int on_long(void *arg, const char *group, const char *topic, int32_t part
  * NAME_MAX with ".tmp"), the real name is kept inside. */
 static void test_long_group_name(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     char name[250];
     char mid[102];
     char dir[128];
@@ -330,7 +307,7 @@ static int stop_first(void *arg, const char *group, const char *topic, int32_t p
 
 static void test_foreach(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct member a, b;
     struct seen s;
     int calls = 0;

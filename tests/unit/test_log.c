@@ -95,12 +95,6 @@ static int dir_sync_count(const char *path)
     return n;
 }
 
-struct fixture {
-    char dir[64];
-    struct event_base *base;
-    struct sl_log *log;
-};
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -109,59 +103,30 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct sl_log_options options(struct fixture *f, enum sl_flush flush)
+static void open_log(struct fx_log *f, enum sl_flush flush)
 {
-    struct sl_log_options o;
+    struct sl_log_options o = fx_log_options(f, flush);
 
-    memset(&o, 0, sizeof(o));
-    o.data_dir = f->dir;
-    sl_topic_config_defaults(&o.defaults);
-    o.defaults.flush = flush;
-    o.auto_create = true;
-    return o;
-}
-
-static void open_log(struct fixture *f, enum sl_flush flush)
-{
-    struct sl_log_options o = options(f, flush);
-    char *err = NULL;
-
-    f->log = sl_log_open(f->base, &o, &err);
-    if (f->log == NULL) {
-        fprintf(stderr, "sl_log_open: %s\n", err ? err : "?");
-    }
-    free(err);
-    assert_non_null(f->log);
+    fx_log_open(f, &o);
 }
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-
-    assert_non_null(f);
-    assert_non_null(fx_tmpdir(f->dir, "/tmp/test_log."));
-    f->base = event_base_new();
-    assert_non_null(f->base);
-    *state = f;
+    *state = fx_log_new("/tmp/test_log.");
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-
     atomic_store(&fdatasync_hold, 0);       /* let a held fsync worker finish */
-    sl_log_close(&f->log);
-    event_base_free(f->base);
-    fx_rm_tree(f->dir);
-    free(f);
+    fx_log_free(*state);
     atomic_store(&fdatasync_fail, 0);
     sl_segment_max_bytes = UINT32_MAX;
     return 0;
 }
 
 /* Run the loop until *flag reaches want (bounded: about 5 s). */
-static void run_until(struct fixture *f, const int *flag, int want)
+static void run_until(struct fx_log *f, const int *flag, int want)
 {
     for (int i = 0; i < 5000 && *flag < want; i++) {
         event_base_loop(f->base, EVLOOP_NONBLOCK);
@@ -171,7 +136,7 @@ static void run_until(struct fixture *f, const int *flag, int want)
     }
 }
 
-static void run_turns(struct fixture *f, int n)
+static void run_turns(struct fx_log *f, int n)
 {
     for (int i = 0; i < n; i++) {
         event_base_loop(f->base, EVLOOP_NONBLOCK);
@@ -199,7 +164,7 @@ static void on_ack(void *arg, const struct sl_append_result *res)
 }
 
 /* Append one record with value "v<i>" (and a key when key != NULL). */
-static void append_one(struct fixture *f, const char *topic, int32_t part, const char *key,
+static void append_one(struct fx_log *f, const char *topic, int32_t part, const char *key,
                        int i, int64_t ts, struct acks *a)
 {
     char val[64];
@@ -243,7 +208,7 @@ static int collect(void *arg, const char *topic, int32_t partition, const struct
     return 0;
 }
 
-static int read_all(struct fixture *f, const char *topic, int32_t part, int64_t from,
+static int read_all(struct fx_log *f, const char *topic, int32_t part, int64_t from,
                     struct collected *c)
 {
     int64_t next = from;
@@ -284,7 +249,7 @@ static int on_describe(void *arg, const char *topic, const struct sl_topic_confi
     return 0;
 }
 
-static struct info describe(struct fixture *f, const char *topic)
+static struct info describe(struct fx_log *f, const char *topic)
 {
     struct info in;
 
@@ -353,7 +318,7 @@ static int check_roundtrip(void *arg, const char *topic, int32_t partition,
 
 static void test_roundtrip(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct sl_hdr hdrs[2] = {
         { .name = "h1", .name_len = 2, .value = (const uint8_t *)"v1", .value_len = 2 },
         { .name = "h2", .name_len = 2, .value = NULL, .value_len = -1 },
@@ -400,7 +365,7 @@ static void test_roundtrip(void **state)
 
 static void test_partitioner(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct sl_topic_config c;
     struct acks a = { 0 };
     int seen[4] = { 0 };
@@ -440,7 +405,7 @@ static void test_partitioner(void **state)
     assert_int_equal(sl_log_high_watermark(f->log, "keyed", 2), 5 + 2 + (p17 == 2 ? 2 : 0));
 }
 
-static void small_segments(struct fixture *f, const char *topic, int64_t retention_bytes,
+static void small_segments(struct fx_log *f, const char *topic, int64_t retention_bytes,
                            int64_t retention_ms)
 {
     struct sl_topic_config c;
@@ -455,7 +420,7 @@ static void small_segments(struct fixture *f, const char *topic, int64_t retenti
 
 static void test_roll_by_size(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct collected *c = malloc(sizeof(*c));
     struct info in;
@@ -487,7 +452,7 @@ static void test_roll_by_size(void **state)
 
 static void test_retention_bytes(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct collected *c = malloc(sizeof(*c));
     struct sl_log_stats st;
@@ -518,7 +483,7 @@ static void test_retention_bytes(void **state)
 
 static void test_retention_age(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct info before, after;
     int64_t old = now_ms() - 10LL * 24 * 3600 * 1000;
@@ -542,7 +507,7 @@ static void test_retention_age(void **state)
 
 static void test_reopen(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct collected *c = malloc(sizeof(*c));
 
@@ -567,7 +532,7 @@ static void test_reopen(void **state)
 
 static void test_recovery(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct collected *c = malloc(sizeof(*c));
     struct sl_log_stats st;
@@ -602,7 +567,7 @@ static void test_recovery(void **state)
 
 static void test_flush_always_group_commit(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct sl_log_stats st;
     struct collected *c = malloc(sizeof(*c));
@@ -634,7 +599,7 @@ static void test_flush_always_group_commit(void **state)
 
 /* Each ack issues the next append: a closed loop of producers, like the bench. */
 struct chain {
-    struct fixture *f;
+    struct fx_log *f;
     int left;
     int done;
 };
@@ -655,7 +620,7 @@ static void chain_ack(void *arg, const struct sl_append_result *res)
 
 static void test_flush_always_chained(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct chain ch = { .f = f, .left = 300, .done = 0 };
     struct sl_log_stats st;
     struct sl_rec_in r = { .timestamp = 1, .key_len = -1, .value = (const uint8_t *)"x",
@@ -674,7 +639,7 @@ static void test_flush_always_chained(void **state)
 
 static void test_close_fires_pending(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
 
     open_log(f, SL_FLUSH_ALWAYS);
@@ -691,7 +656,7 @@ static void test_close_fires_pending(void **state)
 
 static void test_flush_interval(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct sl_topic_config c;
     struct acks a = { 0 };
     struct sl_log_stats st;
@@ -718,7 +683,7 @@ static void test_flush_interval(void **state)
 
 static void test_corrupt_read_eio(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct collected *c = malloc(sizeof(*c));
     char path[256];
@@ -761,7 +726,7 @@ static void on_wake(struct sl_cursor *cur, void *arg)
 
 static void test_cursor_starts(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct collected *c = malloc(sizeof(*c));
     struct sl_cursor *cur;
@@ -820,7 +785,7 @@ static void test_cursor_starts(void **state)
 
 static void test_cursor_wake(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct collected *c = malloc(sizeof(*c));
     struct wake_count w = { 0 };
@@ -868,7 +833,7 @@ static void test_cursor_wake(void **state)
 
 /* ---- fsync errors, segment limits, damaged older segments, directory durability ---- */
 
-static struct sl_partition_info part_info(struct fixture *f, const char *topic);
+static struct sl_partition_info part_info(struct fx_log *f, const char *topic);
 
 static int on_describe_full(void *arg, const char *topic, const struct sl_topic_config *cfg,
                             const struct sl_partition_info *parts, int32_t n)
@@ -880,7 +845,7 @@ static int on_describe_full(void *arg, const char *topic, const struct sl_topic_
     return 0;
 }
 
-static struct sl_partition_info part_info(struct fixture *f, const char *topic)
+static struct sl_partition_info part_info(struct fx_log *f, const char *topic)
 {
     struct sl_partition_info pi;
 
@@ -896,7 +861,7 @@ static struct sl_partition_info part_info(struct fixture *f, const char *topic)
  */
 static void test_fsync_error_fails_partition(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 }, b = { 0 }, o = { 0 };
     struct sl_rec_in r = { .timestamp = 1, .key_len = -1, .value = (const uint8_t *)"x",
                            .value_len = 1 };
@@ -960,7 +925,7 @@ static void test_fsync_error_fails_partition(void **state)
 /* A segment that reaches the index's addressable limit rolls instead of refusing. */
 static void test_roll_on_eoverflow(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct sl_topic_config cfg;
     struct acks a = { 0 };
     struct collected *c = malloc(sizeof(*c));
@@ -999,7 +964,7 @@ static void test_roll_on_eoverflow(void **state)
 /* segment_bytes is capped at 2 GiB - 1, like Kafka's segment.bytes (an Int). */
 static void test_segment_bytes_limit(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct sl_topic_config cfg;
     struct sl_log_options o;
     char *err = NULL;
@@ -1014,7 +979,7 @@ static void test_segment_bytes_limit(void **state)
     assert_int_equal(sl_log_topic_configure(f->log, "big", &cfg), 0);
     sl_log_close(&f->log);
 
-    o = options(f, SL_FLUSH_OS);
+    o = fx_log_options(f, SL_FLUSH_OS);
     o.defaults.segment_bytes = 8ULL << 30;
     assert_null(sl_log_open(f->base, &o, &err));
     assert_non_null(err);
@@ -1080,7 +1045,7 @@ static void free_files(char **v, int n)
  */
 static void test_damaged_older_segment(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct sl_topic_config cfg;
     struct acks a = { 0 };
     struct collected *c = malloc(sizeof(*c));
@@ -1160,7 +1125,7 @@ static void test_damaged_older_segment(void **state)
 /* New directories and segment files are made durable in their parent directories. */
 static void test_dir_sync(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct sl_topic_config cfg;
     struct sl_log_options o;
     struct acks a = { 0 };
@@ -1172,7 +1137,7 @@ static void test_dir_sync(void **state)
     snprintf(sub, sizeof(sub), "%s/a", f->dir);
     snprintf(data, sizeof(data), "%s/a/b", f->dir);
     dir_syncs_reset();
-    o = options(f, SL_FLUSH_ALWAYS);
+    o = fx_log_options(f, SL_FLUSH_ALWAYS);
     o.data_dir = data;
     f->log = sl_log_open(f->base, &o, &err);
     free(err);

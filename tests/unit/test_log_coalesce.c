@@ -24,12 +24,6 @@
 
 #include "fixture.h"
 
-struct fixture {
-    char dir[64];
-    struct event_base *base;
-    struct sl_log *log;
-};
-
 struct acks {
     int n;
     int errors;
@@ -49,50 +43,28 @@ static void on_ack(void *arg, const struct sl_append_result *res)
     a->n++;
 }
 
-static void open_log(struct fixture *f, enum sl_flush flush)
+static void open_log(struct fx_log *f, enum sl_flush flush)
 {
-    struct sl_log_options o;
-    char *err = NULL;
+    struct sl_log_options o = fx_log_options(f, flush);
 
-    memset(&o, 0, sizeof(o));
-    o.data_dir = f->dir;
-    sl_topic_config_defaults(&o.defaults);
-    o.defaults.flush = flush;
-    o.auto_create = true;
     o.coalesce = true;
-    f->log = sl_log_open(f->base, &o, &err);
-    if (f->log == NULL) {
-        fprintf(stderr, "sl_log_open: %s\n", err ? err : "?");
-    }
-    free(err);
-    assert_non_null(f->log);
+    fx_log_open(f, &o);
 }
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-
-    assert_non_null(f);
-    assert_non_null(fx_tmpdir(f->dir, "/tmp/test_log_coalesce."));
-    f->base = event_base_new();
-    assert_non_null(f->base);
-    *state = f;
+    *state = fx_log_new("/tmp/test_log_coalesce.");
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-
-    sl_log_close(&f->log);
-    event_base_free(f->base);
-    fx_rm_tree(f->dir);
-    free(f);
+    fx_log_free(*state);
     return 0;
 }
 
 /* Run the loop until a->n reaches want (bounded: about 5 s). */
-static void run_until(struct fixture *f, const struct acks *a, int want)
+static void run_until(struct fx_log *f, const struct acks *a, int want)
 {
     for (int i = 0; i < 5000 && a->n < want; i++) {
         event_base_loop(f->base, EVLOOP_NONBLOCK);
@@ -102,7 +74,7 @@ static void run_until(struct fixture *f, const struct acks *a, int want)
     }
 }
 
-static void append_one(struct fixture *f, const char *topic, int i, struct acks *a)
+static void append_one(struct fx_log *f, const char *topic, int i, struct acks *a)
 {
     char val[64];
     struct sl_rec_in r;
@@ -133,7 +105,7 @@ static int count_values(void *arg, const char *topic, int32_t partition,
 }
 
 /* Every record of partition 0 of topic, in order, with the values append_one wrote. */
-static int read_back(struct fixture *f, const char *topic)
+static int read_back(struct fx_log *f, const char *topic)
 {
     int expect = 0;
     int64_t next = 0;
@@ -168,7 +140,7 @@ static int batches_in(const char *path)
 }
 
 /* RecordBatches in the first segment of topic-0. */
-static int count_batches(struct fixture *f, const char *topic)
+static int count_batches(struct fx_log *f, const char *topic)
 {
     char path[256];
 
@@ -176,7 +148,7 @@ static int count_batches(struct fixture *f, const char *topic)
     return batches_in(path);
 }
 
-static int64_t hw(struct fixture *f, const char *topic)
+static int64_t hw(struct fx_log *f, const char *topic)
 {
     return sl_log_high_watermark(f->log, topic, 0);
 }
@@ -184,7 +156,7 @@ static int64_t hw(struct fixture *f, const char *topic)
 /* flush os: three appends in one turn are acked together at its end, as one batch. */
 static void test_os_one_batch_per_turn(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = {0};
 
     open_log(f, SL_FLUSH_OS);
@@ -213,7 +185,7 @@ static void test_os_one_batch_per_turn(void **state)
 /* A small segment size still rolls: a turn's appends never overfill a segment. */
 static void test_os_roll(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct sl_topic_config c;
     struct acks a = {0};
     int64_t n_segs = 0;
@@ -249,7 +221,7 @@ static void test_os_roll(void **state)
  * appends made while that fsync is in flight are acked on their own turn, once. */
 static void test_interval_acks_once(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct sl_topic_config c;
     struct acks a = {0};
     struct sl_log_stats st;
@@ -284,7 +256,7 @@ static void test_interval_acks_once(void **state)
 /* always -> os while appends wait for an fsync: every append is acked once, in order. */
 static void test_policy_change_keeps_order(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct sl_topic_config c;
     struct acks a = {0};
 
@@ -316,7 +288,7 @@ static void test_policy_change_keeps_order(void **state)
  * they are there after reopening. */
 static void test_close_writes_gathered(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = {0};
 
     open_log(f, SL_FLUSH_OS);

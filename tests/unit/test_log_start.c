@@ -56,12 +56,6 @@ int fsync(int fd)
     return (int)syscall(SYS_fsync, fd);
 }
 
-struct fixture {
-    char dir[64];
-    struct event_base *base;
-    struct sl_log *log;
-};
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -70,48 +64,27 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void open_log(struct fixture *f)
+static void open_log(struct fx_log *f)
 {
-    struct sl_log_options o;
-    char *err = NULL;
+    struct sl_log_options o = fx_log_options(f, SL_FLUSH_ALWAYS);
 
-    memset(&o, 0, sizeof(o));
-    o.data_dir = f->dir;
-    sl_topic_config_defaults(&o.defaults);
-    o.auto_create = true;
-    f->log = sl_log_open(f->base, &o, &err);
-    if (f->log == NULL) {
-        fprintf(stderr, "sl_log_open: %s\n", err ? err : "?");
-    }
-    free(err);
-    assert_non_null(f->log);
+    fx_log_open(f, &o);
 }
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-
-    assert_non_null(f);
-    assert_non_null(fx_tmpdir(f->dir, "/tmp/test_log_start."));
-    f->base = event_base_new();
-    assert_non_null(f->base);
-    *state = f;
+    *state = fx_log_new("/tmp/test_log_start.");
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-
     atomic_store(&hold, 0);
-    sl_log_close(&f->log);
-    event_base_free(f->base);
-    fx_rm_tree(f->dir);
-    free(f);
+    fx_log_free(*state);
     return 0;
 }
 
-static void run_until(struct fixture *f, const int *flag, int want)
+static void run_until(struct fx_log *f, const int *flag, int want)
 {
     for (int i = 0; i < 5000 && *flag < want; i++) {
         event_base_loop(f->base, EVLOOP_NONBLOCK);
@@ -122,7 +95,7 @@ static void run_until(struct fixture *f, const int *flag, int want)
 }
 
 /* Small segments (about 60 records each), no retention, the given flush policy. */
-static void make_topic(struct fixture *f, const char *topic, enum sl_flush flush)
+static void make_topic(struct fx_log *f, const char *topic, enum sl_flush flush)
 {
     struct sl_topic_config c;
 
@@ -150,7 +123,7 @@ static void on_ack(void *arg, const struct sl_append_result *res)
     a->last_offset = res->last_offset;
 }
 
-static void append_n(struct fixture *f, const char *topic, int from, int n, struct acks *a)
+static void append_n(struct fx_log *f, const char *topic, int from, int n, struct acks *a)
 {
     for (int i = from; i < from + n; i++) {
         char val[64];
@@ -185,7 +158,7 @@ static int on_record(void *arg, const char *topic, int32_t partition, const stru
 }
 
 /* Every visible record from offset on. */
-static struct seen read_from(struct fixture *f, const char *topic, int64_t offset)
+static struct seen read_from(struct fx_log *f, const char *topic, int64_t offset)
 {
     struct seen s = { 0, -1, -1 };
     int64_t next = offset;
@@ -201,7 +174,7 @@ static struct seen read_from(struct fixture *f, const char *topic, int64_t offse
     return s;
 }
 
-static struct sl_partition_info info(struct fixture *f, const char *topic)
+static struct sl_partition_info info(struct fx_log *f, const char *topic)
 {
     struct sl_partition_info pi;
 
@@ -210,7 +183,7 @@ static struct sl_partition_info info(struct fixture *f, const char *topic)
 }
 
 /* Base offsets of the .log files in <dir>/<topic>-0, sorted (at most max). */
-static int segment_files(struct fixture *f, const char *topic, int64_t *bases, int max)
+static int segment_files(struct fx_log *f, const char *topic, int64_t *bases, int max)
 {
     char path[160];
     DIR *d;
@@ -238,7 +211,7 @@ static int segment_files(struct fixture *f, const char *topic, int64_t *bases, i
     return n;
 }
 
-static void write_start_file(struct fixture *f, const char *topic, const char *text)
+static void write_start_file(struct fx_log *f, const char *topic, const char *text)
 {
     char path[160];
     FILE *fp;
@@ -250,7 +223,7 @@ static void write_start_file(struct fixture *f, const char *topic, const char *t
     fclose(fp);
 }
 
-static void read_start_file(struct fixture *f, const char *topic, char *buf, size_t cap)
+static void read_start_file(struct fx_log *f, const char *topic, char *buf, size_t cap)
 {
     char path[160];
     FILE *fp;
@@ -264,7 +237,7 @@ static void read_start_file(struct fixture *f, const char *topic, char *buf, siz
     fclose(fp);
 }
 
-static void reopen(struct fixture *f)
+static void reopen(struct fx_log *f)
 {
     sl_log_close(&f->log);
     open_log(f);
@@ -280,7 +253,7 @@ static void wake_noop(struct sl_cursor *cur, void *arg)
 
 static void test_delete_records(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct sl_partition_info before, after;
     struct sl_log_stats st0, st1;
@@ -355,7 +328,7 @@ static void test_delete_records(void **state)
 
 static void test_delete_records_reopen(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct sl_partition_info pi;
     uint32_t segs;
@@ -383,7 +356,7 @@ static void test_delete_records_reopen(void **state)
 /* The whole log below the start: the active segment is rolled and goes too. */
 static void test_delete_records_all(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct sl_partition_info pi;
     int64_t bases[8];
@@ -427,7 +400,7 @@ static void test_delete_records_all(void **state)
 
 static void test_roll(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct sl_partition_info pi;
     int64_t bases[8];
@@ -458,7 +431,7 @@ static void test_roll(void **state)
  * were deleted: the next open finishes the job. */
 static void test_start_file_leftovers(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct sl_partition_info pi;
     int64_t bases[64];
@@ -501,7 +474,7 @@ static void test_start_file_leftovers(void **state)
 /* Segments an fsync in flight holds stay until a later maintain pass. */
 static void test_delete_records_fsync_held(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     struct sl_partition_info pi;
     int done;
@@ -544,7 +517,7 @@ static void test_delete_records_fsync_held(void **state)
 /* The start is durable before anything is deleted: its directory is fsynced. */
 static void test_delete_records_durable(void **state)
 {
-    struct fixture *f = *state;
+    struct fx_log *f = *state;
     struct acks a = { 0 };
     int before;
 
