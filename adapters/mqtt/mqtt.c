@@ -12,8 +12,6 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "adapters/mqtt/mqtt_retain.h"
 #include "adapters/mqtt/mqtt_store.h"
@@ -42,6 +40,7 @@ struct mqtt_ctx {
     struct mqtt_limits lim;
     struct mqtt_broker *b;
     struct sl_tcp_server *tcp;
+    struct mqtt_auth *auth;          /* password checks; NULL without users */
 };
 
 int64_t mqtt_now_ms(void)
@@ -261,6 +260,7 @@ void mqtt_broker_free(struct mqtt_broker **pb)
     }
     b = *pb;
     b->stopping = true;
+    mqtt_broker_refuse_parked(b, 0x88);
     if (b->tick != NULL) {
         event_free(b->tick);
     }
@@ -295,62 +295,11 @@ void mqtt_broker_free(struct mqtt_broker **pb)
 
 /* ------------------------------------------------------------------ auth ---- */
 
-/* Standard base64 (OpenSSL's decoder) to bytes; the length without padding, or -1. */
-static int b64_decode(const char *in, size_t len, unsigned char *out, size_t cap)
-{
-    int n, pad = 0;
-    if (len == 0 || len % 4 != 0 || len / 4 * 3 > cap) {
-        return -1;
-    }
-    n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-    if (n < 0) {
-        return -1;
-    }
-    pad = (in[len - 1] == '=') + (len > 1 && in[len - 2] == '=');
-    return n - pad;
-}
-
-/*
- * Check password against "pbkdf2-sha256$ITER$SALT_B64$HASH_B64" (OpenSSL's
- * PKCS5_PBKDF2_HMAC, compared in constant time). True when it matches.
- */
-bool mqtt_password_ok(const char *stored, const uint8_t *password, size_t len)
-{
-    static const char prefix[] = "pbkdf2-sha256$";
-    unsigned char salt[128], want[128], got[128];
-    const char *p, *s1, *s2;
-    long iter;
-    int n_salt, n_hash;
-    char *end;
-
-    if (strncmp(stored, prefix, sizeof(prefix) - 1) != 0) {
-        return false;
-    }
-    p = stored + sizeof(prefix) - 1;
-    iter = strtol(p, &end, 10);
-    if (end == p || *end != '$' || iter < 1 || iter > 10000000) {
-        return false;
-    }
-    s1 = end + 1;
-    s2 = strchr(s1, '$');
-    if (s2 == NULL) {
-        return false;
-    }
-    n_salt = b64_decode(s1, (size_t)(s2 - s1), salt, sizeof(salt));
-    n_hash = b64_decode(s2 + 1, strlen(s2 + 1), want, sizeof(want));
-    if (n_salt <= 0 || n_hash < 16 || len > INT32_MAX) {
-        return false;
-    }
-    if (PKCS5_PBKDF2_HMAC((const char *)password, (int)len, salt, n_salt, (int)iter,
-                          EVP_sha256(), n_hash, got) != 1) {
-        return false;
-    }
-    return CRYPTO_memcmp(got, want, (size_t)n_hash) == 0;
-}
-
-/* The listener's auth hook: configured users, else allow_anonymous. */
-static int users_auth(void *arg, const char *client_id, const struct mqtt_str *user,
-                      const struct mqtt_bin *password)
+/* The listener's auth hook: configured users, else allow_anonymous. A user with a hash
+ * goes to the auth workers (MQTT_AUTH_PENDING) unless the cache knows the password;
+ * everything else is decided here at once. */
+static int users_auth(void *arg, uint64_t ticket, const char *client_id,
+                      const struct mqtt_str *user, const struct mqtt_bin *password)
 {
     struct mqtt_ctx *ctx = arg;
     (void)client_id;
@@ -360,14 +309,26 @@ static int users_auth(void *arg, const char *client_id, const struct mqtt_str *u
     for (size_t i = 0; i < ctx->n_users; i++) {
         const struct mqtt_user *u = &ctx->users[i];
         if (strlen(u->name) == user->len && memcmp(u->name, user->ptr, user->len) == 0) {
-            if (password != NULL && mqtt_password_ok(u->hash, password->ptr, password->len)) {
-                return 0;
+            if (password == NULL) {
+                return 0x86;
             }
-            return 0x86;
+            if (ctx->auth == NULL) {
+                return mqtt_password_ok(u->hash, password->ptr, password->len) ? 0 : 0x86;
+            }
+            return mqtt_auth_check(ctx->auth, ticket, u->hash, password->ptr, password->len);
         }
     }
     /* an unknown user: only where anonymous clients are welcome and no users are set */
     return ctx->lim.allow_anonymous && ctx->n_users == 0 ? 0 : 0x86;
+}
+
+/* A worker's verdict, on the loop thread: finish the parked CONNECT, if still there. */
+static void on_auth_verdict(void *arg, uint64_t ticket, bool ok)
+{
+    struct mqtt_ctx *ctx = arg;
+    if (ctx->b != NULL) {
+        mqtt_broker_auth_done(ctx->b, ticket, ok ? 0 : 0x86);
+    }
 }
 
 /* --------------------------------------------------------------- adapter ---- */
@@ -437,10 +398,20 @@ static int mqtt_start(struct sl_adapter *a, char **err)
     if (ctx->b == NULL) {
         return -1;
     }
+    if (ctx->n_users > 0) {
+        ctx->auth = mqtt_auth_new(gw->mailbox, MQTT_AUTH_THREADS, MQTT_AUTH_MAX_PENDING,
+                                  MQTT_AUTH_CACHE_SIZE, on_auth_verdict, ctx);
+        if (ctx->auth == NULL) {
+            *err = strdup("cannot start the password check workers");
+            mqtt_broker_free(&ctx->b);
+            return -1;
+        }
+    }
     ctx->b->auth = users_auth;
     ctx->b->auth_arg = ctx;
     ctx->tcp = sl_tcp_server_new(gw->base, &o, &mqtt_transport_events, on_accept, ctx, err);
     if (ctx->tcp == NULL) {
+        mqtt_auth_free(&ctx->auth);
         mqtt_broker_free(&ctx->b);
         return -1;
     }
@@ -456,6 +427,10 @@ static void mqtt_stop(struct sl_adapter *a)
     }
     sl_tcp_server_stop_accepting(ctx->tcp);
     ctx->b->stopping = true;
+    /* Checks in flight: join the workers (at most one hash each), drop the queue; the
+     * parked CONNECTs get CONNACK 0x88 Server unavailable. */
+    mqtt_auth_stop(ctx->auth);
+    mqtt_broker_refuse_parked(ctx->b, 0x88);
     /* Tell every client why (0x8B server shutting down); flushed right away. */
     for (struct mqtt_session *s = ctx->b->all; s != NULL; s = s->next) {
         if (s->connected) {
@@ -470,6 +445,7 @@ static void mqtt_destroy(struct sl_adapter *a)
     if (ctx == NULL) {
         return;
     }
+    mqtt_auth_free(&ctx->auth);
     if (ctx->b != NULL) {
         mqtt_broker_free(&ctx->b);
     }

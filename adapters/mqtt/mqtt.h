@@ -5,11 +5,13 @@
  * readers (mqtt_sub.c); retained messages live in the log topic __mqtt_retained
  * (mqtt_retain.c); persistent sessions under <data_dir>/__mqtt/ (mqtt_store.c).
  *
- * Thread affinity: every op runs on the core loop thread.
+ * Thread affinity: every op runs on the core loop thread; password hashes run on the
+ * listener's auth workers (mqtt_auth.c), their verdicts come back through the mailbox.
  */
 #ifndef SL_MQTT_H
 #define SL_MQTT_H
 
+#include "adapters/mqtt/mqtt_auth.h"
 #include "adapters/mqtt/mqtt_session.h"
 #include "gateway/adapter.h"
 
@@ -27,8 +29,6 @@ struct mqtt_broker *mqtt_adapter_broker(const struct sl_adapter *a);
  * Borrows cfg. Any thread. */
 void mqtt_limits_from_config(const struct sl_listener_cfg *cfg, struct mqtt_limits *lim);
 
-/* Does password match a configured hash "pbkdf2-sha256$ITER$SALT_B64$HASH_B64"? Borrows
- * both. Runs PBKDF2 (CPU: choose ITER accordingly, it runs on the loop). Any thread. */
-bool mqtt_password_ok(const char *stored, const uint8_t *password, size_t len);
+/* Password checks (mqtt_password_ok, the worker pool): adapters/mqtt/mqtt_auth.h. */
 
 #endif

@@ -13,6 +13,7 @@
 
 #include <event2/buffer.h>
 
+#include "adapters/mqtt/mqtt_auth.h"
 #include "adapters/mqtt/mqtt_retain.h"
 #include "adapters/mqtt/mqtt_store.h"
 #include "adapters/mqtt/mqtt_sub.h"
@@ -163,6 +164,37 @@ static void protocol_error(struct mqtt_session *s, int err, const char *why)
     mqtt_session_kick(s, reason, why != NULL ? why : mqtt_err_str(err));
 }
 
+/* ---------------------------------------------------------------- parking ---- */
+
+static void park_link(struct mqtt_session *s)
+{
+    struct mqtt_broker *b = s->b;
+    s->pk_prev = NULL;
+    s->pk_next = b->parked;
+    if (b->parked != NULL) {
+        b->parked->pk_prev = s;
+    }
+    b->parked = s;
+    b->n_parked++;
+}
+
+static void park_unlink(struct mqtt_session *s)
+{
+    struct mqtt_broker *b = s->b;
+    if (s->pk_prev != NULL) {
+        s->pk_prev->pk_next = s->pk_next;
+    } else if (b->parked == s) {
+        b->parked = s->pk_next;
+    }
+    if (s->pk_next != NULL) {
+        s->pk_next->pk_prev = s->pk_prev;
+    }
+    s->pk_next = s->pk_prev = NULL;
+    s->auth_ticket = 0;
+    b->n_parked--;
+    s->state = MQTT_S_CONNECT;
+}
+
 /* --------------------------------------------------------------- lifecycle ---- */
 
 struct mqtt_session *mqtt_session_new(struct mqtt_broker *b, const struct sl_transport *t)
@@ -217,6 +249,10 @@ static void sess_free(struct mqtt_session *s)
     free(s->q2);
     aliases_drop(s);
     free(s->client_id);
+    free(s->auth_pkt);
+    if (s->held != NULL) {
+        evbuffer_free(s->held);
+    }
     free(s);
 }
 
@@ -288,6 +324,9 @@ void mqtt_session_closed(void *sess)
     struct mqtt_broker *b = s->b;
     int64_t now = mqtt_now_ms();
 
+    if (s->state == MQTT_S_AUTH) {
+        park_unlink(s);   /* its verdict will find nothing */
+    }
     s->connected = false;
     aliases_drop(s);
     b->n_connected--;
@@ -495,7 +534,56 @@ static struct mqtt_session *take_over(struct mqtt_session *s, struct mqtt_sessio
     return old;
 }
 
-static struct mqtt_session *handle_connect(struct mqtt_session *s, const struct mqtt_connect *c)
+/* Park s until the verdict for ticket: keep a copy of the CONNECT (pkt, len), read
+ * nothing more from the client (what arrives meanwhile waits in s->held). Takes cid. */
+static void park(struct mqtt_session *s, const uint8_t *pkt, size_t len, uint64_t ticket,
+                 uint8_t version, char *cid)
+{
+    s->auth_pkt = malloc(len);
+    if (s->held == NULL) {
+        s->held = evbuffer_new();
+    }
+    if (s->auth_pkt == NULL || s->held == NULL) {
+        free(cid);
+        refuse_connect(s, version, 0x97, "out of memory");
+        return;
+    }
+    memcpy(s->auth_pkt, pkt, len);
+    s->auth_len = len;
+    s->auth_version = version;
+    s->auth_ticket = ticket;
+    s->client_id = cid;       /* to find it by client id; version stays 0 (not connected) */
+    park_link(s);
+    s->state = MQTT_S_AUTH;
+    s->t.ops->pause_read(s->t.conn, true);
+}
+
+/* The newest accepted CONNECT for a client id wins: an older one still waiting for its
+ * password verdict would otherwise take this session over once it arrives. Close those
+ * (no CONNACK code says "taken over"). */
+static void supersede_parked(struct mqtt_broker *b, const struct mqtt_session *s,
+                             const char *cid)
+{
+    struct mqtt_session *p = b->parked, *next;
+    for (; p != NULL; p = next) {
+        next = p->pk_next;
+        if (p != s && p->client_id != NULL && strcmp(p->client_id, cid) == 0) {
+            park_unlink(p);
+            mqtt_count_error(0x8E);
+            sl_info("[mqtt:session] %s: CONNECT of %s dropped while its password was "
+                    "checked: a newer connection took the client id", p->t.ops->peer(p->t.conn),
+                    cid);
+            p->state = MQTT_S_CLOSING;
+            p->t.ops->close(p->t.conn, true);
+        }
+    }
+}
+
+/* CONNECT c (the raw packet pkt, len: kept when the session parks). verdict: -1 not
+ * decided yet (ask b->auth), else the credentials' verdict already reached (0 allow, or
+ * a CONNACK reason). Returns the session now carrying the connection. */
+static struct mqtt_session *handle_connect(struct mqtt_session *s, const struct mqtt_connect *c,
+                                           const uint8_t *pkt, size_t len, int verdict)
 {
     struct mqtt_broker *b = s->b;
     struct mqtt_session *old;
@@ -527,19 +615,29 @@ static struct mqtt_session *handle_connect(struct mqtt_session *s, const struct 
         refuse_connect(s, v, 0x8C, "enhanced authentication is not supported");
         return s;
     }
-    if (b->auth != NULL) {
-        int r = b->auth(b->auth_arg, cid, c->has_username ? &c->username : NULL,
-                        c->has_password ? &c->password : NULL);
-        if (r != 0) {
-            free(cid);
-            refuse_connect(s, v, (uint8_t)r, "not authorized");
-            return s;
+    if (verdict < 0) {
+        verdict = 0;
+        if (b->auth != NULL) {
+            uint64_t ticket = ++b->next_ticket;
+            verdict = b->auth(b->auth_arg, ticket, cid, c->has_username ? &c->username : NULL,
+                              c->has_password ? &c->password : NULL);
+            if (verdict == MQTT_AUTH_PENDING) {
+                park(s, pkt, len, ticket, v, cid);
+                return s;
+            }
+        } else if (!b->lim.allow_anonymous && !c->has_username) {
+            verdict = 0x87;
         }
-    } else if (!b->lim.allow_anonymous && !c->has_username) {
+    }
+    if (verdict != 0) {
         free(cid);
-        refuse_connect(s, v, 0x87, "anonymous clients are not allowed");
+        refuse_connect(s, v, verdict > 0 && verdict < 0x100 ? (uint8_t)verdict : 0x87,
+                       verdict == 0x89 ? "server busy: too many password checks pending"
+                       : verdict == 0x87 && b->auth == NULL ? "anonymous clients are not allowed"
+                                                            : "not authorized");
         return s;
     }
+    supersede_parked(b, s, cid);
     s->version = v;
     s->client_id = cid;
     s->clean_start = c->clean_start;
@@ -1313,7 +1411,7 @@ static struct mqtt_session *handle_packet(struct mqtt_session *s, const uint8_t 
             }
             return s;
         }
-        return handle_connect(s, &p.u.connect);
+        return handle_connect(s, &p.u.connect, pkt, len, -1);
     }
     rc = mqtt_decode(pkt, len, (enum mqtt_version)s->version, &p);
     if (rc < 0) {
@@ -1387,8 +1485,14 @@ void mqtt_session_data(void *sess, struct evbuffer *in)
     size_t len = evbuffer_get_length(in), off = 0;
     uint8_t *buf;
 
-    if (len == 0) {
-        return;
+    if (s->held != NULL && in != s->held) {
+        /* bytes held since a parked CONNECT come first */
+        evbuffer_add_buffer(s->held, in);
+        in = s->held;
+        len = evbuffer_get_length(in);
+    }
+    if (len == 0 || s->state == MQTT_S_AUTH) {
+        return;   /* parked: the bytes wait in s->held for the verdict */
     }
     buf = evbuffer_pullup(in, -1);
     if (buf == NULL) {
@@ -1427,7 +1531,70 @@ void mqtt_session_data(void *sess, struct evbuffer *in)
         off = len;
     }
     evbuffer_drain(in, off);
+    if (s->state == MQTT_S_AUTH && in != s->held) {
+        /* parked mid-buffer: keep the rest for after the verdict */
+        evbuffer_add_buffer(s->held, in);
+    } else if (s->held != NULL && s->state != MQTT_S_AUTH && evbuffer_get_length(s->held) == 0) {
+        evbuffer_free(s->held);
+        s->held = NULL;
+    }
     sess_unref(blank);
+}
+
+void mqtt_broker_auth_done(struct mqtt_broker *b, uint64_t ticket, int verdict)
+{
+    struct mqtt_session *s = b->parked, *n;
+    struct mqtt_packet p;
+
+    while (s != NULL && s->auth_ticket != ticket) {
+        s = s->pk_next;
+    }
+    if (s == NULL || ticket == 0) {
+        return;   /* the client went away, or a newer connection took its client id */
+    }
+    park_unlink(s);
+    free(s->client_id);
+    s->client_id = NULL;
+    s->refs++;
+    if (mqtt_decode(s->auth_pkt, s->auth_len, MQTT_V5, &p) < 0 || p.type != MQTT_CONNECT) {
+        protocol_error(s, 0x80, "parked CONNECT does not decode");   /* decoded before */
+        n = s;
+    } else {
+        n = handle_connect(s, &p.u.connect, s->auth_pkt, s->auth_len, verdict);
+    }
+    free(s->auth_pkt);
+    s->auth_pkt = NULL;
+    if (n != s) {
+        /* took over a stored session: the held bytes follow the connection */
+        n->held = s->held;
+        s->held = NULL;
+    }
+    if (n->connected && n->state == MQTT_S_ACTIVE) {
+        if (n->inflight_in < b->lim.receive_max) {
+            n->read_paused = false;
+            n->t.ops->pause_read(n->t.conn, false);
+        }
+        if (n->held != NULL) {
+            mqtt_session_data(n, n->held);
+        }
+    }
+    sess_unref(s);
+}
+
+void mqtt_broker_refuse_parked(struct mqtt_broker *b, uint8_t reason)
+{
+    /* Bounded by the list: each iteration unlinks its head. */
+    while (b->parked != NULL) {
+        struct mqtt_session *s = b->parked;
+        park_unlink(s);
+        refuse_connect(s, s->auth_version, reason, "server shutting down");
+        /* No closed event will come (the loop may not run again): detach and let go. */
+        s->t.ops->rebind(s->t.conn, NULL);
+        s->connected = false;
+        b->n_connected--;
+        sl_metric_set(b->m_conns, (int64_t)b->n_connected);
+        sess_unref(s);
+    }
 }
 
 void mqtt_session_drained(void *sess)

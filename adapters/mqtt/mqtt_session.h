@@ -52,9 +52,11 @@ struct mqtt_limits {
     bool allow_anonymous;
 };
 
-/* Decides CONNECT credentials: 0 allow, else a v5 reason code (0x86, 0x87). */
-typedef int (*mqtt_auth_fn)(void *arg, const char *client_id, const struct mqtt_str *user,
-                            const struct mqtt_bin *password);
+/* Decides CONNECT credentials: 0 allow, else a v5 reason code (0x86, 0x87, 0x89), or
+ * MQTT_AUTH_PENDING (mqtt_auth.h): the session parks (reads nothing more from its
+ * client) until mqtt_broker_auth_done(b, ticket, verdict) arrives. Borrows everything. */
+typedef int (*mqtt_auth_fn)(void *arg, uint64_t ticket, const char *client_id,
+                            const struct mqtt_str *user, const struct mqtt_bin *password);
 
 struct mqtt_broker {
     struct sl_gateway *gw;           /* borrowed */
@@ -64,6 +66,9 @@ struct mqtt_broker {
     void *auth_arg;
     struct mqtt_session *all;        /* every session: connected or offline persistent */
     struct mqtt_session **by_id;     /* client id hash buckets */
+    struct mqtt_session *parked;     /* CONNECTs waiting for a password verdict */
+    size_t n_parked;
+    uint64_t next_ticket;            /* auth tickets: never reused */
     size_t n_buckets;
     size_t n_connected;
     struct mqtt_subs *subs;
@@ -77,7 +82,9 @@ struct mqtt_broker {
     struct sl_metric *m_in, *m_out, *m_dropped, *m_lagging;
 };
 
-enum mqtt_state { MQTT_S_CONNECT = 0, MQTT_S_ACTIVE, MQTT_S_CLOSING, MQTT_S_OFFLINE };
+/* MQTT_S_AUTH: a CONNECT parked until its password verdict (broker->parked). */
+enum mqtt_state { MQTT_S_CONNECT = 0, MQTT_S_ACTIVE, MQTT_S_CLOSING, MQTT_S_OFFLINE,
+                  MQTT_S_AUTH };
 
 /* One subscription of a session. */
 struct mqtt_sub_entry {
@@ -167,6 +174,14 @@ struct mqtt_session {
     uint8_t best_qos;                        /* fan-out scratch */
     int32_t best_sub;                        /* fan-out scratch */
     bool catchup_scheduled;
+    /* a CONNECT parked for its password verdict (state MQTT_S_AUTH) */
+    uint64_t auth_ticket;
+    uint8_t *auth_pkt;                       /* the CONNECT packet, copied */
+    size_t auth_len;
+    uint8_t auth_version;                    /* its protocol level */
+    struct mqtt_session *pk_next, *pk_prev;  /* broker->parked */
+    struct evbuffer *held;                   /* bytes read after a parked CONNECT, not yet
+                                                processed; NULL when none */
 };
 
 /* ---- broker (mqtt.c) ---- */
@@ -182,6 +197,12 @@ void mqtt_limits_defaults(struct mqtt_limits *lim);
 struct mqtt_session *mqtt_broker_find(struct mqtt_broker *b, const char *client_id);
 void mqtt_broker_index(struct mqtt_broker *b, struct mqtt_session *s);
 void mqtt_broker_unindex(struct mqtt_broker *b, struct mqtt_session *s);
+/* The password verdict for ticket (0 allow, else a CONNACK reason): finish the parked
+ * CONNECT as handle_connect would have, then process what the client sent meanwhile.
+ * A ticket whose session went away (closed, superseded, refused) is ignored. */
+void mqtt_broker_auth_done(struct mqtt_broker *b, uint64_t ticket, int verdict);
+/* Refuse every parked CONNECT with reason (CONNACK, then close): listener stop. */
+void mqtt_broker_refuse_parked(struct mqtt_broker *b, uint8_t reason);
 /* Run housekeeping now (keepalive, wills, expiry, new topics, store). */
 void mqtt_broker_tick(struct mqtt_broker *b, int64_t now_ms);
 /* Count a protocol error by reason code. */

@@ -835,10 +835,11 @@ static void test_password_hash(void **state)
     assert_false(mqtt_password_ok("pbkdf2-sha256$0$c2FsdA==$AAAA", (const uint8_t *)"x", 1));
 }
 
-static int deny_auth(void *arg, const char *cid, const struct mqtt_str *user,
+static int deny_auth(void *arg, uint64_t ticket, const char *cid, const struct mqtt_str *user,
                      const struct mqtt_bin *pw)
 {
     (void)arg;
+    (void)ticket;
     (void)cid;
     (void)pw;
     return user != NULL && user->len == 2 && memcmp(user->ptr, "ok", 2) == 0 ? 0 : 0x86;
@@ -875,6 +876,230 @@ static void test_auth_hook(void **state)
     assert_true(next_pkt(c, MQTT_V5, &r));
     assert_int_equal(r.u.connack.reason, 0);
     assert_false(c->closed);
+}
+
+/* ---- CONNECTs parked for a password verdict ---- */
+
+/* An auth hook that parks every CONNECT with a password (the tickets go to last_ticket),
+ * answers busy for user "busy", allows everyone else. */
+static uint64_t last_ticket;
+
+static int parking_auth(void *arg, uint64_t ticket, const char *cid, const struct mqtt_str *user,
+                        const struct mqtt_bin *pw)
+{
+    (void)arg;
+    (void)cid;
+    if (user != NULL && user->len == 4 && memcmp(user->ptr, "busy", 4) == 0) {
+        return 0x89;
+    }
+    if (pw != NULL) {
+        last_ticket = ticket;
+        return MQTT_AUTH_PENDING;
+    }
+    return 0;
+}
+
+/* CONNECT cid with user "u" and password "pw" (password NULL: none, anonymous). */
+static void send_connect_pw(struct fake *c, const char *cid, enum mqtt_version v,
+                            const char *user, const char *password)
+{
+    struct mqtt_packet p;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_CONNECT;
+    p.u.connect.protocol_level = (uint8_t)v;
+    p.u.connect.clean_start = true;
+    p.u.connect.keep_alive = 30;
+    p.u.connect.client_id.ptr = cid;
+    p.u.connect.client_id.len = strlen(cid);
+    if (user != NULL) {
+        p.u.connect.has_username = true;
+        p.u.connect.username.ptr = user;
+        p.u.connect.username.len = strlen(user);
+    }
+    if (password != NULL) {
+        p.u.connect.has_password = true;
+        p.u.connect.password.ptr = (const uint8_t *)password;
+        p.u.connect.password.len = strlen(password);
+    }
+    send_pkt(c, &p, v);
+}
+
+static void send_ping(struct fake *c, enum mqtt_version v)
+{
+    struct mqtt_packet p;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_PINGREQ;
+    send_pkt(c, &p, v);
+}
+
+static void expect_connack(struct fake *c, enum mqtt_version v, uint8_t reason)
+{
+    struct mqtt_packet r;
+    assert_true(next_pkt(c, v, &r));
+    assert_int_equal(r.type, MQTT_CONNACK);
+    assert_int_equal(r.u.connack.reason, reason);
+}
+
+static void expect_type(struct fake *c, enum mqtt_version v, enum mqtt_type t)
+{
+    struct mqtt_packet r;
+    assert_true(next_pkt(c, v, &r));
+    assert_int_equal(r.type, t);
+}
+
+/* What the TCP transport does after close(): the closed event, once (none when the
+ * session detached the connection with rebind(NULL)). */
+static void deliver_closed(struct fake *c)
+{
+    if (c->closed && !c->notified && c->sess != NULL) {
+        c->notified = true;
+        mqtt_transport_events.closed(c->sess);
+    }
+}
+
+static void test_auth_parked_connect(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *b = open_conn(f, 1), *c = open_conn(f, 2);
+    uint64_t ta, tb, tc;
+
+    f->b->auth = parking_auth;
+    /* the CONNECT parks: no CONNACK, reading paused; a PINGREQ sent right behind it waits */
+    send_connect_pw(a, "pa", MQTT_V5, "u", "pw");
+    ta = last_ticket;
+    assert_int_equal(evbuffer_get_length(a->out), 0);
+    assert_true(a->paused);
+    assert_int_equal(f->b->n_parked, 1);
+    send_ping(a, MQTT_V5);
+    send_ping(a, MQTT_V5);
+    assert_int_equal(evbuffer_get_length(a->out), 0);
+    send_connect_pw(b, "pb", MQTT_V5, "u", "bad");
+    tb = last_ticket;
+    send_connect_pw(c, "pc", MQTT_V311, "u", "bad");
+    tc = last_ticket;
+    assert_true(ta != tb && tb != tc && ta != 0);
+    assert_int_equal(f->b->n_parked, 3);
+    /* verdicts in any order: the right password is accepted, then the held pings run */
+    mqtt_broker_auth_done(f->b, tb, 0x86);
+    expect_connack(b, MQTT_V5, 0x86);
+    assert_true(b->closed);
+    mqtt_broker_auth_done(f->b, ta, 0);
+    expect_connack(a, MQTT_V5, 0);
+    expect_type(a, MQTT_V5, MQTT_PINGRESP);
+    expect_type(a, MQTT_V5, MQTT_PINGRESP);
+    assert_false(a->paused);
+    assert_false(a->closed);
+    assert_non_null(mqtt_broker_find(f->b, "pa"));
+    mqtt_broker_auth_done(f->b, tc, 0x86);
+    expect_connack(c, MQTT_V311, 4);                /* 3.1.1: bad user name or password */
+    assert_true(c->closed);
+    assert_int_equal(f->b->n_parked, 0);
+    /* a late or repeated verdict is ignored */
+    mqtt_broker_auth_done(f->b, ta, 0);
+    mqtt_broker_auth_done(f->b, tb, 0);
+    assert_int_equal(evbuffer_get_length(a->out), 0);
+    assert_int_equal(evbuffer_get_length(b->out), 0);
+    /* the session works as usual */
+    send_ping(a, MQTT_V5);
+    expect_type(a, MQTT_V5, MQTT_PINGRESP);
+}
+
+static void test_auth_verdict_after_disconnect(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *b = open_conn(f, 1);
+    uint64_t ta;
+
+    f->b->auth = parking_auth;
+    send_connect_pw(a, "gone", MQTT_V5, "u", "pw");
+    ta = last_ticket;
+    send_ping(a, MQTT_V5);
+    /* the client hangs up while its password is checked: the session is freed */
+    a->closed = true;
+    deliver_closed(a);
+    assert_int_equal(f->b->n_parked, 0);
+    assert_int_equal(f->b->n_connected, 1);
+    /* the verdict finds nothing (ASan: no use after free) */
+    mqtt_broker_auth_done(f->b, ta, 0);
+    assert_null(mqtt_broker_find(f->b, "gone"));
+    assert_int_equal(evbuffer_get_length(a->out), 0);
+    /* a later client with the same id is unaffected */
+    do_connect(b, "gone", MQTT_V5, true, 0);
+    mqtt_broker_auth_done(f->b, ta, 0);
+    send_ping(b, MQTT_V5);
+    expect_type(b, MQTT_V5, MQTT_PINGRESP);
+}
+
+static void test_auth_takeover_while_pending(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *old = open_conn(f, 0), *nw = open_conn(f, 1), *p1 = open_conn(f, 2),
+                *p2 = open_conn(f, 3), *wr = open_conn(f, 4);
+    uint64_t t_new, t_p1, t_wr;
+
+    f->b->auth = parking_auth;
+    /* an active client keeps working while a second one with its id waits for a verdict */
+    do_connect(old, "dev", MQTT_V5, true, 0);
+    send_connect_pw(nw, "dev", MQTT_V5, "u", "pw");
+    t_new = last_ticket;
+    send_connect_pw(wr, "dev", MQTT_V5, "u", "wrong");
+    t_wr = last_ticket;
+    send_ping(old, MQTT_V5);
+    expect_type(old, MQTT_V5, MQTT_PINGRESP);
+    assert_false(old->closed);
+    /* a wrong password does not disturb the active client */
+    mqtt_broker_auth_done(f->b, t_wr, 0x86);
+    expect_connack(wr, MQTT_V5, 0x86);
+    assert_false(old->closed);
+    /* the right one takes the client id over, as a synchronous CONNECT would */
+    mqtt_broker_auth_done(f->b, t_new, 0);
+    expect_type(old, MQTT_V5, MQTT_DISCONNECT);
+    assert_true(old->closed);
+    expect_connack(nw, MQTT_V5, 0);
+    assert_ptr_equal(mqtt_broker_find(f->b, "dev"), nw->sess);
+    deliver_closed(old);
+
+    /* newest accepted CONNECT wins: a parked older one is dropped, its verdict ignored */
+    send_connect_pw(p1, "twin", MQTT_V5, "u", "pw");
+    t_p1 = last_ticket;
+    send_connect_pw(p2, "twin", MQTT_V5, NULL, NULL);      /* anonymous: decided at once */
+    expect_connack(p2, MQTT_V5, 0);
+    assert_true(p1->closed);
+    assert_int_equal(evbuffer_get_length(p1->out), 0);      /* no CONNACK to the old one */
+    deliver_closed(p1);
+    assert_int_equal(f->b->n_parked, 0);
+    mqtt_broker_auth_done(f->b, t_p1, 0);
+    assert_false(p2->closed);
+    assert_ptr_equal(mqtt_broker_find(f->b, "twin"), p2->sess);
+    send_ping(p2, MQTT_V5);
+    expect_type(p2, MQTT_V5, MQTT_PINGRESP);
+}
+
+static void test_auth_busy_and_stop(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *b = open_conn(f, 1), *c = open_conn(f, 2),
+                *d = open_conn(f, 3);
+
+    f->b->auth = parking_auth;
+    /* the checker's queue is full: Server busy (3.1.1: server unavailable) */
+    send_connect_pw(a, "b5", MQTT_V5, "busy", "pw");
+    expect_connack(a, MQTT_V5, 0x89);
+    assert_true(a->closed);
+    send_connect_pw(b, "b3", MQTT_V311, "busy", "pw");
+    expect_connack(b, MQTT_V311, 3);
+    assert_true(b->closed);
+    /* listener stop with checks in flight: parked CONNECTs get Server unavailable */
+    send_connect_pw(c, "s5", MQTT_V5, "u", "pw");
+    send_connect_pw(d, "s3", MQTT_V311, "u", "pw");
+    assert_int_equal(f->b->n_parked, 2);
+    mqtt_broker_refuse_parked(f->b, 0x88);
+    expect_connack(c, MQTT_V5, 0x88);
+    expect_connack(d, MQTT_V311, 3);
+    assert_true(c->closed && d->closed);
+    assert_int_equal(f->b->n_parked, 0);
+    assert_int_equal(f->b->n_connected, 2);   /* a and b: their closed events are pending */
+    c->sess = d->sess = NULL;                 /* detached: no closed event comes */
 }
 
 /* ---- outbound topic aliases ---- */
@@ -1134,6 +1359,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shared_restart_resumes, setup, teardown),
         cmocka_unit_test(test_password_hash),
         cmocka_unit_test_setup_teardown(test_auth_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_parked_connect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_verdict_after_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_takeover_while_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_busy_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alias_out_assign_and_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alias_out_replacement, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alias_out_reset_and_full_topic_resend, setup,
