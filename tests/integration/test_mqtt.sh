@@ -2,7 +2,8 @@
 # The MQTT listener with real peers: mosquitto_pub / mosquitto_sub (3.1.1 and 5), Python
 # paho-mqtt (tests/integration/mqtt_listener.py), outbound topic aliases on the wire
 # (tests/integration/mqtt_alias.py), REST read-back, persistence across a restart, and
-# kill -9 mid-stream with QoS 1 publishers (tests/integration/mqtt_crash.py).
+# kill -9 mid-stream with QoS 1 publishers (tests/integration/mqtt_crash.py), password
+# checks off the loop under a CONNECT storm (tests/integration/mqtt_auth_storm.py).
 set -u
 source "$(dirname "$0")/lib.sh"
 dir=$(mktemp -d); trap 'stop_sluice KILL; rm -rf "$dir"' EXIT
@@ -88,5 +89,39 @@ out=$($PUB -V mqttv5 -u device1 -P wrong -t auth/x -m no -q 1 2>&1); rc=$?
 check "auth: wrong password refused (v5 0x86)" test $rc -ne 0 -a -n "$(grep -i 'bad user name or password\|not authori' <<<"$out")"
 out=$($PUB -V mqttv311 -t auth/x -m no -q 1 2>&1); rc=$?
 check "auth: anonymous refused when allow_anonymous is false" test $rc -ne 0
-stop_sluice TERM; check "SIGTERM exits 0 at the end" test $? -eq 0
+stop_sluice TERM; check "SIGTERM exits 0 after the auth checks" test $? -eq 0
+
+# password hashes off the loop thread: a storm of password CONNECTs for a user with a
+# 200,000-iteration hash while a QoS 1 publisher's round trips stay fast; the cache; the
+# pending-check bound (0x89); then SIGTERM with checks still queued
+# (tests/integration/mqtt_auth_storm.py)
+iter=200000
+slowhash=$($PY -c 'import hashlib,base64,os,sys; n=int(sys.argv[1]); s=os.urandom(16); print("pbkdf2-sha256$%d$" % n+base64.b64encode(s).decode()+"$"+base64.b64encode(hashlib.pbkdf2_hmac("sha256",b"s3cret",s,n)).decode())' $iter)
+write_conf "$dir/st.yaml" "$dir/data" "$port" "  mqtt:
+    bind: 127.0.0.1:$mport
+    allow_anonymous: true
+    users:
+      slow: \"$slowhash\""
+start_sluice "$dir/st.yaml" "$dir/log" || bad "start with a slow hash"
+SLUICE_MQTT=$mport SLUICE_ITER=$iter SLUICE_URL="http://127.0.0.1:$port" SLUICE_PARK_HOLD=6 \
+  timeout 120 $PY "$ROOT/tests/integration/mqtt_auth_storm.py" leave-parked > "$dir/storm.out" 2>&1 &
+stpid=$!
+for _ in $(seq 1 600); do
+  grep -q 'leaving .* parked\|passed, .* failed' "$dir/storm.out" 2>/dev/null && break
+  sleep 0.1
+done
+check "auth storm: checks still parked when SIGTERM comes" grep -q 'leaving [1-9][0-9]* CONNECTs parked' "$dir/storm.out"
+t0=$(date +%s%N)
+stop_sluice TERM; rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "SIGTERM with password checks in flight exits 0" test $rc -eq 0
+check "SIGTERM with password checks in flight is quick (${ms} ms < 3000)" test "$ms" -lt 3000
+wait $stpid
+rc=$?
+cat "$dir/storm.out"
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$dir/storm.out" | tail -1)
+p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
+T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
+[ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "mqtt_auth_storm.py exit $rc"
+grep -q ' error \[mqtt\|AddressSanitizer\|runtime error' "$dir/log" && bad "errors in the daemon log"
 finish
