@@ -42,6 +42,10 @@ struct sl_pub_source {
     const char *topic;               /* explicit topic (HTTP POST /topics/{t}), or NULL:
                                         a matching route wins, else this topic, else
                                         the subject's first level */
+    bool has_partition;              /* explicit partition of `topic` (HTTP ?partition=), */
+    int32_t partition;               /* in place of the key's: sl_gateway_publish returns
+                                        -ERANGE if the topic has no such partition and
+                                        -ENOTSUP if a route sends the event elsewhere */
 };
 
 /* Where one published event landed (its first target topic). */

@@ -228,6 +228,9 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
             }
         }
     }
+    if (src->has_partition && d.rule != NULL) {
+        return -ENOTSUP;            /* the partition is one of src->topic's */
+    }
     rc = sl_env_finalize(env);
     if (rc != 0) {
         return rc;
@@ -255,7 +258,13 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
         } else {
             decision_key(env, &d, &r->key, &r->key_len);
         }
-        if (r->key != NULL) {
+        if (src->has_partition) {
+            if (src->partition < 0 ||
+                src->partition >= sl_log_partitions(gw->log, sc->topics[ti].name)) {
+                return -ERANGE;
+            }
+            r->partition = src->partition;
+        } else if (r->key != NULL) {
             r->partition = sl_log_partition_for(gw->log, sc->topics[ti].name, r->key,
                                                 r->key_len);
         } else {

@@ -697,11 +697,17 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
         rc = -EINVAL;
         goto fail;
     }
-    if (rest_query_get(req->query, "partition", dest, sizeof(dest)) != 0) {
-        reason = "bad_param";
-        snprintf(err, sizeof(err), "partition= is not supported on publish: use key=");
-        rc = -EINVAL;
-        goto fail;
+    {
+        int64_t part;
+        int prc = rest_query_num(req->query, "partition", 0, INT32_MAX, -1, &part);
+        if (prc < 0) {
+            reason = "bad_param";
+            snprintf(err, sizeof(err), "bad partition");
+            rc = -EINVAL;
+            goto fail;
+        }
+        src.has_partition = prc == 1;
+        src.partition = (int32_t)part;
     }
     memcpy(dest, "/topics/", 8);
     sl_strlcpy(dest + 8, topic, sizeof(dest) - 8);
@@ -777,8 +783,20 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
     if (rc != 0) {
         rest_pending_unlink(p);
         rest_pending_free(p);
-        snprintf(err, sizeof(err), "%s", rc == -ENOENT ? "unknown topic" : "cannot publish");
-        reason = rc == -ENOENT ? "unknown_topic" : "bad_subject";
+        if (rc == -ERANGE) {
+            snprintf(err, sizeof(err), "unknown partition");
+            reason = "unknown_partition";
+            rc = -ENOENT;          /* 404, as for reads */
+        } else if (rc == -ENOTSUP) {
+            snprintf(err, sizeof(err), "partition= names a partition of the topic in the "
+                     "path, but an ingress route sends this subject elsewhere");
+            reason = "bad_param";
+            rc = -EINVAL;
+        } else {
+            snprintf(err, sizeof(err), "%s",
+                     rc == -ENOENT ? "unknown topic" : "cannot publish");
+            reason = rc == -ENOENT ? "unknown_topic" : "bad_subject";
+        }
         goto fail;
     }
     ce_json_free_batch(&envs, n);

@@ -112,6 +112,37 @@ def test_binary_publish():
     check("same key -> same partition", parts == {p}, parts)
 
 
+def test_explicit_partition():
+    t = topic("part")                       # 3 partitions (lib.sh's write_conf)
+    st, h, j = jreq("POST", "/topics/%s?partition=2" % t, "p2")
+    check("?partition=2 -> 201 in partition 2", st == 201 and j and j.get("partition") == 2,
+          (st, j))
+    st, h, arr = read(t, 2, j["offset"] if j else 0)
+    check("... read back from partition 2", st == 200 and arr and arr[0].get("data") == "p2",
+          (st, arr))
+    parts = set()
+    for k in ("a", "b", "c", "d", "e", "f"):
+        st, h, j = jreq("POST", "/topics/%s?partition=1&key=%s" % (t, k), "k")
+        parts.add(j.get("partition") if j else None)
+    check("?partition= goes before key= (6 keys, all in partition 1)", parts == {1}, parts)
+    st, h, arr = read(t, 1, 0)
+    check("... and the key is kept as partitionkey",
+          st == 200 and [e.get("partitionkey") for e in arr] == ["a", "b", "c", "d", "e", "f"],
+          (st, arr))
+    batch = json.dumps([{"specversion": "1.0", "id": "b%d" % i, "source": "/t", "type": "t",
+                         "data": i} for i in range(3)])
+    st, h, j = jreq("POST", "/topics/%s?partition=0" % t, batch,
+                    {"Content-Type": "application/cloudevents-batch+json"})
+    check("a batch with ?partition=0 lands in partition 0",
+          st == 201 and j and [o.get("partition") for o in j.get("offsets", [])] == [0, 0, 0],
+          (st, j))
+    st, h, j = jreq("POST", "/topics/%s?partition=3" % t, "x")
+    expect_error("?partition= the topic does not have -> 404 JSON", st, 404, j, h)
+    for q in ("-1", "x", "1.5", "", "99999999999"):
+        st, h, j = jreq("POST", "/topics/%s?partition=%s" % (t, q), "x")
+        expect_error("?partition=%s -> 400 JSON" % q, st, 400, j, h)
+
+
 def test_structured_and_batch():
     t = topic("ce")
     ev = {"specversion": "1.0", "id": "s-1", "source": "/app", "type": "t.created",
@@ -442,7 +473,8 @@ def test_head():
 
 
 def main():
-    tests = [test_health, test_head, test_binary_publish, test_structured_and_batch,
+    tests = [test_health, test_head, test_binary_publish, test_explicit_partition,
+             test_structured_and_batch,
              test_raw_data_and_headers, test_long_poll, test_groups, test_topics_and_metrics, test_keep_alive,
              test_concurrent, test_errors]
     global FAILED

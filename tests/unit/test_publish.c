@@ -152,6 +152,42 @@ static void test_explicit_topic_keyless_batch_is_sticky(void **state)
     }
 }
 
+/* An explicit partition (HTTP ?partition=) goes before the key; one the topic does not
+ * have is -ERANGE, and with a route that sends the event elsewhere -ENOTSUP. */
+static void test_explicit_partition(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    struct sl_pub_source src = {.listener = "http", .topic = "inbox", .has_partition = true,
+                                .partition = 3};
+    struct sl_env *e = mk("inbox", "keyed");
+    const char *topics[] = {"elsewhere"};
+    struct rt_ingress rule = {.listener = "http", .match = "routed/#", .topics = topics,
+                              .n_topics = 1, .line = 1};
+    char *err = NULL;
+
+    sl_env_set_key(e, "k1", 2);
+    assert_true(sl_murmur2_partition("k1", 2, 4) != 3);   /* the key alone would go elsewhere */
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), 0);
+    run_until(f, &r);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.items[0].topic, "inbox");
+    assert_int_equal(r.items[0].partition, 3);
+    sl_env_unref(&e);
+
+    src.partition = 4;                              /* the topic has 0..3 */
+    e = mk("inbox", "x");
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), -ERANGE);
+    sl_env_unref(&e);
+
+    assert_int_equal(rt_add_ingress(f->gw.routes, &rule, &err), 0);
+    src.partition = 0;
+    e = mk("routed/a", "x");
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), -ENOTSUP);
+    sl_env_unref(&e);
+    assert_int_equal(r.calls, 1);                   /* the refusals were never called back */
+}
+
 static void test_route_two_topics_header_key_and_rewrite(void **state)
 {
     struct fixture *f = *state;
@@ -250,6 +286,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_default_addressing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_explicit_topic_keyless_batch_is_sticky, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_explicit_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_two_topics_header_key_and_rewrite, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ack_waits_for_fsync, setup, teardown),
