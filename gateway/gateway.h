@@ -44,8 +44,9 @@ struct sl_pub_source {
                                         the subject's first level */
     bool has_partition;              /* explicit partition of `topic` (HTTP ?partition=), */
     int32_t partition;               /* in place of the key's: sl_gateway_publish returns
-                                        -ERANGE if the topic has no such partition and
-                                        -ENOTSUP if a route sends the event elsewhere */
+                                        -ERANGE if the topic has no such partition (an
+                                        unknown topic is not created then) and -ENOTSUP if
+                                        a matching route sends the event to another topic */
 };
 
 /* Where one published event landed (its first target topic). */

@@ -217,6 +217,21 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
         sl_strlcpy(d.topics[0], src->topic, sizeof(d.topics[0]));
         d.key = RT_KEY_NONE;
     }
+    if (src->has_partition) {
+        /* The partition is one of src->topic's: refused (nothing changed, nothing
+         * created) if a route sends the event elsewhere or the topic has no such
+         * partition; a topic created by this publish gets the default count. */
+        int32_t n = sl_log_partitions(gw->log, src->topic);
+        if (d.rule != NULL && (d.n_topics != 1 || strcmp(d.topics[0], src->topic) != 0)) {
+            return -ENOTSUP;
+        }
+        if (n <= 0 && gw->cfg != NULL && gw->cfg->auto_create) {
+            n = gw->cfg->topic_defaults.partitions;
+        }
+        if (n > 0 && (src->partition < 0 || src->partition >= n)) {
+            return -ERANGE;
+        }
+    }
     if (d.rule != NULL) {
         for (size_t s = 0; s < d.rule->n_set; s++) {
             if (d.rule->set[s].value == NULL) {
@@ -227,9 +242,6 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
                 return -ENOMEM;
             }
         }
-    }
-    if (src->has_partition && d.rule != NULL) {
-        return -ENOTSUP;            /* the partition is one of src->topic's */
     }
     rc = sl_env_finalize(env);
     if (rc != 0) {
@@ -259,11 +271,7 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
             decision_key(env, &d, &r->key, &r->key_len);
         }
         if (src->has_partition) {
-            if (src->partition < 0 ||
-                src->partition >= sl_log_partitions(gw->log, sc->topics[ti].name)) {
-                return -ERANGE;
-            }
-            r->partition = src->partition;
+            r->partition = src->partition;     /* range checked above */
         } else if (r->key != NULL) {
             r->partition = sl_log_partition_for(gw->log, sc->topics[ti].name, r->key,
                                                 r->key_len);

@@ -158,12 +158,16 @@ static void test_explicit_partition(void **state)
 {
     struct fixture *f = *state;
     struct result r = {0};
+    struct result r2 = {0};
     struct sl_pub_source src = {.listener = "http", .topic = "inbox", .has_partition = true,
                                 .partition = 3};
     struct sl_env *e = mk("inbox", "keyed");
     const char *topics[] = {"elsewhere"};
     struct rt_ingress rule = {.listener = "http", .match = "routed/#", .topics = topics,
                               .n_topics = 1, .line = 1};
+    const char *inbox[] = {"inbox"};
+    struct rt_ingress same = {.listener = "http", .match = "inbox/#", .topics = inbox,
+                              .n_topics = 1, .line = 2};
     char *err = NULL;
 
     sl_env_set_key(e, "k1", 2);
@@ -180,12 +184,30 @@ static void test_explicit_partition(void **state)
     assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), -ERANGE);
     sl_env_unref(&e);
 
+    /* an unknown topic is not created by a refused partition */
+    src.topic = "brandnew";
+    e = mk("brandnew", "x");
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), -ERANGE);
+    assert_true(sl_log_partitions(f->gw.log, "brandnew") < 0);
+    sl_env_unref(&e);
+
     assert_int_equal(rt_add_ingress(f->gw.routes, &rule, &err), 0);
+    assert_int_equal(rt_add_ingress(f->gw.routes, &same, &err), 0);
+    src.topic = "inbox";
     src.partition = 0;
     e = mk("routed/a", "x");
     assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r), -ENOTSUP);
     sl_env_unref(&e);
     assert_int_equal(r.calls, 1);                   /* the refusals were never called back */
+    /* a route that sends the subject to the path's own topic keeps the partition */
+    e = mk("inbox/a", "y");
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, &e, 1, on_published, &r2), 0);
+    run_until(f, &r2);
+    assert_int_equal(r2.calls, 1);
+    assert_int_equal(r2.status, 0);
+    assert_string_equal(r2.items[0].topic, "inbox");
+    assert_int_equal(r2.items[0].partition, 0);
+    sl_env_unref(&e);
 }
 
 static void test_route_two_topics_header_key_and_rewrite(void **state)

@@ -566,8 +566,10 @@ static void test_errors(void **state)
     assert_error(&r, 400);
     request(f, &r, "POST", "/topics/ok", "key=%zz", "x", NULL);
     assert_error(&r, 400);
-    request(f, &r, "POST", "/topics/ok", "partition=1", "x", NULL);
+    request(f, &r, "POST", "/topics/ok", "partition=one", "x", NULL);
     assert_error(&r, 400);
+    request(f, &r, "POST", "/topics/ok", "partition=99", "x", NULL);
+    assert_error(&r, 404);
     request(f, &r, "POST", "/topics/ok", NULL, big, NULL);
     assert_error(&r, 413);
     request(f, &r, "GET", "/topics/ok/records", NULL, NULL, NULL);
