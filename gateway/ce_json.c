@@ -27,8 +27,10 @@
  * small event), and the tree lives only until its events are built. So while load()'s
  * tree is in use, cJSON allocates from this thread's arena: bump allocation in chunks,
  * nothing freed one by one, everything dropped at once by arena_end(). The hooks are
- * process-wide (cJSON_InitHooks), the arena per thread: on a thread without an active
- * arena they are malloc and free.
+ * process-wide (cJSON_InitHooks, installed before main() by a constructor, so no thread
+ * ever sees them change), the arena per thread: on a thread without an active arena
+ * they are malloc and free. A thread keeps one chunk between parses; a thread-specific
+ * key frees it when the thread exits.
  */
 #define ARENA_CHUNK (64u * 1024u)
 #define ARENA_KEEP (1024u * 1024u)      /* bytes of chunks kept between parses */
@@ -44,10 +46,22 @@ struct arena {
     struct arena_chunk *chunks;         /* newest first */
     size_t hint;                        /* size for the next chunk: the last parse's */
     bool active;
+    bool keyed;                         /* registered with arena_key */
 };
 
 static __thread struct arena tls_arena;
-static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static pthread_key_t arena_key;
+
+static void arena_release(void *arg)
+{
+    struct arena *a = arg;
+
+    while (a->chunks != NULL) {
+        struct arena_chunk *c = a->chunks;
+        a->chunks = c->next;
+        free(c);
+    }
+}
 
 static void *arena_malloc(size_t size)
 {
@@ -57,6 +71,12 @@ static void *arena_malloc(size_t size)
 
     if (!a->active) {
         return malloc(size);
+    }
+    if (size > SIZE_MAX / 2) {
+        return NULL;
+    }
+    if (!a->keyed) {
+        a->keyed = pthread_setspecific(arena_key, a) == 0;
     }
     c = a->chunks;
     if (c == NULL || c->size - c->used < need) {
@@ -96,17 +116,20 @@ static void arena_free(void *p)
     }
 }
 
-static void hooks_init(void)
+__attribute__((constructor)) static void hooks_init(void)
 {
     cJSON_Hooks h = {.malloc_fn = arena_malloc, .free_fn = arena_free};
 
+    if (pthread_key_create(&arena_key, arena_release) != 0) {
+        abort();                        /* before main(): nothing else can be done */
+    }
     cJSON_InitHooks(&h);
 }
 
-/* Start allocating cJSON nodes from this thread's arena. */
+/* Start allocating cJSON nodes from this thread's arena (not re-entrant: one tree per
+ * thread at a time). */
 static void arena_begin(void)
 {
-    pthread_once(&hooks_once, hooks_init);
     tls_arena.active = true;
 }
 

@@ -1,8 +1,10 @@
 /*
  * CloudEvents JSON event format (structured content mode and batch mode) <-> the
  * envelope. Pure: cJSON (decoding), jansson (encoding) and OpenSSL's base64 only, no
- * I/O, no globals of our own (cJSON stores its last error position in one that nothing
- * here reads); any thread.
+ * I/O; any thread. While a parse runs, cJSON allocates from that thread's arena (cJSON's
+ * allocation hooks, installed for the whole process before main()); a thread that has
+ * parsed keeps one arena chunk until it exits. cJSON stores its last error position in
+ * a global that nothing here reads.
  *
  * Parsing rules (structured mode):
  * - The input is strict RFC 8259 JSON (an object, or for a batch an array, and nothing

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,6 +418,44 @@ static void test_strict_json_long_strings(void **state)
             assert_string_equal(env->id, want);
             sl_env_unref(&env);
         }
+    }
+}
+
+/* Parsing on short-lived threads: each thread's arena is its own, and is freed when
+ * the thread exits (make asan's leak check fails otherwise). */
+static void *parse_on_thread(void *arg)
+{
+    const char *batch = "[{\"specversion\":\"1.0\",\"id\":\"t1\",\"source\":\"/s\","
+                        "\"type\":\"t\",\"data\":{\"k\":[1,2,3]}},"
+                        "{\"specversion\":\"1.0\",\"id\":\"t2\",\"source\":\"/s\","
+                        "\"type\":\"t\",\"data\":\"text\"}]";
+    struct sl_env **envs = NULL;
+    size_t n = 0;
+    char err[200];
+    int *ok = arg;
+
+    for (int i = 0; i < 50; i++) {
+        if (ce_json_parse_batch(batch, strlen(batch), 10, &envs, &n, err, sizeof(err)) != 0 ||
+            n != 2 || strcmp(envs[1]->id, "t2") != 0) {
+            *ok = 0;
+        }
+        ce_json_free_batch(&envs, n);
+    }
+    return NULL;
+}
+
+static void test_parse_on_threads(void **state)
+{
+    pthread_t th[3];
+    int ok[3] = {1, 1, 1};
+
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, parse_on_thread, &ok[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(ok[i], 1);
     }
 }
 
@@ -1070,6 +1109,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_strict_json),
         cmocka_unit_test(test_strict_json_long_strings),
+        cmocka_unit_test(test_parse_on_threads),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_number_extensions),
         cmocka_unit_test(test_nested_data_round_trip),
