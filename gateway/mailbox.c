@@ -12,6 +12,7 @@ struct sl_mailbox {
     struct sl_msg *tail;
     struct event *ev;
     atomic_bool running;             /* the loop is running messages */
+    atomic_bool queued;              /* head != NULL, readable without the lock */
 };
 
 static void mailbox_cb(evutil_socket_t fd, short what, void *arg)
@@ -50,6 +51,7 @@ void sl_mailbox_post_chain(struct sl_mailbox *mb, struct sl_msg *first, struct s
         mb->tail->next = first;
     }
     mb->tail = last;
+    atomic_store_explicit(&mb->queued, true, memory_order_relaxed);
     pthread_mutex_unlock(&mb->lock);
     if (was_empty) {
         event_active(mb->ev, EV_READ, 0);
@@ -69,8 +71,9 @@ int sl_mailbox_drain(struct sl_mailbox *mb)
     pthread_mutex_lock(&mb->lock);
     m = mb->head;
     mb->head = mb->tail = NULL;
-    pthread_mutex_unlock(&mb->lock);
     atomic_store_explicit(&mb->running, true, memory_order_relaxed);
+    atomic_store_explicit(&mb->queued, false, memory_order_relaxed);
+    pthread_mutex_unlock(&mb->lock);
     while (m != NULL) {
         struct sl_msg *next = m->next;
         m->fn(m);
@@ -83,15 +86,8 @@ int sl_mailbox_drain(struct sl_mailbox *mb)
 
 bool sl_mailbox_busy(struct sl_mailbox *mb)
 {
-    bool queued;
-
-    if (atomic_load_explicit(&mb->running, memory_order_relaxed)) {
-        return true;
-    }
-    pthread_mutex_lock(&mb->lock);
-    queued = mb->head != NULL;
-    pthread_mutex_unlock(&mb->lock);
-    return queued;
+    return atomic_load_explicit(&mb->running, memory_order_relaxed) ||
+           atomic_load_explicit(&mb->queued, memory_order_relaxed);
 }
 
 void sl_mailbox_free(struct sl_mailbox **mbp)

@@ -245,7 +245,7 @@ static void msg_run(struct sl_msg *sm)
     rest_api_handle(ctx->api, &m->req, on_done, m);
     m->in_handle = false;
     /* The request's strings and body are freed with the message on the lws thread,
-     * which allocated them: memory stays with the thread (and the arena) it came from. */
+     * which allocated them (envelopes it decoded are freed here, by the publish). */
     if (m->answered) {
         reply_push(m);
     }

@@ -123,7 +123,8 @@ typedef void (*sl_append_cb)(void *arg, const struct sl_append_result *res);
  * Append n records to one partition as one RecordBatch. Record memory is borrowed for
  * the duration of the call only (it is encoded before return). cb fires on the loop
  * thread exactly once when the append met the topic's flush policy (or failed); for
- * `os` and `interval` that may be before sl_log_append returns. partition -1: choose
+ * `os` and `interval` that may be before sl_log_append returns (with
+ * sl_log_options.coalesce: at the end of the loop turn, one write per partition). partition -1: choose
  * by the first record's key (sl_log_partition_for). Returns 0 if accepted (cb will
  * fire), or -errno with cb not called. Topic auto-created if allowed.
  * After an fsync error on a partition, its waiting appends fail with -EIO, nothing more
