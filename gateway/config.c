@@ -423,6 +423,12 @@ static void set_kv(struct cy_ctx *c, const struct opt *o, const struct cy_node *
         if (!s) {
             continue;
         }
+        const char *why = o->check ? o->check(s) : NULL;
+        if (why) {
+            /* not echoed: a value checked here may be a secret (a password hash) */
+            cy_err(c, config_node_line(val, k->line), kp, "%s", why);
+            continue;
+        }
         kv[*pn].key = cy_strdup(c, k->str);
         kv[*pn].value = cy_strdup(c, s);
         kv[*pn].line = k->line;
@@ -845,14 +851,6 @@ static bool strv_eq(char *const *a, size_t na, char *const *b, size_t nb)
     return true;
 }
 
-static bool listener_eq(const struct sl_listener_cfg *a, const struct sl_listener_cfg *b)
-{
-    return a->present == b->present && a->enabled == b->enabled && a->port == b->port &&
-           str_eq(a->host, b->host) && a->max_body == b->max_body &&
-           str_eq(a->web_root, b->web_root) && a->max_wait_ms == b->max_wait_ms &&
-           a->max_connections == b->max_connections;
-}
-
 /* One option's values in two bases equal? */
 static bool opt_eq(const struct opt *o, const void *a, const void *b)
 {
@@ -871,8 +869,8 @@ static bool opt_eq(const struct opt *o, const void *a, const void *b)
                        *(char **const *)(const void *)pb,
                        *(const size_t *)(const void *)((const char *)b + o->count_off));
     case OPT_CUSTOM:
-        if (o->fn == config_listener_fn) {
-            return listener_eq((const void *)pa, (const void *)pb);
+        if (o->eq) {
+            return o->eq(o, pa, pb);
         }
         if (o->fn == config_mqtt_version_fn) {
             return memcmp(pa, pb, o->size) == 0;
@@ -909,6 +907,16 @@ static void diff_tabs(struct diff *d, const struct table *tabs, const void *a, c
             }
             if (o->type == OPT_SECTION) {
                 diff_tabs(d, o->sub, ba, bb, path);
+            } else if (o->fn == config_listener_fn) {
+                /* a listener added or removed is one change; else key by key, so the
+                 * keys its table marks reloadable (listeners.mqtt.users, ...) are not */
+                const struct sl_listener_cfg *la = (const void *)(ba + o->off),
+                                             *lb = (const void *)(bb + o->off);
+                if (la->present != lb->present) {
+                    diff_add(d, path);
+                } else if (la->present) {
+                    diff_tabs(d, o->sub, la, lb, path);
+                }
             } else if (o->fn == config_bridges_fn) {
                 const struct sl_config *ca = (const void *)ba, *cb = (const void *)bb;
                 bool same = ca->n_bridges == cb->n_bridges;

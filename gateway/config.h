@@ -158,8 +158,9 @@ void sl_config_print_help(FILE *out);
 
 /*
  * For a reload: the options that differ between `old` and `cur` but take effect only
- * after a restart (data_dir, log.backend, log.kafka, listeners, bridges, ...; every
- * option --help-config does not mark reloadable). Writes their dotted names,
+ * after a restart (data_dir, log.backend, log.kafka, a listener added or removed, a
+ * listener's bind or enabled, bridges, ...; every option --help-config does not mark
+ * reloadable, such as listeners.mqtt.users is). Writes their dotted names,
  * comma-separated, into buf (NUL-terminated, truncated to len; buf may be NULL) and
  * returns how many; 0 means `cur` can be applied in full. Borrows both. Any thread.
  */

@@ -60,10 +60,14 @@ struct opt {
     int64_t min, max;          /* OPT_INT, OPT_SIZE, OPT_DURATION */
     unsigned flags;
     const struct enum_name *enums; /* OPT_ENUM; OPT_STRING: the allowed values */
-    const char *(*check)(const char *s); /* OPT_STRING, OPT_STRLIST: NULL or why not */
+    const char *(*check)(const char *s); /* OPT_STRING, OPT_STRLIST, OPT_KV (each value):
+                                            NULL or why not */
     const struct table *sub;   /* OPT_SECTION, and OPT_CUSTOM elements (for help) */
     const char *elem;          /* OPT_CUSTOM: path element in help: "<topic>", "[]" */
     opt_fn fn;                 /* OPT_CUSTOM */
+    /* OPT_CUSTOM: are the values at a and b (the base plus off) equal, for the reload
+     * diff; NULL: compared by the diff itself where it knows fn, else never a change */
+    bool (*eq)(const struct opt *o, const void *a, const void *b);
     const char *type_name;     /* OPT_CUSTOM: the type shown in help */
     const char *help;
 };

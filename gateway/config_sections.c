@@ -15,6 +15,7 @@
 
 static void bind_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
                     const char *, int);
+static bool bind_eq(const struct opt *, const void *, const void *);
 static void key_fn(struct cy_ctx *, const struct opt *, const struct cy_node *, void *,
                    const char *, int);
 
@@ -27,8 +28,10 @@ static const struct enum_name listener_names[] = {
     {NULL, 0},
 };
 
+static const char *check_password_hash(const char *s);
+
 static const struct opt listener_opts[] = {
-    {.name = "bind", .type = OPT_CUSTOM, .fn = bind_fn, .type_name = "HOST:PORT",
+    {.name = "bind", .type = OPT_CUSTOM, .fn = bind_fn, .eq = bind_eq, .type_name = "HOST:PORT",
      .help = "Address to listen on: IPv4:PORT, [IPv6]:PORT or HOSTNAME:PORT."},
     {.name = "enabled", .type = OPT_BOOL, FIELD(struct sl_listener_cfg, enabled),
      .def = "true", .help = "false turns the listener off while keeping its settings."},
@@ -53,37 +56,47 @@ static const struct opt http_opts[] = {
 static const struct opt mqtt_opts[] = {
     {.name = "max_connections", .type = OPT_INT,
      FIELD(struct sl_listener_cfg, max_connections), .def = "100000", .min = 1,
-     .max = 10000000, .help = "Connections beyond this are refused."},
+     .max = 10000000, .flags = OPT_RELOAD,
+     .help = "Connections beyond this are refused."},
     {.name = "max_packet_size", .type = OPT_SIZE,
      FIELD(struct sl_listener_cfg, mqtt_max_packet_size), .def = "1MiB", .min = 64,
-     .max = 268435460, .help = "Largest packet accepted (bigger: DISCONNECT 0x95)."},
+     .max = 268435460, .flags = OPT_RELOAD,
+     .help = "Largest packet accepted (bigger: DISCONNECT 0x95)."},
     {.name = "receive_maximum", .type = OPT_INT,
      FIELD(struct sl_listener_cfg, mqtt_receive_maximum), .def = "1024", .min = 1,
-     .max = 65535, .help = "Inbound QoS 1/2 publishes in flight per client."},
+     .max = 65535, .flags = OPT_RELOAD,
+     .help = "Inbound QoS 1/2 publishes in flight per client."},
     {.name = "max_inflight", .type = OPT_INT,
      FIELD(struct sl_listener_cfg, mqtt_max_inflight), .def = "1024", .min = 1, .max = 65535,
+     .flags = OPT_RELOAD,
      .help = "Outbound QoS 1/2 messages unacknowledged per client (at most the client's "
              "receive maximum)."},
     {.name = "topic_alias_maximum", .type = OPT_INT,
      FIELD(struct sl_listener_cfg, mqtt_topic_alias_maximum), .def = "64", .min = 0,
-     .max = 65535, .help = "Topic aliases a v5 client may set (0: none)."},
+     .max = 65535, .flags = OPT_RELOAD,
+     .help = "Topic aliases a v5 client may set (0: none)."},
     {.name = "max_subscriptions", .type = OPT_INT,
      FIELD(struct sl_listener_cfg, mqtt_max_subscriptions), .def = "1000", .min = 1,
-     .max = 1000000, .help = "Subscriptions per client (more: SUBACK 0x97)."},
+     .max = 1000000, .flags = OPT_RELOAD,
+     .help = "Subscriptions per client (more: SUBACK 0x97)."},
     {.name = "max_session_expiry", .type = OPT_DURATION,
      FIELD(struct sl_listener_cfg, mqtt_max_session_expiry_ms), .def = "-1", .min = 0,
-     .max = INT64_MAX, .flags = OPT_UNLIMITED,
+     .max = INT64_MAX, .flags = OPT_UNLIMITED | OPT_RELOAD,
      .help = "Cap on the session expiry clients ask for (-1: none)."},
     {.name = "max_keepalive", .type = OPT_DURATION,
      FIELD(struct sl_listener_cfg, mqtt_max_keepalive_ms), .def = "0", .min = 0,
-     .max = 65535000, .help = "Cap on keep alive (0: what the client asks)."},
+     .max = 65535000, .flags = OPT_RELOAD,
+     .help = "Cap on keep alive (0: what the client asks)."},
     {.name = "high_water", .type = OPT_SIZE, FIELD(struct sl_listener_cfg, mqtt_high_water),
      .def = "1MiB", .min = 4096, .max = INT64_MAX,
+     .flags = OPT_RELOAD,
      .help = "Output bytes queued before a slow subscriber lags and reads from the log."},
     {.name = "allow_anonymous", .type = OPT_BOOL,
      FIELD(struct sl_listener_cfg, mqtt_allow_anonymous), .def = "true",
+     .flags = OPT_RELOAD,
      .help = "Accept clients without a user name."},
     {.name = "users", .type = OPT_KV, LIST(struct sl_listener_cfg, mqtt_users, n_mqtt_users),
+     .check = check_password_hash, .flags = OPT_RELOAD,
      .help = "user: pbkdf2-sha256$ITERATIONS$SALT_BASE64$HASH_BASE64 (see README MQTT)."},
     {.name = NULL},
 };
@@ -240,6 +253,78 @@ static void bind_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node 
     if (why) {
         cy_err(c, config_node_line(v, keyline), path, "'" CY_VAL_FMT "': %s", s, why);
     }
+}
+
+/* The reload diff's comparison of two listeners' bind (a and b: the listeners). */
+static bool bind_eq(const struct opt *o, const void *a, const void *b)
+{
+    const struct sl_listener_cfg *la = a, *lb = b;
+    (void)o;
+    return la->port == lb->port && (la->host == lb->host ||
+                                    (la->host && lb->host && strcmp(la->host, lb->host) == 0));
+}
+
+/* Standard base64 of 1 to `max` bytes (what OpenSSL's EVP_DecodeBlock in
+ * adapters/mqtt/mqtt_auth.c decodes into its 128-byte buffers)? */
+static bool is_base64(const char *s, size_t len, size_t min, size_t max)
+{
+    size_t pad = 0;
+    if (len == 0 || len % 4 != 0 || len / 4 * 3 > 128) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '=') {
+            if (i + 2 < len) {
+                return false;
+            }
+            pad++;
+        } else if (pad > 0 || !((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                                (ch >= '0' && ch <= '9') || ch == '+' || ch == '/')) {
+            return false;
+        }
+    }
+    size_t n = len / 4 * 3 - pad;
+    return n >= min && n <= max;
+}
+
+/* listeners.mqtt.users.<name>: a hash adapters/mqtt/mqtt_auth.c's mqtt_password_ok can
+ * use, so a bad entry fails the load (and a SIGHUP reload keeps the running users)
+ * instead of refusing that user's every CONNECT. The value is not echoed. */
+static const char *check_password_hash(const char *s)
+{
+    static const char prefix[] = "pbkdf2-sha256$";
+    static const char shape[] = "the hash must look like "
+                                "pbkdf2-sha256$ITERATIONS$SALT_BASE64$HASH_BASE64";
+    const char *p, *salt, *hash;
+    long iter = 0;
+
+    if (strncmp(s, prefix, sizeof(prefix) - 1) != 0) {
+        return shape;
+    }
+    p = s + sizeof(prefix) - 1;
+    for (; *p >= '0' && *p <= '9' && iter <= 10000000; p++) {
+        iter = iter * 10 + (*p - '0');
+    }
+    if (*p != '$') {
+        return shape;
+    }
+    if (iter < 1 || iter > 10000000) {
+        return "the iteration count must be from 1 to 10000000";
+    }
+    salt = p + 1;
+    hash = strchr(salt, '$');
+    if (hash == NULL) {
+        return shape;
+    }
+    if (!is_base64(salt, (size_t)(hash - salt), 1, 128)) {
+        return "the salt is not standard base64 of 1 to 126 bytes";
+    }
+    hash++;
+    if (!is_base64(hash, strlen(hash), 16, 128)) {
+        return "the hash is not standard base64 of 16 to 126 bytes";
+    }
+    return NULL;
 }
 
 void config_mqtt_version_fn(struct cy_ctx *c, const struct opt *o, const struct cy_node *v,

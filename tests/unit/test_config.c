@@ -740,6 +740,29 @@ static void test_help(void **state)
             fail_msg("help lacks '%s'", want[i]);
         }
     }
+    /* the mqtt listener's reloadable keys are marked so, its bind is not */
+    static const char *const mqtt_reload[] = {
+        "users", "allow_anonymous", "max_packet_size", "receive_maximum", "max_inflight",
+        "topic_alias_maximum", "max_subscriptions", "max_session_expiry", "max_keepalive",
+        "high_water", "max_connections",
+    };
+    for (size_t i = 0; i < sizeof(mqtt_reload) / sizeof(mqtt_reload[0]); i++) {
+        char key[80];
+        snprintf(key, sizeof(key), "  listeners.mqtt.%s ", mqtt_reload[i]);
+        const char *at = strstr(buf, key), *eol = at ? strchr(at, '\n') : NULL;
+        if (!at || !eol || !memmem(at, (size_t)(eol - at), "; reloadable", 12)) {
+            fail_msg("help does not mark listeners.mqtt.%s reloadable", mqtt_reload[i]);
+        }
+    }
+    {
+        const char *at = strstr(buf, "  listeners.mqtt.bind "), *eol = at ? strchr(at, '\n') : NULL;
+        assert_non_null(eol);
+        assert_null(memmem(at, (size_t)(eol - at), "reloadable", 10));
+        at = strstr(buf, "  listeners.http.max_connections ");
+        eol = at ? strchr(at, '\n') : NULL;
+        assert_non_null(eol);
+        assert_null(memmem(at, (size_t)(eol - at), "reloadable", 10));
+    }
     /* conf/sluice.yaml documents every option the tables know ("  NAME:" somewhere) */
     char *path = root_path("conf/sluice.yaml");
     f = fopen(path, "r");
@@ -797,13 +820,108 @@ static void test_restart_changes(void **state)
     memcpy(p, "client_id: gw-2", 15);
     b = parse_ok(text);
     assert_int_equal(sl_config_restart_changes(a, b, buf, sizeof(buf)), 3);
-    assert_string_equal(buf, "gateway.data_dir, listeners.http, bridges");
+    assert_string_equal(buf, "gateway.data_dir, listeners.http.bind, bridges");
     assert_int_equal(sl_config_restart_changes(a, b, buf, 10), 3);   /* truncated */
     assert_string_equal(buf, "gateway.d");
     assert_int_equal(sl_config_restart_changes(a, b, NULL, 0), 3);
     sl_config_free(&b);
     free(text);
     sl_config_free(&a);
+}
+
+/* A valid hash: hashlib.pbkdf2_hmac("sha256", b"s3cret", b"saltsaltsaltsalt", 1000) */
+#define HASH1 "pbkdf2-sha256$1000$c2FsdHNhbHRzYWx0c2FsdA==$" \
+              "8W5yLmqTx7pmJ5+3qp/ZOQP9vTuo+lMNfP/lMdTb9u8="
+
+static const char mqtt_a[] =
+    "listeners:\n"
+    "  mqtt:\n"
+    "    bind: 127.0.0.1:1883\n"
+    "    max_packet_size: 1MiB\n"
+    "    allow_anonymous: true\n"
+    "    users:\n"
+    "      a: \"" HASH1 "\"\n";
+
+/* The mqtt listener's users, allow_anonymous and per-client limits reload; its bind and
+ * enabled, a listener added or removed, and the http listener's keys do not. */
+static void test_restart_changes_mqtt(void **state)
+{
+    struct sl_config *a = parse_ok(mqtt_a), *b;
+    char buf[512];
+    (void)state;
+    b = parse_ok("listeners:\n"
+                 "  mqtt:\n"
+                 "    bind: 127.0.0.1:1883\n"
+                 "    max_packet_size: 2MiB\n"
+                 "    receive_maximum: 10\n"
+                 "    max_inflight: 20\n"
+                 "    topic_alias_maximum: 0\n"
+                 "    max_subscriptions: 5\n"
+                 "    max_session_expiry: 1h\n"
+                 "    max_keepalive: 60s\n"
+                 "    high_water: 64KiB\n"
+                 "    max_connections: 3\n"
+                 "    allow_anonymous: false\n"
+                 "    users:\n"
+                 "      a: \"pbkdf2-sha256$1000$c2FsdA==$AAAAAAAAAAAAAAAAAAAAAA==\"\n"
+                 "      b: \"" HASH1 "\"\n");
+    assert_int_equal(sl_config_restart_changes(a, b, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+    sl_config_free(&b);
+    b = parse_ok("listeners:\n"
+                 "  mqtt:\n"
+                 "    bind: 127.0.0.1:1884\n"
+                 "    enabled: false\n"
+                 "    users:\n"
+                 "      a: \"" HASH1 "\"\n"
+                 "  http:\n"
+                 "    max_connections: 7\n"
+                 "  stomp:\n");
+    assert_int_equal(sl_config_restart_changes(a, b, buf, sizeof(buf)), 4);
+    assert_string_equal(buf, "listeners.http.max_connections, listeners.mqtt.bind, "
+                             "listeners.mqtt.enabled, listeners.stomp");
+    sl_config_free(&b);
+    b = parse_ok("gateway: {log_level: warn}\n");   /* mqtt removed */
+    assert_int_equal(sl_config_restart_changes(a, b, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "listeners.mqtt");
+    sl_config_free(&b);
+    sl_config_free(&a);
+}
+
+/* A users entry whose hash mqtt_password_ok could never use fails the load (so a reload
+ * with one keeps the running config), without echoing the value. */
+static void test_mqtt_users_checked(void **state)
+{
+    static const struct {
+        const char *hash, *why;
+    } bad[] = {
+        {"plain", "the hash must look like pbkdf2-sha256$ITERATIONS$SALT_BASE64$HASH_BASE64"},
+        {"pbkdf2-sha256$x$c2FsdA==$AAAAAAAAAAAAAAAAAAAAAA==", "the hash must look like"},
+        {"pbkdf2-sha256$0$c2FsdA==$AAAAAAAAAAAAAAAAAAAAAA==", "the iteration count"},
+        {"pbkdf2-sha256$99999999$c2FsdA==$AAAAAAAAAAAAAAAAAAAAAA==", "the iteration count"},
+        {"pbkdf2-sha256$1000$c2FsdA==", "the hash must look like"},
+        {"pbkdf2-sha256$1000$c2F*dA==$AAAAAAAAAAAAAAAAAAAAAA==", "the salt"},
+        {"pbkdf2-sha256$1000$$AAAAAAAAAAAAAAAAAAAAAA==", "the salt"},
+        {"pbkdf2-sha256$1000$c2FsdA==$AAAA", "the hash is not"},
+        {"pbkdf2-sha256$1000$c2FsdA==$AAAAAAAAAAAAAAAAAAAAAA=A", "the hash is not"},
+    };
+    char text[512], want[256];
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "listeners:\n  mqtt:\n    users:\n      ok: \"%s\"\n"
+                 "      dev: \"%s\"\n", HASH1, bad[i].hash);
+        char *errors = parse_bad(text);
+        snprintf(want, sizeof(want), "t.yaml:5: listeners.mqtt.users.dev: %s", bad[i].why);
+        if (strncmp(errors, want, strlen(want)) != 0 || count_lines(errors) != 1 ||
+            (strlen(bad[i].hash) > 8 && strstr(errors, bad[i].hash + 8))) {
+            fail_msg("hash '%s': got '%s', want '%s...'", bad[i].hash, errors, want);
+        }
+        free(errors);
+    }
+    struct sl_config *cfg = parse_ok(mqtt_a);
+    assert_int_equal(cfg->mqtt.n_mqtt_users, 1);
+    assert_string_equal(cfg->mqtt.mqtt_users[0].value, HASH1);
+    sl_config_free(&cfg);
 }
 
 int main(void)
@@ -825,6 +943,8 @@ int main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_restart_changes),
+        cmocka_unit_test(test_restart_changes_mqtt),
+        cmocka_unit_test(test_mqtt_users_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
