@@ -156,7 +156,26 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(d->gw.base);
 }
 
-/* SIGHUP: reload routes and topic settings; listeners and connections stay. A bad
+/* The section of cfg for the listener named name ("http", "mqtt", ...), or NULL. */
+static const struct sl_listener_cfg *listener_cfg(const struct sl_config *cfg, const char *name)
+{
+    const struct {
+        const char *name;
+        const struct sl_listener_cfg *lc;
+    } ls[] = {
+        {"http", &cfg->http}, {"mqtt", &cfg->mqtt}, {"amqp", &cfg->amqp},
+        {"stomp", &cfg->stomp}, {"kafka", &cfg->kafka},
+    };
+    for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
+        if (strcmp(ls[i].name, name) == 0) {
+            return ls[i].lc;
+        }
+    }
+    return NULL;
+}
+
+/* SIGHUP: reload routes, topic settings and what each listener's reload op takes (the
+ * mqtt listener's users and per-client limits); listeners and connections stay. A bad
  * file keeps the running config. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -200,8 +219,10 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     gw->routes = rt;
     for (size_t i = 0; i < gw->n_adapters; i++) {
         struct sl_adapter *a = gw->adapters[i];
-        const struct sl_listener_cfg *lc = strcmp(a->name, "http") == 0 ? &cfg->http : NULL;
-        if (a->ops->reload != NULL && lc != NULL) {
+        const struct sl_listener_cfg *lc = listener_cfg(cfg, a->name);
+        /* a listener the new file removes or disables keeps running as it is until a
+         * restart (the warning above names it) */
+        if (a->ops->reload != NULL && lc != NULL && lc->present && lc->enabled) {
             a->ops->reload(a, lc);
         }
     }

@@ -40,7 +40,9 @@ struct mqtt_ctx {
     struct mqtt_limits lim;
     struct mqtt_broker *b;
     struct sl_tcp_server *tcp;
-    struct mqtt_auth *auth;          /* password checks; NULL without users */
+    struct mqtt_auth *auth;          /* password checks; NULL until users are set */
+    uint64_t stale_ticket;           /* checks up to this ticket ran against users a
+                                        reload replaced: their verdicts are re-decided */
 };
 
 int64_t mqtt_now_ms(void)
@@ -322,13 +324,61 @@ static int users_auth(void *arg, uint64_t ticket, const char *client_id,
     return ctx->lim.allow_anonymous && ctx->n_users == 0 ? 0 : 0x86;
 }
 
-/* A worker's verdict, on the loop thread: finish the parked CONNECT, if still there. */
+/* A worker's verdict, on the loop thread: finish the parked CONNECT, if still there. A
+ * check queued before a reload changed the users was made against the old hash: decide
+ * that CONNECT again against the users now configured. */
 static void on_auth_verdict(void *arg, uint64_t ticket, bool ok)
 {
     struct mqtt_ctx *ctx = arg;
     if (ctx->b != NULL) {
-        mqtt_broker_auth_done(ctx->b, ticket, ok ? 0 : 0x86);
+        mqtt_broker_auth_done(ctx->b, ticket, ticket <= ctx->stale_ticket ? -1 : ok ? 0 : 0x86);
     }
+}
+
+static void users_free(struct mqtt_user *users, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(users[i].name);
+        free(users[i].hash);
+    }
+    free(users);
+}
+
+/* A copy of cfg's users: 0, or -1 out of memory (*out untouched). */
+static int users_copy(const struct sl_listener_cfg *cfg, struct mqtt_user **out, size_t *n_out)
+{
+    struct mqtt_user *u = NULL;
+    size_t n = 0;
+    if (cfg->n_mqtt_users > 0) {
+        u = calloc(cfg->n_mqtt_users, sizeof(*u));
+        if (u == NULL) {
+            return -1;
+        }
+        for (; n < cfg->n_mqtt_users; n++) {
+            u[n].name = strdup(cfg->mqtt_users[n].key);
+            u[n].hash = strdup(cfg->mqtt_users[n].value);
+            if (u[n].name == NULL || u[n].hash == NULL) {
+                users_free(u, n + 1);
+                return -1;
+            }
+        }
+    }
+    *out = u;
+    *n_out = n;
+    return 0;
+}
+
+static bool users_eq(const struct mqtt_user *a, size_t na, const struct mqtt_user *b, size_t nb)
+{
+    if (na != nb) {
+        return false;
+    }
+    for (size_t i = 0; i < na; i++) {
+        if (strcmp(a[i].name, b[i].name) != 0 || strcmp(a[i].hash, b[i].hash) != 0) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* --------------------------------------------------------------- adapter ---- */
@@ -337,6 +387,12 @@ static void *on_accept(void *arg, const struct sl_transport *t)
 {
     struct mqtt_ctx *ctx = arg;
     if (ctx->b == NULL || ctx->b->stopping) {
+        return NULL;
+    }
+    /* here rather than in the TCP server, so a reload can change it */
+    if (ctx->b->n_connected >= ctx->b->lim.max_connections) {
+        sl_warn("[mqtt:listener] connection limit %u reached: %s refused",
+                ctx->b->lim.max_connections, t->ops->peer(t->conn));
         return NULL;
     }
     return mqtt_session_new(ctx->b, t);
@@ -356,32 +412,11 @@ static int mqtt_create(struct sl_adapter *a, const struct sl_listener_cfg *cfg, 
     ctx->port = cfg->port;
     mqtt_limits_from_config(cfg, &ctx->lim);
     a->ctx = ctx;
-    if (cfg->n_mqtt_users > 0) {
-        ctx->users = calloc(cfg->n_mqtt_users, sizeof(*ctx->users));
-        if (ctx->users == NULL) {
-            *err = strdup("out of memory");
-            mqtt_destroy(a);
-            return -1;
-        }
-        for (size_t i = 0; i < cfg->n_mqtt_users; i++) {
-            ctx->users[i].name = strdup(cfg->mqtt_users[i].key);
-            ctx->users[i].hash = strdup(cfg->mqtt_users[i].value);
-            ctx->n_users++;
-            if (ctx->users[i].name == NULL || ctx->users[i].hash == NULL) {
-                *err = strdup("out of memory");
-                mqtt_destroy(a);
-                return -1;
-            }
-            if (strncmp(ctx->users[i].hash, "pbkdf2-sha256$", 14) != 0) {
-                if (asprintf(err, "line %d: users.%s: the hash must look like "
-                             "pbkdf2-sha256$ITERATIONS$SALT_BASE64$HASH_BASE64",
-                             cfg->mqtt_users[i].line, ctx->users[i].name) < 0) {
-                    *err = NULL;
-                }
-                mqtt_destroy(a);
-                return -1;
-            }
-        }
+    /* the hashes' shape was checked by the config loader (listeners.mqtt.users) */
+    if (users_copy(cfg, &ctx->users, &ctx->n_users) != 0) {
+        *err = strdup("out of memory");
+        mqtt_destroy(a);
+        return -1;
     }
     return 0;
 }
@@ -391,7 +426,7 @@ static int mqtt_start(struct sl_adapter *a, char **err)
     struct mqtt_ctx *ctx = a->ctx;
     struct sl_gateway *gw = a->gw;
     struct sl_tcp_options o = {
-        .host = ctx->host, .port = ctx->port, .max_connections = ctx->lim.max_connections,
+        .host = ctx->host, .port = ctx->port, .max_connections = 0,   /* on_accept's */
         .write_low_water = 64 * 1024, .name = "mqtt",
     };
     ctx->b = mqtt_broker_new(gw, &ctx->lim, gw->cfg != NULL ? gw->cfg->data_dir : NULL, err);
@@ -450,14 +485,55 @@ static void mqtt_destroy(struct sl_adapter *a)
         mqtt_broker_free(&ctx->b);
     }
     sl_tcp_server_free(&ctx->tcp);
-    for (size_t i = 0; i < ctx->n_users; i++) {
-        free(ctx->users[i].name);
-        free(ctx->users[i].hash);
-    }
-    free(ctx->users);
+    users_free(ctx->users, ctx->n_users);
     free(ctx->host);
     free(ctx);
     a->ctx = NULL;
+}
+
+/* SIGHUP: the users, allow_anonymous and the per-client limits of cfg (validated by
+ * the config loader) apply to CONNECTs from now on; connected clients keep what their
+ * CONNACK announced (see struct mqtt_limits). bind and enabled need a restart (the
+ * core's restart-changes warning names them). */
+static void mqtt_reload(struct sl_adapter *a, const struct sl_listener_cfg *cfg)
+{
+    struct mqtt_ctx *ctx = a->ctx;
+    struct mqtt_user *users;
+    size_t n_users;
+    bool changed;
+
+    if (ctx == NULL || ctx->b == NULL || ctx->b->stopping) {
+        return;
+    }
+    if (users_copy(cfg, &users, &n_users) != 0) {
+        sl_error("[mqtt:listener] reload: out of memory; users and limits unchanged");
+        return;
+    }
+    changed = !users_eq(ctx->users, ctx->n_users, users, n_users);
+    if (n_users > 0 && ctx->auth == NULL) {
+        ctx->auth = mqtt_auth_new(ctx->a->gw->mailbox, MQTT_AUTH_THREADS,
+                                  MQTT_AUTH_MAX_PENDING, MQTT_AUTH_CACHE_SIZE,
+                                  on_auth_verdict, ctx);
+        if (ctx->auth == NULL) {
+            sl_warn("[mqtt:listener] reload: cannot start the password check workers; "
+                    "passwords are checked on the loop thread");
+        }
+    }
+    users_free(ctx->users, ctx->n_users);
+    ctx->users = users;
+    ctx->n_users = n_users;
+    if (changed) {
+        /* no password verified against the old users is trusted again, and checks
+         * still running against them are decided anew when they finish */
+        mqtt_auth_cache_clear(ctx->auth);
+        ctx->stale_ticket = ctx->b->next_ticket;
+    }
+    mqtt_limits_from_config(cfg, &ctx->lim);
+    ctx->b->lim = ctx->lim;
+    sl_info("[mqtt:listener] reloaded: %zu user(s)%s, anonymous %s, max_connections %u, "
+            "max_packet_size %u (new connections)", n_users, changed ? " (changed)" : "",
+            ctx->lim.allow_anonymous ? "allowed" : "refused", ctx->lim.max_connections,
+            ctx->lim.max_packet_size);
 }
 
 int mqtt_adapter_port(const struct sl_adapter *a)
@@ -476,6 +552,7 @@ const struct sl_adapter_ops mqtt_adapter_ops = {
     .name = "mqtt",
     .create = mqtt_create,
     .start = mqtt_start,
+    .reload = mqtt_reload,
     .stop = mqtt_stop,
     .destroy = mqtt_destroy,
 };

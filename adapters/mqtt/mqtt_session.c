@@ -209,9 +209,18 @@ struct mqtt_session *mqtt_session_new(struct mqtt_broker *b, const struct sl_tra
     s->state = MQTT_S_CONNECT;
     s->last_rx_ms = mqtt_now_ms();
     s->refs = 1;   /* the transport's */
+    mqtt_session_take_limits(s);
     b->n_connected++;
     sl_metric_set(b->m_conns, (int64_t)b->n_connected);
     return s;
+}
+
+void mqtt_session_take_limits(struct mqtt_session *s)
+{
+    s->max_packet_in = s->b->lim.max_packet_size;
+    s->receive_max_in = s->b->lim.receive_max;
+    s->alias_max_in = s->b->lim.topic_alias_max;
+    s->max_subs = s->b->lim.max_subscriptions;
 }
 
 static void will_clear(struct mqtt_session *s)
@@ -377,11 +386,11 @@ static void send_connack(struct mqtt_session *s, uint8_t version, uint8_t reason
         struct mqtt_props *pr = &p.u.connack.props;
         p.u.connack.reason = reason;
         if (reason == 0) {
-            pr->receive_max = s->b->lim.receive_max;
+            pr->receive_max = s->receive_max_in;
             mqtt_prop_set(pr, MQTT_PROP_RECEIVE_MAX);
-            pr->topic_alias_max = s->b->lim.topic_alias_max;
+            pr->topic_alias_max = s->alias_max_in;
             mqtt_prop_set(pr, MQTT_PROP_TOPIC_ALIAS_MAX);
-            pr->max_packet_size = s->b->lim.max_packet_size;
+            pr->max_packet_size = s->max_packet_in;
             mqtt_prop_set(pr, MQTT_PROP_MAX_PACKET_SIZE);
             pr->retain_available = 1;
             mqtt_prop_set(pr, MQTT_PROP_RETAIN_AVAILABLE);
@@ -638,6 +647,7 @@ static struct mqtt_session *handle_connect(struct mqtt_session *s, const struct 
         return s;
     }
     supersede_parked(b, s, cid);
+    mqtt_session_take_limits(s);   /* the limits in force now, announced in CONNACK */
     s->version = v;
     s->client_id = cid;
     s->clean_start = c->clean_start;
@@ -719,6 +729,10 @@ static struct mqtt_session *handle_connect(struct mqtt_session *s, const struct 
         old->session_expiry = s->session_expiry;
         old->send_quota_max = s->send_quota_max;
         old->max_packet_out = s->max_packet_out;
+        old->max_packet_in = s->max_packet_in;
+        old->receive_max_in = s->receive_max_in;
+        old->alias_max_in = s->alias_max_in;
+        old->max_subs = s->max_subs;
         old->last_rx_ms = mqtt_now_ms();
         s = take_over(s, old);
         s->will = will;
@@ -834,7 +848,7 @@ static void pubq_flush(struct mqtt_session *s)
         }
         free(w);
     }
-    if (s->read_paused && s->connected && s->inflight_in < s->b->lim.receive_max) {
+    if (s->read_paused && s->connected && s->inflight_in < s->receive_max_in) {
         s->read_paused = false;
         s->t.ops->pause_read(s->t.conn, false);
     }
@@ -1061,17 +1075,17 @@ static void handle_publish(struct mqtt_session *s, const struct mqtt_publish *p)
 
     if (s->version == MQTT_V5 && mqtt_prop_has(&p->props, MQTT_PROP_TOPIC_ALIAS)) {
         uint16_t a = p->props.topic_alias;
-        if (a == 0 || a > (s->alias != NULL ? s->n_alias : b->lim.topic_alias_max)) {
+        if (a == 0 || a > (s->alias != NULL ? s->n_alias : s->alias_max_in)) {
             protocol_error(s, 0x94, "topic alias out of range");
             return;
         }
         if (s->alias == NULL) {
-            s->alias = calloc(b->lim.topic_alias_max, sizeof(*s->alias));
+            s->alias = calloc(s->alias_max_in, sizeof(*s->alias));
             if (s->alias == NULL) {
                 protocol_error(s, 0x97, "out of memory");
                 return;
             }
-            s->n_alias = b->lim.topic_alias_max;
+            s->n_alias = s->alias_max_in;
         }
         if (tlen == 0) {
             if (s->alias[a - 1] == NULL) {
@@ -1099,7 +1113,7 @@ static void handle_publish(struct mqtt_session *s, const struct mqtt_publish *p)
         return;
     }
     if (p->qos > 0) {
-        if (s->inflight_in >= b->lim.receive_max) {
+        if (s->inflight_in >= s->receive_max_in) {
             if (s->version == MQTT_V5) {
                 protocol_error(s, 0x93, "receive maximum exceeded");
                 return;
@@ -1155,7 +1169,7 @@ static void handle_publish(struct mqtt_session *s, const struct mqtt_publish *p)
     s->pq_tail = w;
     if (p->qos > 0) {
         s->inflight_in++;
-        if (s->inflight_in >= b->lim.receive_max && !s->read_paused) {
+        if (s->inflight_in >= s->receive_max_in && !s->read_paused) {
             s->read_paused = true;
             s->t.ops->pause_read(s->t.conn, true);
         }
@@ -1288,7 +1302,7 @@ static void handle_subscribe(struct mqtt_session *s, const struct mqtt_subscribe
             e->sub_id = sub_id;
         } else {
             struct mqtt_sub_entry *e;
-            if (s->n_subs >= b->lim.max_subscriptions) {
+            if (s->n_subs >= s->max_subs) {
                 reasons[n++] = 0x97;
                 continue;
             }
@@ -1511,7 +1525,7 @@ void mqtt_session_data(void *sess, struct evbuffer *in)
     while (off < len && s->connected &&
            (s->state == MQTT_S_CONNECT || s->state == MQTT_S_ACTIVE)) {
         size_t plen = 0;
-        int rc = mqtt_frame(buf + off, len - off, s->b->lim.max_packet_size, &plen);
+        int rc = mqtt_frame(buf + off, len - off, s->max_packet_in, &plen);
         if (rc == 0) {
             break;
         }
@@ -1545,6 +1559,8 @@ void mqtt_broker_auth_done(struct mqtt_broker *b, uint64_t ticket, int verdict)
 {
     struct mqtt_session *s = b->parked, *n;
     struct mqtt_packet p;
+    uint8_t *pkt;
+    size_t len;
 
     while (s != NULL && s->auth_ticket != ticket) {
         s = s->pk_next;
@@ -1556,21 +1572,24 @@ void mqtt_broker_auth_done(struct mqtt_broker *b, uint64_t ticket, int verdict)
     free(s->client_id);
     s->client_id = NULL;
     s->refs++;
-    if (mqtt_decode(s->auth_pkt, s->auth_len, MQTT_V5, &p) < 0 || p.type != MQTT_CONNECT) {
+    /* ours now: a verdict of -1 may park the session again with a fresh copy */
+    pkt = s->auth_pkt;
+    len = s->auth_len;
+    s->auth_pkt = NULL;
+    if (mqtt_decode(pkt, len, MQTT_V5, &p) < 0 || p.type != MQTT_CONNECT) {
         protocol_error(s, 0x80, "parked CONNECT does not decode");   /* decoded before */
         n = s;
     } else {
-        n = handle_connect(s, &p.u.connect, s->auth_pkt, s->auth_len, verdict);
+        n = handle_connect(s, &p.u.connect, pkt, len, verdict < 0 ? -1 : verdict);
     }
-    free(s->auth_pkt);
-    s->auth_pkt = NULL;
+    free(pkt);
     if (n != s) {
         /* took over a stored session: the held bytes follow the connection */
         n->held = s->held;
         s->held = NULL;
     }
     if (n->connected && n->state == MQTT_S_ACTIVE) {
-        if (n->inflight_in < b->lim.receive_max) {
+        if (n->inflight_in < n->receive_max_in) {
             n->read_paused = false;
             n->t.ops->pause_read(n->t.conn, false);
         }

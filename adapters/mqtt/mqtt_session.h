@@ -37,7 +37,11 @@ struct pub_wait;
 #define MQTT_H_PAYLOAD_FORMAT "mqtt-payload-format"
 #define MQTT_H_EXPIRY "mqtt-message-expiry"
 
-/* Listener settings (config keys of listeners.mqtt, see conf/sluice.yaml). */
+/* Listener settings (config keys of listeners.mqtt, see conf/sluice.yaml). A SIGHUP
+ * reload replaces broker->lim: sessions read max_keepalive, max_inflight and
+ * max_session_expiry into their own fields at CONNECT and copy the rest they announce
+ * (mqtt_session_take_limits); high_water, max_session_expiry (at a v5 DISCONNECT),
+ * max_connections and allow_anonymous are read where they are used. */
 struct mqtt_limits {
     uint32_t max_connections;
     uint32_t max_packet_size;        /* inbound, bytes */
@@ -144,6 +148,13 @@ struct mqtt_session {
     uint32_t session_expiry;                 /* seconds; 0xFFFFFFFF never */
     int64_t expire_at_ms;                    /* offline: when to drop, 0 none */
     uint32_t max_packet_out;                 /* client's maximum packet size, 0 none */
+    /* The listener's limits for this connection, taken from b->lim at accept and again
+     * at CONNECT (CONNACK announces them to v5 clients), so a SIGHUP reload that
+     * changes b->lim applies to connections made after it and never to this one. */
+    uint32_t max_packet_in;                  /* max_packet_size */
+    uint16_t receive_max_in;                 /* receive_maximum */
+    uint16_t alias_max_in;                   /* topic_alias_maximum */
+    uint32_t max_subs;                       /* max_subscriptions */
     uint16_t send_quota_max;                 /* client's receive maximum */
     uint16_t inflight_in;                    /* inbound publishes awaiting durability */
     struct pub_wait *pq_head, *pq_tail;      /* their acks, in arrival order */
@@ -197,8 +208,10 @@ void mqtt_limits_defaults(struct mqtt_limits *lim);
 struct mqtt_session *mqtt_broker_find(struct mqtt_broker *b, const char *client_id);
 void mqtt_broker_index(struct mqtt_broker *b, struct mqtt_session *s);
 void mqtt_broker_unindex(struct mqtt_broker *b, struct mqtt_session *s);
-/* The password verdict for ticket (0 allow, else a CONNACK reason): finish the parked
- * CONNECT as handle_connect would have, then process what the client sent meanwhile.
+/* The password verdict for ticket (0 allow, else a CONNACK reason, or -1: decide again
+ * through b->auth, e.g. the users changed while it was computed, which may park the
+ * CONNECT again with a new ticket): finish the parked CONNECT as handle_connect would
+ * have, then process what the client sent meanwhile.
  * A ticket whose session went away (closed, superseded, refused) is ignored. */
 void mqtt_broker_auth_done(struct mqtt_broker *b, uint64_t ticket, int verdict);
 /* Refuse every parked CONNECT with reason (CONNACK, then close): listener stop. */
@@ -222,6 +235,9 @@ extern const struct sl_transport_events mqtt_transport_events;
 void mqtt_session_kick(struct mqtt_session *s, uint8_t reason, const char *why);
 /* Destroy a session for good: leave subscriptions, drop the store file. */
 void mqtt_session_destroy(struct mqtt_session *s);
+/* Take the per-connection limits (max_packet_in, receive_max_in, alias_max_in,
+ * max_subs) from s->b->lim, as they are now. */
+void mqtt_session_take_limits(struct mqtt_session *s);
 /* Publish the armed will now. */
 void mqtt_session_fire_will(struct mqtt_session *s);
 /* Write one packet (encoded here). 0 or -errno. */

@@ -220,6 +220,7 @@ static struct mqtt_session *load_one(struct mqtt_broker *b, json_t *doc)
     s->state = MQTT_S_OFFLINE;
     s->in_store = true;
     s->send_quota_max = b->lim.max_inflight;
+    mqtt_session_take_limits(s);   /* replaced at its next CONNECT */
     s->expire_at_ms = s->session_expiry == 0xFFFFFFFFu
                           ? 0 : mqtt_now_ms() + (int64_t)s->session_expiry * 1000;
     s->next = b->all;

@@ -3,7 +3,8 @@
 # paho-mqtt (tests/integration/mqtt_listener.py), outbound topic aliases on the wire
 # (tests/integration/mqtt_alias.py), REST read-back, persistence across a restart, and
 # kill -9 mid-stream with QoS 1 publishers (tests/integration/mqtt_crash.py), password
-# checks off the loop under a CONNECT storm (tests/integration/mqtt_auth_storm.py).
+# checks off the loop under a CONNECT storm (tests/integration/mqtt_auth_storm.py), SIGHUP
+# reload of users and limits (tests/integration/mqtt_reload.py).
 set -u
 source "$(dirname "$0")/lib.sh"
 dir=$(mktemp -d); trap 'stop_sluice KILL; rm -rf "$dir"' EXIT
@@ -90,6 +91,30 @@ check "auth: wrong password refused (v5 0x86)" test $rc -ne 0 -a -n "$(grep -i '
 out=$($PUB -V mqttv311 -t auth/x -m no -q 1 2>&1); rc=$?
 check "auth: anonymous refused when allow_anonymous is false" test $rc -ne 0
 stop_sluice TERM; check "SIGTERM exits 0 after the auth checks" test $? -eq 0
+
+# SIGHUP reloads the listener's users, allow_anonymous and per-client limits for new
+# connections; connected clients stay; a bad users entry keeps the running config
+# (tests/integration/mqtt_reload.py rewrites the file and signals the daemon by PID)
+hash1=$($PY -c 'import hashlib,base64,os; s=os.urandom(12); print("pbkdf2-sha256$2000$"+base64.b64encode(s).decode()+"$"+base64.b64encode(hashlib.pbkdf2_hmac("sha256",b"pw1",s,2000)).decode())')
+write_conf "$dir/r.yaml" "$dir/data" "$port" "  mqtt:
+    bind: 127.0.0.1:$mport
+    max_packet_size: 1MiB
+    allow_anonymous: true
+    users:
+      a: \"$hash1\""
+start_sluice "$dir/r.yaml" "$dir/rlog" || bad "start for the reload checks"
+SLUICE_CONF="$dir/r.yaml" SLUICE_PID=$SLUICE_PID SLUICE_LOG="$dir/rlog" SLUICE_MQTT=$mport \
+  timeout 120 $PY "$ROOT/tests/integration/mqtt_reload.py" > "$dir/reload.out" 2>&1
+rc=$?
+cat "$dir/reload.out"
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$dir/reload.out" | tail -1)
+p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
+T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
+[ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "mqtt_reload.py exit $rc"
+out=$($SUB -V mqttv5 -u b -P pwb -t 'reload/#' -C 1 -W 1 2>&1); rc=$?
+check "after the reloads mosquitto_sub as the added user b connects" test $rc -eq 27 -o $rc -eq 0
+stop_sluice TERM; check "SIGTERM exits 0 after the reload checks" test $? -eq 0
+grep -q ' error \[mqtt\|AddressSanitizer\|runtime error' "$dir/rlog" && bad "errors in the reload log"
 
 # password hashes off the loop thread: a storm of password CONNECTs for a user with a
 # 200,000-iteration hash while a QoS 1 publisher's round trips stay fast; the cache; the
