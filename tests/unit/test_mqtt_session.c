@@ -1004,6 +1004,98 @@ static void test_auth_parked_connect(void **state)
     expect_type(a, MQTT_V5, MQTT_PINGRESP);
 }
 
+/* A verdict of -1 (the users changed while the hash ran: a SIGHUP reload) decides the
+ * CONNECT again: it parks anew with a fresh ticket, and that verdict finishes it. */
+static void test_auth_recheck_after_reload(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0);
+    uint64_t t1, t2;
+
+    f->b->auth = parking_auth;
+    send_connect_pw(a, "ra", MQTT_V5, "u", "pw");
+    t1 = last_ticket;
+    send_ping(a, MQTT_V5);
+    mqtt_broker_auth_done(f->b, t1, -1);
+    t2 = last_ticket;
+    assert_true(t2 > t1);
+    assert_int_equal(f->b->n_parked, 1);
+    assert_int_equal(evbuffer_get_length(a->out), 0);
+    assert_true(a->paused);
+    mqtt_broker_auth_done(f->b, t1, 0);             /* the old ticket is gone */
+    assert_int_equal(evbuffer_get_length(a->out), 0);
+    mqtt_broker_auth_done(f->b, t2, 0);
+    expect_connack(a, MQTT_V5, 0);
+    expect_type(a, MQTT_V5, MQTT_PINGRESP);
+    assert_false(a->paused);
+    assert_int_equal(f->b->n_parked, 0);
+}
+
+/* CONNECT cid (v5) and return the CONNACK's properties (reason 0 asserted). */
+static struct mqtt_props connect_props(struct fake *c, const char *cid)
+{
+    struct mqtt_packet r;
+    send_connect_pw(c, cid, MQTT_V5, NULL, NULL);
+    assert_true(next_pkt(c, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_CONNACK);
+    assert_int_equal(r.u.connack.reason, 0);
+    return r.u.connack.props;
+}
+
+/* A reload replaces b->lim: connections made after it get (and are told) the new
+ * limits, a connection made before keeps what its CONNACK announced. */
+static void test_reload_limits_new_connections_only(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *b;
+    static char big[2001];
+    struct mqtt_props pr;
+
+    memset(big, 'x', sizeof(big) - 1);
+    pr = connect_props(a, "before");
+    assert_int_equal(pr.max_packet_size, 4096);
+    assert_int_equal(pr.receive_max, 1024);
+    assert_int_equal(pr.topic_alias_max, 64);
+    f->b->lim.max_packet_size = 1024;               /* what mqtt_reload does */
+    f->b->lim.receive_max = 5;
+    f->b->lim.topic_alias_max = 2;
+    f->b->lim.max_subscriptions = 1;
+    b = open_conn(f, 1);
+    pr = connect_props(b, "after");
+    assert_int_equal(pr.max_packet_size, 1024);
+    assert_int_equal(pr.receive_max, 5);
+    assert_int_equal(pr.topic_alias_max, 2);
+    /* the old connection: 2 kB packets and two subscriptions still fine */
+    do_publish(a, MQTT_V5, "lim/a", big, 0, 0);
+    assert_false(a->closed);
+    do_subscribe(a, MQTT_V5, "lim/x", 0);
+    do_subscribe(a, MQTT_V5, "lim/y", 0);
+    /* the new one: one subscription, then 0x97; a 2 kB packet is too large (0x95) */
+    do_subscribe(b, MQTT_V5, "lim/x", 0);
+    {
+        struct mqtt_packet p, r;
+        struct mqtt_subscription sub = {.filter = {"lim/y", 5}, .qos = 0};
+        memset(&p, 0, sizeof(p));
+        p.type = MQTT_SUBSCRIBE;
+        p.u.subscribe.packet_id = 2;
+        p.u.subscribe.subs.items = &sub;
+        p.u.subscribe.subs.count = 1;
+        send_pkt(b, &p, MQTT_V5);
+        assert_true(next_pkt(b, MQTT_V5, &r));
+        assert_int_equal(r.type, MQTT_SUBACK);
+        assert_int_equal(r.u.suback.reasons.ptr[0], 0x97);
+    }
+    do_publish(b, MQTT_V5, "lim/b", big, 0, 0);
+    assert_true(b->closed);
+    {
+        struct mqtt_packet r;
+        assert_true(next_pkt(b, MQTT_V5, &r));
+        assert_int_equal(r.type, MQTT_DISCONNECT);
+        assert_int_equal(r.u.disconnect.reason, 0x95);
+    }
+    assert_false(a->closed);
+}
+
 static void test_auth_verdict_after_disconnect(void **state)
 {
     struct fixture *f = *state;
@@ -1360,6 +1452,9 @@ int main(void)
         cmocka_unit_test(test_password_hash),
         cmocka_unit_test_setup_teardown(test_auth_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_parked_connect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_recheck_after_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_limits_new_connections_only, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_auth_verdict_after_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_takeover_while_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_busy_and_stop, setup, teardown),
