@@ -405,9 +405,10 @@ static void send_connack(struct mqtt_session *s, uint8_t version, uint8_t reason
                 pr->server_keep_alive = server_ka;
                 mqtt_prop_set(pr, MQTT_PROP_SERVER_KEEP_ALIVE);
             }
-            if (s->b->lim.max_session_expiry != 0xFFFFFFFFu &&
-                s->session_expiry > s->b->lim.max_session_expiry) {
-                pr->session_expiry = s->b->lim.max_session_expiry;
+            if (s->expiry_capped) {
+                /* MQTT 5 3.2.2.3.2: a server using another value than the client's
+                 * must send it */
+                pr->session_expiry = s->session_expiry;
                 mqtt_prop_set(pr, MQTT_PROP_SESSION_EXPIRY);
             }
         }
@@ -671,7 +672,8 @@ static struct mqtt_session *handle_connect(struct mqtt_session *s, const struct 
     if (s->send_quota_max > b->lim.max_inflight) {
         s->send_quota_max = b->lim.max_inflight;
     }
-    if (s->session_expiry > b->lim.max_session_expiry) {
+    s->expiry_capped = s->session_expiry > b->lim.max_session_expiry;
+    if (s->expiry_capped) {
         s->session_expiry = b->lim.max_session_expiry;
     }
     if (c->will) {

@@ -146,6 +146,8 @@ struct mqtt_session {
     uint16_t keepalive;
     int64_t last_rx_ms;
     uint32_t session_expiry;                 /* seconds; 0xFFFFFFFF never */
+    bool expiry_capped;                      /* lowered to max_session_expiry: CONNACK
+                                                (v5) tells the client the value used */
     int64_t expire_at_ms;                    /* offline: when to drop, 0 none */
     uint32_t max_packet_out;                 /* client's maximum packet size, 0 none */
     /* The listener's limits for this connection, taken from b->lim at accept and again

@@ -1096,6 +1096,38 @@ static void test_reload_limits_new_connections_only(void **state)
     assert_false(a->closed);
 }
 
+/* MQTT 5 3.2.2.3.2: when the server lowers the Session Expiry Interval the client asked
+ * for, the CONNACK carries the value used; otherwise it carries none. */
+static void test_connack_session_expiry_capped(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *b = open_conn(f, 1);
+    struct mqtt_packet p, r;
+
+    f->b->lim.max_session_expiry = 3600;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_CONNECT;
+    p.u.connect.protocol_level = MQTT_V5;
+    p.u.connect.keep_alive = 30;
+    p.u.connect.client_id.ptr = "capped";
+    p.u.connect.client_id.len = 6;
+    p.u.connect.props.session_expiry = 86400;
+    mqtt_prop_set(&p.u.connect.props, MQTT_PROP_SESSION_EXPIRY);
+    send_pkt(a, &p, MQTT_V5);
+    assert_true(next_pkt(a, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_CONNACK);
+    assert_int_equal(r.u.connack.reason, 0);
+    assert_true(mqtt_prop_has(&r.u.connack.props, MQTT_PROP_SESSION_EXPIRY));
+    assert_int_equal(r.u.connack.props.session_expiry, 3600);
+
+    p.u.connect.client_id.ptr = "within";
+    p.u.connect.props.session_expiry = 60;
+    send_pkt(b, &p, MQTT_V5);
+    assert_true(next_pkt(b, MQTT_V5, &r));
+    assert_int_equal(r.type, MQTT_CONNACK);
+    assert_false(mqtt_prop_has(&r.u.connack.props, MQTT_PROP_SESSION_EXPIRY));
+}
+
 static void test_auth_verdict_after_disconnect(void **state)
 {
     struct fixture *f = *state;
@@ -1433,6 +1465,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_connect_v5_and_v311, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connack_session_expiry_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_acked_after_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos2_no_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
