@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Protocol level byte of CONNECT. */
 enum mqtt_version {
@@ -102,6 +104,17 @@ struct mqtt_str {
     const char *ptr;
     size_t len;
 };
+
+/* A NUL-terminated malloc'd copy of m, or NULL (out of memory). Any thread. */
+static inline char *mqtt_str_dup(const struct mqtt_str *m)
+{
+    char *p = malloc(m->len + 1);
+    if (p != NULL) {
+        memcpy(p, m->ptr, m->len);
+        p[m->len] = '\0';
+    }
+    return p;
+}
 
 /* A binary data view. */
 struct mqtt_bin {
