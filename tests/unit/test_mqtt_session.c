@@ -207,8 +207,9 @@ static bool next_pkt(struct fake *c, enum mqtt_version v, struct mqtt_packet *ou
     return true;
 }
 
-static void do_connect(struct fake *c, const char *cid, enum mqtt_version v, bool clean,
-                       uint32_t expiry)
+/* CONNECT (reason 0 asserted); returns the CONNACK's properties. */
+static struct mqtt_props do_connect(struct fake *c, const char *cid, enum mqtt_version v,
+                                    bool clean, uint32_t expiry)
 {
     struct mqtt_packet p, r;
     memset(&p, 0, sizeof(p));
@@ -226,6 +227,7 @@ static void do_connect(struct fake *c, const char *cid, enum mqtt_version v, boo
     assert_true(next_pkt(c, v, &r));
     assert_int_equal(r.type, MQTT_CONNACK);
     assert_int_equal(r.u.connack.reason, 0);
+    return r.u.connack.props;
 }
 
 static void do_publish(struct fake *c, enum mqtt_version v, const char *topic, const char *data,
@@ -1101,31 +1103,14 @@ static void test_reload_limits_new_connections_only(void **state)
 static void test_connack_session_expiry_capped(void **state)
 {
     struct fixture *f = *state;
-    struct fake *a = open_conn(f, 0), *b = open_conn(f, 1);
-    struct mqtt_packet p, r;
+    struct mqtt_props pr;
 
     f->b->lim.max_session_expiry = 3600;
-    memset(&p, 0, sizeof(p));
-    p.type = MQTT_CONNECT;
-    p.u.connect.protocol_level = MQTT_V5;
-    p.u.connect.keep_alive = 30;
-    p.u.connect.client_id.ptr = "capped";
-    p.u.connect.client_id.len = 6;
-    p.u.connect.props.session_expiry = 86400;
-    mqtt_prop_set(&p.u.connect.props, MQTT_PROP_SESSION_EXPIRY);
-    send_pkt(a, &p, MQTT_V5);
-    assert_true(next_pkt(a, MQTT_V5, &r));
-    assert_int_equal(r.type, MQTT_CONNACK);
-    assert_int_equal(r.u.connack.reason, 0);
-    assert_true(mqtt_prop_has(&r.u.connack.props, MQTT_PROP_SESSION_EXPIRY));
-    assert_int_equal(r.u.connack.props.session_expiry, 3600);
-
-    p.u.connect.client_id.ptr = "within";
-    p.u.connect.props.session_expiry = 60;
-    send_pkt(b, &p, MQTT_V5);
-    assert_true(next_pkt(b, MQTT_V5, &r));
-    assert_int_equal(r.type, MQTT_CONNACK);
-    assert_false(mqtt_prop_has(&r.u.connack.props, MQTT_PROP_SESSION_EXPIRY));
+    pr = do_connect(open_conn(f, 0), "capped", MQTT_V5, true, 86400);
+    assert_true(mqtt_prop_has(&pr, MQTT_PROP_SESSION_EXPIRY));
+    assert_int_equal(pr.session_expiry, 3600);
+    pr = do_connect(open_conn(f, 1), "within", MQTT_V5, true, 60);
+    assert_false(mqtt_prop_has(&pr, MQTT_PROP_SESSION_EXPIRY));
 }
 
 static void test_auth_verdict_after_disconnect(void **state)
