@@ -521,6 +521,12 @@ static struct mqtt_session *take_over(struct mqtt_session *s, struct mqtt_sessio
     old->t.ops->rebind(old->t.conn, old);
     old->refs++;          /* the transport's */
     aliases_drop(old);    /* a new network connection: no alias carries over */
+    if (old->held != NULL) {
+        /* nor bytes: a partial packet the previous connection left would otherwise lead
+         * this one's stream (or leak, replaced by the parked CONNECT's held bytes) */
+        evbuffer_free(old->held);
+        old->held = NULL;
+    }
     old->state = MQTT_S_CONNECT;
     old->expire_at_ms = 0;
     old->will_at_ms = 0;

@@ -1139,6 +1139,65 @@ static void test_auth_verdict_after_disconnect(void **state)
     expect_type(b, MQTT_V5, MQTT_PINGRESP);
 }
 
+/* A persistent 3.1.1 CONNECT for cid with user "u", password "pw" (parks under
+ * parking_auth), then the first byte of a PUBLISH: left unread when the verdict came. */
+static void send_connect_persist_partial(struct fake *c, const char *cid)
+{
+    struct mqtt_packet p;
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_CONNECT;
+    p.u.connect.protocol_level = MQTT_V311;
+    p.u.connect.keep_alive = 30;
+    p.u.connect.client_id.ptr = cid;
+    p.u.connect.client_id.len = strlen(cid);
+    p.u.connect.has_username = true;
+    p.u.connect.username.ptr = "u";
+    p.u.connect.username.len = 1;
+    p.u.connect.has_password = true;
+    p.u.connect.password.ptr = (const uint8_t *)"pw";
+    p.u.connect.password.len = 2;
+    send_pkt(c, &p, MQTT_V311);
+    feed(c, "\x30", 1);
+}
+
+/* Bytes held since a parked CONNECT belong to that connection: a partial packet it left
+ * behind must not lead the stream of the next connection resuming the session (found by
+ * fuzz_mqtt_session: the held buffer was kept offline, then leaked or replayed). */
+static void test_auth_resume_drops_partial_packet(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *a = open_conn(f, 0), *b = open_conn(f, 1), *c = open_conn(f, 2);
+    struct mqtt_packet p;
+
+    f->b->auth = parking_auth;
+    send_connect_persist_partial(a, "hs");
+    mqtt_broker_auth_done(f->b, last_ticket, 0);
+    expect_connack(a, MQTT_V311, 0);
+    a->closed = true;
+    deliver_closed(a);
+    /* resumed at once (no password): its PINGREQ is answered */
+    memset(&p, 0, sizeof(p));
+    p.type = MQTT_CONNECT;
+    p.u.connect.protocol_level = MQTT_V311;
+    p.u.connect.keep_alive = 30;
+    p.u.connect.client_id.ptr = "hs";
+    p.u.connect.client_id.len = 2;
+    send_pkt(b, &p, MQTT_V311);
+    expect_connack(b, MQTT_V311, 0);
+    send_ping(b, MQTT_V311);
+    expect_type(b, MQTT_V311, MQTT_PINGRESP);
+    /* resumed through a parked CONNECT whose own held bytes replace the session's (ASan:
+     * nothing leaks) */
+    feed(b, "\x30", 1);
+    b->closed = true;
+    deliver_closed(b);
+    send_connect_persist_partial(c, "hs");
+    mqtt_broker_auth_done(f->b, last_ticket, 0);
+    expect_connack(c, MQTT_V311, 0);
+    feed(c, "\x00", 1);                          /* completes the PUBLISH: no topic */
+    assert_true(c->closed);
+}
+
 static void test_auth_takeover_while_pending(void **state)
 {
     struct fixture *f = *state;
@@ -1450,6 +1509,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_connect_v5_and_v311, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_resume_drops_partial_packet, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_connack_session_expiry_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_acked_after_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos2_no_duplicate, setup, teardown),
