@@ -17,6 +17,19 @@ check() { # check "description" command...
   if "$@"; then ok "$what"; else bad "$what"; fi
 }
 
+# py_counts OUT RC NAME: show a Python suite's output file OUT, add its closing
+# "N passed, M failed" to the totals, and count a failure if it exited RC != 0 without
+# reporting one (it crashed or timed out).
+py_counts() {
+  local line p f
+  cat "$1"
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+  p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
+  T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
+  [ "$2" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "$3 exit $2"
+  return 0
+}
+
 # write_conf FILE DATA_DIR HTTP_PORT [extra yaml appended]
 write_conf() {
   cat > "$1" <<YAML

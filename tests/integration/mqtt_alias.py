@@ -21,19 +21,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from checks import check, finish
+
 PORT = int(os.environ["SLUICE_MQTT"])
-PASS = 0
-FAIL = 0
-
-
-def check(what, cond, detail=""):
-    global PASS, FAIL
-    if cond:
-        PASS += 1
-        print("  ok   " + what)
-    else:
-        FAIL += 1
-        print("  FAIL " + what + (" -- " + str(detail) if detail else ""))
 
 
 # ---------------------------------------------------------------- raw MQTT 5 ----
@@ -329,8 +319,7 @@ def main():
             t()
         except Exception as e:  # a broken step fails its checks, the others still run
             check(t.__name__ + " ran", False, repr(e))
-    print("%d passed, %d failed" % (PASS, FAIL))
-    return 0 if FAIL == 0 else 1
+    return finish()
 
 
 if __name__ == "__main__":

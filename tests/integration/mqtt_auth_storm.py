@@ -24,21 +24,11 @@ import urllib.request
 
 import paho.mqtt.client as mqtt
 
+from checks import check, finish
+
 PORT = int(os.environ["SLUICE_MQTT"])
 ITER = int(os.environ.get("SLUICE_ITER", "200000"))
 URL = os.environ.get("SLUICE_URL", "")
-PASS = 0
-FAIL = 0
-
-
-def check(what, cond, detail=""):
-    global PASS, FAIL
-    if cond:
-        PASS += 1
-        print("  ok   " + what)
-    else:
-        FAIL += 1
-        print("  FAIL " + what + (" -- " + str(detail) if detail else ""))
 
 
 def hash_ms():
@@ -250,8 +240,7 @@ def main():
         time.sleep(float(os.environ.get("SLUICE_PARK_HOLD", "3")))
     close_all(conns)
 
-    print("%d passed, %d failed" % (PASS, FAIL))
-    return 0 if FAIL == 0 else 1
+    return finish()
 
 
 if __name__ == "__main__":

@@ -17,20 +17,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from checks import check, finish
+
 PORT = int(os.environ["SLUICE_MQTT"])
 URL = os.environ["SLUICE_URL"]
-PASS = 0
-FAIL = 0
-
-
-def check(what, cond, detail=""):
-    global PASS, FAIL
-    if cond:
-        PASS += 1
-        print("  ok   " + what)
-    else:
-        FAIL += 1
-        print("  FAIL " + what + (" -- " + str(detail) if detail else ""))
 
 
 def wait_for(pred, timeout=5.0):
@@ -668,8 +658,7 @@ def main():
             t()
         except Exception as e:   # a crash in one test is a failure, not the end
             check(t.__name__ + " ran without exception", False, repr(e))
-    print("%d passed, %d failed" % (PASS, FAIL))
-    return 0 if FAIL == 0 else 1
+    return finish()
 
 
 if __name__ == "__main__":

@@ -30,22 +30,12 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from checks import check, finish
+
 CONF = os.environ["SLUICE_CONF"]
 PID = int(os.environ["SLUICE_PID"])
 LOG = os.environ["SLUICE_LOG"]
 PORT = int(os.environ["SLUICE_MQTT"])
-PASS = 0
-FAIL = 0
-
-
-def check(what, cond):
-    global PASS, FAIL
-    if cond:
-        PASS += 1
-        print("  ok   " + what, flush=True)
-    else:
-        FAIL += 1
-        print("  FAIL " + what, flush=True)
 
 
 def make_hash(pw, iters=2000):
@@ -340,8 +330,7 @@ def main():
         c.loop_stop()
     if old5 is not None:
         old5.close()
-    print("%d passed, %d failed" % (PASS, FAIL), flush=True)
-    return 0 if FAIL == 0 else 1
+    return finish()
 
 
 if __name__ == "__main__":

@@ -37,21 +37,11 @@ check "mosquitto v5 publish read back over REST with its subject" grep -q '"subj
 
 # the paho suite
 SLUICE_MQTT=$mport SLUICE_DATA="$dir/data" SLUICE_URL="http://127.0.0.1:$port" timeout 120 $PY "$ROOT/tests/integration/mqtt_listener.py" > "$dir/py.out" 2>&1
-rc=$?
-cat "$dir/py.out"
-line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$dir/py.out" | tail -1)
-p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
-T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
-[ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "mqtt_listener.py exit $rc"
+py_counts "$dir/py.out" $? mqtt_listener.py
 
 # outbound topic aliases (v5): paho with TopicAliasMaximum, and the wire checked raw
 SLUICE_MQTT=$mport timeout 60 $PY "$ROOT/tests/integration/mqtt_alias.py" > "$dir/alias.out" 2>&1
-rc=$?
-cat "$dir/alias.out"
-line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$dir/alias.out" | tail -1)
-p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
-T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
-[ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "mqtt_alias.py exit $rc"
+py_counts "$dir/alias.out" $? mqtt_alias.py
 check "daemon alive after the MQTT suite" kill -0 "$SLUICE_PID"
 
 # persistent session across a restart (3.1.1 clean session 0, mosquitto_sub -c)
@@ -105,12 +95,7 @@ write_conf "$dir/r.yaml" "$dir/data" "$port" "  mqtt:
 start_sluice "$dir/r.yaml" "$dir/rlog" || bad "start for the reload checks"
 SLUICE_CONF="$dir/r.yaml" SLUICE_PID=$SLUICE_PID SLUICE_LOG="$dir/rlog" SLUICE_MQTT=$mport \
   timeout 120 $PY "$ROOT/tests/integration/mqtt_reload.py" > "$dir/reload.out" 2>&1
-rc=$?
-cat "$dir/reload.out"
-line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$dir/reload.out" | tail -1)
-p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
-T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
-[ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "mqtt_reload.py exit $rc"
+py_counts "$dir/reload.out" $? mqtt_reload.py
 out=$($SUB -V mqttv5 -u b -P pwb -t 'reload/#' -C 1 -W 1 2>&1); rc=$?
 check "after the reloads mosquitto_sub as the added user b connects" test $rc -eq 27 -o $rc -eq 0
 stop_sluice TERM; check "SIGTERM exits 0 after the reload checks" test $? -eq 0
@@ -142,11 +127,6 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "SIGTERM with password checks in flight exits 0" test $rc -eq 0
 check "SIGTERM with password checks in flight is quick (${ms} ms < 3000)" test "$ms" -lt 3000
 wait $stpid
-rc=$?
-cat "$dir/storm.out"
-line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$dir/storm.out" | tail -1)
-p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
-T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
-[ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "mqtt_auth_storm.py exit $rc"
+py_counts "$dir/storm.out" $? mqtt_auth_storm.py
 grep -q ' error \[mqtt\|AddressSanitizer\|runtime error' "$dir/log" && bad "errors in the daemon log"
 finish

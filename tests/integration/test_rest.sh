@@ -7,12 +7,7 @@ port=$(free_port)
 write_conf "$dir/s.yaml" "$dir/data" "$port"
 start_sluice "$dir/s.yaml" "$dir/log" || { bad "start"; finish; exit; }
 SLUICE_URL="http://127.0.0.1:$port" $PY "$ROOT/tests/integration/test_rest.py" > "$dir/py.out" 2>&1
-rc=$?
-cat "$dir/py.out"
-line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$dir/py.out" | tail -1)
-p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
-T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
-[ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "test_rest.py exit $rc"
+py_counts "$dir/py.out" $? test_rest.py
 check "daemon still alive after the REST suite" kill -0 "$SLUICE_PID"
 stop_sluice TERM; check "SIGTERM exits 0 after the REST suite" test $? -eq 0
 finish

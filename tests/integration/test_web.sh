@@ -22,12 +22,7 @@ chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --remote-debugging-port="$dport" about:blank > "$dir/chrome.log" 2>&1 &
 CHROME_PID=$!
 timeout 120 $PY "$ROOT/tests/integration/web_cdp.py" "$url" "$dport" > "$dir/py.out" 2>&1
-rc=$?
-cat "$dir/py.out"
-line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$dir/py.out" | tail -1)
-p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
-T_PASS=$((T_PASS + ${p:-0})); T_FAIL=$((T_FAIL + ${f:-0}))
-[ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && bad "web_cdp.py exit $rc"
+py_counts "$dir/py.out" $? web_cdp.py
 timeout 30 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
   --user-data-dir="$dir/chrome2" --window-size=1200,800 --virtual-time-budget=3000 \
