@@ -455,6 +455,24 @@ static void partition_fail(struct sl_log *log, struct sl_partition *p, int statu
     p->sync_end = p->tail;
 }
 
+/* Fire the callbacks of p's waiting appends up to ring position end, in order: each
+ * with its own error if it had one, else status (-EIO for all once p has failed). */
+static void ack_until(struct sl_log *log, struct sl_partition *p, uint64_t end, int status)
+{
+    while (p->head != end) {
+        struct sl_pending e = p->ring[p->head & (p->ring_cap - 1)];
+        struct sl_append_result res = {.partition = p->id, .base_offset = e.base,
+                                       .last_offset = e.last};
+
+        p->head++;
+        res.status = p->failed ? -EIO : e.status != 0 ? e.status : status;
+        if (res.status != 0) {
+            log->stats.append_errors++;
+        }
+        e.cb(e.arg, &res);
+    }
+}
+
 /* The job of p completed: make its records visible and fire their callbacks. A failed
  * job makes nothing visible; a failed fsync also fails the partition and with it every
  * append still waiting. */
@@ -476,20 +494,7 @@ static void finish_job(struct sl_log *log, struct sl_fsync_job *job)
     } else if ((int64_t)(end - p->head) < 0) {
         end = p->head;                   /* acked already by ack_written (not `always`) */
     }
-    while (p->head != end) {
-        struct sl_pending e = p->ring[p->head & (p->ring_cap - 1)];
-        struct sl_append_result res;
-
-        p->head++;
-        res.status = p->failed ? -EIO : e.status != 0 ? e.status : job->status;
-        res.partition = p->id;
-        res.base_offset = e.base;
-        res.last_offset = e.last;
-        if (res.status != 0) {
-            log->stats.append_errors++;
-        }
-        e.cb(e.arg, &res);
-    }
+    ack_until(log, p, end, job->status);
     if (log->closing || p->failed) {
         return;
     }
@@ -594,17 +599,7 @@ static void write_open(struct sl_partition *p)
 static void ack_written(struct sl_log *log, struct sl_partition *p)
 {
     sl_partition_set_hw(p, p->written_offset);
-    while (p->head != p->written_end) {
-        struct sl_pending e = p->ring[p->head & (p->ring_cap - 1)];
-        struct sl_append_result res = {.status = e.status, .partition = p->id,
-                                       .base_offset = e.base, .last_offset = e.last};
-
-        p->head++;
-        if (res.status != 0) {
-            log->stats.append_errors++;
-        }
-        e.cb(e.arg, &res);
-    }
+    ack_until(log, p, p->written_end, 0);
 }
 
 static void flush_event(evutil_socket_t fd, short what, void *arg)
