@@ -4,7 +4,15 @@
  * kept in <data_dir>/__groups/<hex group name> (write temp, fsync, rename, fsync dir).
  * A name longer than HASHED_NAME_OVER bytes would not fit NAME_MAX in hex, so its file
  * is "h" + the hex SHA-256 of the name, and its first line "group <hex name>" keeps
- * the real name. Loop thread only.
+ * the real name.
+ *
+ * Saves: a commit changes the offsets in memory, bumps the group's generation and puts
+ * the group on the saver's list; at the end of the turn (save_ev) the loop renders the
+ * group's file into a buffer and queues it for the saver thread, which writes, fsyncs,
+ * renames and fsyncs the directory, then hands the save back through done_ev. One save
+ * per group is in flight; commits made meanwhile are written by one follow-up save.
+ * Loop thread only, except save_main (the saver thread), which touches nothing but the
+ * queues (under gsave.mu) and the struct sl_group_save it was handed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +29,10 @@
 
 #include "gateway/log/log.h"
 #include "gateway/log/log_internal.h"
+#include "gateway/logging.h"
+
+/* The daemon's logger when linked in (see log.c); stderr otherwise. */
+#pragma weak sl_logf
 
 #define GROUPS_DIR "__groups"
 #define MAX_GROUP_NAME 255
@@ -50,10 +62,38 @@ struct sl_group_topic {
     int n_members;
 };
 
+/* A sl_group_commit_many waiting for the save that covers generation gen. */
+struct sl_group_waiter {
+    uint64_t gen;
+    sl_group_commit_cb cb;
+    void *arg;
+    struct sl_group_waiter *next;
+};
+
+/* One group's save, handed to the saver thread while g->saving. */
+struct sl_group_save {
+    struct sl_group *g;                  /* loop thread only */
+    const char *dir;                     /* the saver's, borrowed */
+    char *path, *tmp;                    /* the group's file and its temp, kept */
+    char *text;                          /* the file's contents, rendered on the loop */
+    size_t len;
+    uint64_t gen;                        /* the group's generation it holds */
+    int status;                          /* 0 or -errno, set by the saver */
+    struct sl_group_save *next;          /* on the saver's queue or done list */
+};
+
 struct sl_group {
     char *name;
     struct sl_group_topic **topics;
     size_t n_topics;
+    uint64_t gen;                        /* bumped by every commit */
+    uint64_t saved_gen;                  /* gen of the last save started; 0 after a
+                                          * failed one (all of it to write again) */
+    bool saving;                         /* save in flight */
+    bool queued;                         /* on gsave.save_list */
+    struct sl_group *save_next;
+    struct sl_group_waiter *wait_head, *wait_tail;   /* by gen */
+    struct sl_group_save save;
 };
 
 /* ---- lookup ---- */
@@ -113,7 +153,8 @@ static struct sl_group_topic *gt_find(struct sl_group *g, const char *topic, boo
     return gt;
 }
 
-static int gt_set_committed(struct sl_group_topic *gt, int32_t partition, int64_t offset)
+/* Room for partitions 0 .. partition in gt->committed. 0 or -ENOMEM. */
+static int gt_reserve(struct sl_group_topic *gt, int32_t partition)
 {
     if (partition >= gt->n_committed) {
         int64_t *v = realloc(gt->committed, ((size_t)partition + 1) * sizeof(*v));
@@ -127,8 +168,17 @@ static int gt_set_committed(struct sl_group_topic *gt, int32_t partition, int64_
         gt->committed = v;
         gt->n_committed = partition + 1;
     }
-    gt->committed[partition] = offset;
     return 0;
+}
+
+static int gt_set_committed(struct sl_group_topic *gt, int32_t partition, int64_t offset)
+{
+    int rc = gt_reserve(gt, partition);
+
+    if (rc == 0) {
+        gt->committed[partition] = offset;
+    }
+    return rc;
 }
 
 /* ---- assignment ---- */
@@ -381,34 +431,49 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-static int group_save(struct sl_log *log, struct sl_group *g)
+static void group_error(const struct sl_group *g, const char *what, int status)
 {
-    char *hex = group_file_name(g->name);
-    char *dir = NULL, *path = NULL, *tmp = NULL, *text = NULL;
-    size_t text_len = 0;
-    FILE *mem;
-    int fd = -1, dfd = -1, rc = 0;
+    if (sl_logf != NULL) {
+        sl_error("[log] group %s: %s: %s", g->name, what, strerror(-status));
+    } else {
+        fprintf(stderr, "error [log] group %s: %s: %s\n", g->name, what, strerror(-status));
+    }
+}
 
-    if (hex == NULL || asprintf(&dir, "%s/" GROUPS_DIR, log->data_dir) < 0) {
+/* Render g's offsets file into g->save (text, and the paths the first time). 0 or
+ * -ENOMEM. Loop thread. */
+static int save_render(struct sl_log *log, struct sl_group *g)
+{
+    struct sl_group_save *s = &g->save;
+    FILE *mem;
+
+    if (s->path == NULL) {
+        char *hex = group_file_name(g->name);
+
+        if (hex == NULL || asprintf(&s->path, "%s/%s", log->gsave.dir, hex) < 0) {
+            s->path = NULL;
+        } else if (asprintf(&s->tmp, "%s.tmp", s->path) < 0) {
+            free(s->path);
+            s->path = s->tmp = NULL;
+        }
         free(hex);
-        return -ENOMEM;
+        if (s->path == NULL) {
+            return -ENOMEM;
+        }
     }
-    if (asprintf(&path, "%s/%s", dir, hex) < 0 || asprintf(&tmp, "%s/%s.tmp", dir, hex) < 0) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    mem = open_memstream(&text, &text_len);
+    free(s->text);
+    s->text = NULL;
+    s->len = 0;
+    mem = open_memstream(&s->text, &s->len);
     if (mem == NULL) {
-        rc = -ENOMEM;
-        goto out;
+        return -ENOMEM;
     }
     if (name_hashed(g->name)) {
         char *real = hex_of(HASHED_PREFIX, g->name, strlen(g->name));
 
         if (real == NULL) {
             fclose(mem);
-            rc = -ENOMEM;
-            goto out;
+            return -ENOMEM;
         }
         fprintf(mem, "%s\n", real);
         free(real);
@@ -422,43 +487,306 @@ static int group_save(struct sl_log *log, struct sl_group *g)
             }
         }
     }
-    if (fclose(mem) != 0) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    return fclose(mem) == 0 ? 0 : -ENOMEM;
+}
+
+/* Write s's text to its temp file, fsync, rename over the group's file, fsync the
+ * directory. 0 or -errno. Saver thread (touches s's buffers and paths only). */
+static int save_write(const struct sl_group_save *s)
+{
+    int fd, dfd, rc;
+
+    fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        rc = -errno;
-        goto out;
+        return -errno;
     }
-    rc = write_all(fd, text, text_len);
+    rc = write_all(fd, s->text, s->len);
     if (rc == 0 && fsync(fd) != 0) {
         rc = -errno;
     }
     if (close(fd) != 0 && rc == 0) {
         rc = -errno;
     }
-    if (rc == 0 && rename(tmp, path) != 0) {
+    if (rc == 0 && rename(s->tmp, s->path) != 0) {
         rc = -errno;
     }
     if (rc != 0) {
-        unlink(tmp);
-        goto out;
+        unlink(s->tmp);
+        return rc;
     }
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || fsync(dfd) != 0) {
         rc = -errno;
     }
     if (dfd >= 0) {
         close(dfd);
     }
-out:
-    free(text);
-    free(hex);
-    free(dir);
-    free(path);
-    free(tmp);
     return rc;
+}
+
+/* Put s on the done list and wake the loop. Called with gs->mu held. */
+static void save_done_push(struct sl_group_saver *gs, struct sl_group_save *s)
+{
+    s->next = NULL;
+    if (gs->done_tail != NULL) {
+        gs->done_tail->next = s;
+    } else {
+        gs->done_head = s;
+    }
+    gs->done_tail = s;
+    pthread_cond_broadcast(&gs->done_cv);
+    event_active(gs->done_ev, EV_READ, 0);
+}
+
+static void *save_main(void *arg)
+{
+    struct sl_group_saver *gs = arg;
+
+    pthread_mutex_lock(&gs->mu);
+    for (;;) {
+        struct sl_group_save *s;
+
+        while (gs->queue_head == NULL && !gs->stop) {
+            pthread_cond_wait(&gs->cv, &gs->mu);
+        }
+        s = gs->queue_head;
+        if (s == NULL) {
+            break;
+        }
+        gs->queue_head = s->next;
+        if (gs->queue_head == NULL) {
+            gs->queue_tail = NULL;
+        }
+        pthread_mutex_unlock(&gs->mu);
+
+        s->status = save_write(s);
+
+        pthread_mutex_lock(&gs->mu);
+        save_done_push(gs, s);
+    }
+    pthread_mutex_unlock(&gs->mu);
+    return NULL;
+}
+
+/* Start a save of g (not saving): render its file now and hand it to the saver. A save
+ * that cannot be rendered completes with -ENOMEM through the done list all the same. */
+static void save_start(struct sl_log *log, struct sl_group *g)
+{
+    struct sl_group_saver *gs = &log->gsave;
+    struct sl_group_save *s = &g->save;
+    int rc = save_render(log, g);
+
+    s->g = g;
+    s->dir = gs->dir;
+    s->gen = g->gen;
+    s->status = rc;
+    s->next = NULL;
+    g->saved_gen = g->gen;
+    g->saving = true;
+    gs->inflight++;
+    pthread_mutex_lock(&gs->mu);
+    if (rc < 0) {
+        save_done_push(gs, s);
+    } else {
+        if (gs->queue_tail != NULL) {
+            gs->queue_tail->next = s;
+        } else {
+            gs->queue_head = s;
+        }
+        gs->queue_tail = s;
+        pthread_cond_signal(&gs->cv);
+    }
+    pthread_mutex_unlock(&gs->mu);
+}
+
+/* Have g saved at the end of this turn (or after its save in flight). */
+static void save_schedule(struct sl_log *log, struct sl_group *g)
+{
+    struct sl_group_saver *gs = &log->gsave;
+
+    if (g->queued) {
+        return;
+    }
+    g->queued = true;
+    g->save_next = gs->save_list;
+    gs->save_list = g;
+    event_active(gs->save_ev, EV_WRITE, 0);
+}
+
+/* save_ev: start the saves of the groups committed to since their last save. A group
+ * whose save is in flight gets its follow-up when that one completes. */
+static void save_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_log *log = arg;
+    struct sl_group *g = log->gsave.save_list;
+
+    log->gsave.save_list = NULL;
+    while (g != NULL) {
+        struct sl_group *next = g->save_next;
+
+        g->save_next = NULL;
+        g->queued = false;
+        if (!g->saving && g->gen > g->saved_gen) {
+            save_start(log, g);
+        }
+        g = next;
+    }
+}
+
+/* Fire g's waiters covered by generation gen, in order, with status. */
+static void waiters_fire(struct sl_group *g, uint64_t gen, int status)
+{
+    while (g->wait_head != NULL && g->wait_head->gen <= gen) {
+        struct sl_group_waiter *w = g->wait_head;
+
+        g->wait_head = w->next;
+        if (g->wait_head == NULL) {
+            g->wait_tail = NULL;
+        }
+        w->cb(w->arg, status);           /* may commit again: g is not saving now */
+        free(w);
+    }
+}
+
+/* Complete the saves the saver finished: count, log a failure, fire the waiters they
+ * cover, schedule follow-ups for commits made meanwhile. Loop thread. */
+static void saves_done(struct sl_log *log)
+{
+    struct sl_group_saver *gs = &log->gsave;
+    struct sl_group_save *s;
+
+    pthread_mutex_lock(&gs->mu);
+    s = gs->done_head;
+    gs->done_head = gs->done_tail = NULL;
+    pthread_mutex_unlock(&gs->mu);
+    while (s != NULL) {
+        struct sl_group_save *next = s->next;
+        struct sl_group *g = s->g;
+
+        gs->inflight--;
+        gs->stats.saves++;
+        g->saving = false;
+        free(s->text);
+        s->text = NULL;
+        s->len = 0;
+        if (s->status < 0) {
+            gs->stats.save_errors++;
+            group_error(g, "cannot save the committed offsets", s->status);
+            if (!gs->stopping) {
+                g->saved_gen = 0;        /* written again by the group's next save */
+            }
+        }
+        waiters_fire(g, s->gen, s->status);
+        if (g->gen > s->gen && !gs->stopping) {
+            save_schedule(log, g);       /* commits made while it was in flight */
+        }
+        s = next;
+    }
+}
+
+static void done_event(evutil_socket_t fd, short what, void *arg)
+{
+    saves_done(arg);
+}
+
+int sl_groups_start(struct sl_log *log)
+{
+    struct sl_group_saver *gs = &log->gsave;
+
+    if (pthread_mutex_init(&gs->mu, NULL) != 0) {
+        return -ENOMEM;
+    }
+    if (pthread_cond_init(&gs->cv, NULL) != 0) {
+        pthread_mutex_destroy(&gs->mu);
+        return -ENOMEM;
+    }
+    if (pthread_cond_init(&gs->done_cv, NULL) != 0) {
+        pthread_cond_destroy(&gs->cv);
+        pthread_mutex_destroy(&gs->mu);
+        return -ENOMEM;
+    }
+    gs->init = true;
+    if (asprintf(&gs->dir, "%s/" GROUPS_DIR, log->data_dir) < 0) {
+        gs->dir = NULL;
+        return -ENOMEM;
+    }
+    gs->done_ev = event_new(log->base, -1, 0, done_event, log);
+    gs->save_ev = event_new(log->base, -1, 0, save_event, log);
+    if (gs->done_ev == NULL || gs->save_ev == NULL) {
+        return -ENOMEM;
+    }
+    if (pthread_create(&gs->thread, NULL, save_main, gs) != 0) {
+        return -EAGAIN;
+    }
+    gs->started = true;
+    return 0;
+}
+
+void sl_groups_stop(struct sl_log *log)
+{
+    struct sl_group_saver *gs = &log->gsave;
+
+    if (gs->stopped) {
+        return;
+    }
+    gs->stopping = true;
+    if (gs->started) {
+        for (;;) {
+            gs->save_list = NULL;
+            for (size_t i = 0; i < log->n_groups; i++) {
+                struct sl_group *g = log->groups[i];
+
+                g->queued = false;
+                g->save_next = NULL;
+                if (!g->saving && g->gen > g->saved_gen) {
+                    save_start(log, g);
+                }
+            }
+            if (gs->inflight == 0) {
+                break;
+            }
+            pthread_mutex_lock(&gs->mu);
+            while (gs->done_head == NULL) {
+                pthread_cond_wait(&gs->done_cv, &gs->mu);
+            }
+            pthread_mutex_unlock(&gs->mu);
+            saves_done(log);
+        }
+        pthread_mutex_lock(&gs->mu);
+        gs->stop = true;
+        pthread_cond_broadcast(&gs->cv);
+        pthread_mutex_unlock(&gs->mu);
+        pthread_join(gs->thread, NULL);
+        gs->started = false;
+    }
+    gs->stopped = true;
+    if (gs->done_ev != NULL) {
+        event_free(gs->done_ev);
+        gs->done_ev = NULL;
+    }
+    if (gs->save_ev != NULL) {
+        event_free(gs->save_ev);
+        gs->save_ev = NULL;
+    }
+    if (gs->init) {
+        pthread_cond_destroy(&gs->done_cv);
+        pthread_cond_destroy(&gs->cv);
+        pthread_mutex_destroy(&gs->mu);
+        gs->init = false;
+    }
+    free(gs->dir);
+    gs->dir = NULL;
+}
+
+static bool group_name_ok(const char *group)
+{
+    return group != NULL && group[0] != '\0' && strlen(group) <= MAX_GROUP_NAME;
+}
+
+/* Commits are taken while the saver runs (until sl_groups_stop). */
+static bool saver_running(const struct sl_log *log)
+{
+    return log->gsave.started && !log->gsave.stopped;
 }
 
 int sl_group_commit(struct sl_log *log, const char *group, const char *topic,
@@ -466,31 +794,102 @@ int sl_group_commit(struct sl_log *log, const char *group, const char *topic,
 {
     struct sl_group *g;
     struct sl_group_topic *gt;
-    int64_t old = -1;
     int rc;
 
-    if (log == NULL || group == NULL || strlen(group) == 0 || strlen(group) > MAX_GROUP_NAME ||
-        !sl_log_topic_name_valid(topic) || partition < 0 || partition >= 100000 ||
-        offset < 0) {
+    if (log == NULL || !group_name_ok(group) || !sl_log_topic_name_valid(topic) ||
+        partition < 0 || partition >= 100000 || offset < 0) {
         return -EINVAL;
+    }
+    if (!saver_running(log)) {
+        return -ESHUTDOWN;
     }
     g = group_find(log, group, true);
     gt = g != NULL ? gt_find(g, topic, true) : NULL;
     if (gt == NULL) {
         return -ENOMEM;
     }
-    if (partition < gt->n_committed) {
-        old = gt->committed[partition];
-    }
     rc = gt_set_committed(gt, partition, offset);
     if (rc < 0) {
         return rc;
     }
-    rc = group_save(log, g);
-    if (rc < 0) {
-        gt->committed[partition] = old;          /* not durable: not committed */
+    log->gsave.stats.commits++;
+    g->gen++;
+    save_schedule(log, g);
+    return 0;
+}
+
+int sl_group_commit_many(struct sl_log *log, const char *group, const char *topic,
+                         const struct sl_group_offset *offs, size_t n,
+                         sl_group_commit_cb cb, void *arg, size_t *bad)
+{
+    struct sl_topic *t;
+    struct sl_group *g;
+    struct sl_group_topic *gt;
+    struct sl_group_waiter *w;
+    int32_t max_part = 0;
+
+    if (log == NULL || !group_name_ok(group) || offs == NULL || n == 0 || cb == NULL) {
+        return -EINVAL;
     }
-    return rc;
+    if (log->closing || !saver_running(log)) {
+        return -ESHUTDOWN;
+    }
+    t = sl_log_find_topic(log, topic);
+    if (t == NULL) {
+        if (bad != NULL) {
+            *bad = 0;
+        }
+        return -ENOENT;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int32_t p = offs[i].partition;
+
+        if (p < 0 || p >= t->n_parts) {
+            if (bad != NULL) {
+                *bad = i;
+            }
+            return -ENOENT;
+        }
+        if (offs[i].offset < 0 || offs[i].offset > t->parts[p]->hw) {
+            if (bad != NULL) {
+                *bad = i;
+            }
+            return -ERANGE;
+        }
+        if (p > max_part) {
+            max_part = p;
+        }
+    }
+    /* Everything that can fail before anything changes. */
+    w = malloc(sizeof(*w));
+    g = w != NULL ? group_find(log, group, true) : NULL;
+    gt = g != NULL ? gt_find(g, topic, true) : NULL;
+    if (gt == NULL || gt_reserve(gt, max_part) < 0) {
+        free(w);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        gt->committed[offs[i].partition] = offs[i].offset;
+    }
+    log->gsave.stats.commits++;
+    g->gen++;
+    w->gen = g->gen;
+    w->cb = cb;
+    w->arg = arg;
+    w->next = NULL;
+    if (g->wait_tail != NULL) {
+        g->wait_tail->next = w;
+    } else {
+        g->wait_head = w;
+    }
+    g->wait_tail = w;
+    save_schedule(log, g);
+    return 0;
+}
+
+void sl_group_get_stats(struct sl_log *log, struct sl_group_stats *out)
+{
+    *out = log->gsave.stats;
 }
 
 int64_t sl_group_committed(struct sl_log *log, const char *group, const char *topic,
@@ -690,6 +1089,10 @@ void sl_groups_free(struct sl_log *log)
             free(gt->topic);
             free(gt);
         }
+        waiters_fire(g, UINT64_MAX, -ESHUTDOWN);   /* none after sl_groups_stop */
+        free(g->save.text);
+        free(g->save.path);
+        free(g->save.tmp);
         free(g->topics);
         free(g->name);
         free(g);

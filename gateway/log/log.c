@@ -1232,6 +1232,14 @@ struct sl_log *sl_log_open(struct event_base *base, const struct sl_log_options 
         goto fail;
     }
     log->thread_started = true;
+    rc = sl_groups_start(log);
+    if (rc < 0) {
+        if (err != NULL && asprintf(err, "sl_log_open: cannot start the group saver: %s",
+                                    strerror(-rc)) < 0) {
+            *err = NULL;
+        }
+        goto fail;
+    }
     rms = opts->retention_check_ms > 0 ? opts->retention_check_ms : 300000;
     tv.tv_sec = rms / 1000;
     tv.tv_usec = (rms % 1000) * 1000;
@@ -1295,6 +1303,7 @@ void sl_log_close(struct sl_log **logp)
             sync_inline(log, log->topics[i]->parts[j]);
         }
     }
+    sl_groups_stop(log);           /* unsaved commits written; their callbacks fire */
     sl_cursor_detach_all(log);
     sl_groups_free(log);
     if (log->done_ev) {

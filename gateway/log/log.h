@@ -227,10 +227,54 @@ struct sl_group_member *sl_group_join(struct sl_log *log, const char *group,
 /* Leave: the remaining members are rebalanced. Sets *m to NULL. */
 void sl_group_leave(struct sl_group_member **m);
 
-/* Store a committed offset (the next offset to consume) durably before returning. */
+/*
+ * Committed offsets live in memory and in one file per group (<data_dir>/__groups). A
+ * commit changes the memory at once and schedules a save of the group's file, which a
+ * worker thread writes and fsyncs (file, then directory) off the loop. At most one save
+ * per group is in flight; commits made meanwhile go into one follow-up save. A failed
+ * save is logged and counted; the offsets stay committed in memory and the group's next
+ * save (its next commit, or sl_log_close) writes them again. sl_log_close writes every
+ * unsaved commit and waits for the saves before it returns.
+ */
+
+/*
+ * Commit an offset (the next offset to consume): sl_group_committed returns it at once;
+ * it is durable after the group's next save, which starts at the end of this loop turn.
+ * Not checked against the partition (use sl_group_commit_many for that). Borrows the
+ * strings. Returns 0, or -EINVAL (bad name, partition or offset), -ENOMEM, -ESHUTDOWN
+ * (the log is closing and its saver stopped). Loop thread.
+ */
 int sl_group_commit(struct sl_log *log, const char *group, const char *topic,
                     int32_t partition, int64_t offset);
-/* The committed offset, or -1 if none. */
+
+/* One partition's offset in sl_group_commit_many. */
+struct sl_group_offset {
+    int32_t partition;
+    int64_t offset;
+};
+
+/* A sl_group_commit_many finished: status 0 once the save covering it is durable, or
+ * the save's -errno. Loop thread, from the event loop (never inside the commit call). */
+typedef void (*sl_group_commit_cb)(void *arg, int status);
+
+/*
+ * Commit offsets of n partitions of one existing topic for group, all or nothing:
+ * everything is checked first, and on any error nothing changes and cb is not called.
+ * Each partition must exist and each offset be 0 .. its high watermark; a partition
+ * listed twice gets its last offset. The new offsets are visible at once (as with
+ * sl_group_commit); cb(arg, status) fires exactly once on the loop thread when the
+ * group's save that covers them completed (status 0: durable; -errno: the save failed,
+ * the offsets stay committed in memory, see above). Borrows the strings and offs.
+ * Returns 0 (cb will fire), or -EINVAL (bad group name, n == 0, NULL cb), -ENOENT
+ * (unknown topic or partition), -ERANGE (an offset below 0 or beyond the high
+ * watermark), -ENOMEM, -ESHUTDOWN (closing). On -ENOENT and -ERANGE, *bad (if not NULL)
+ * gets the index of the first offending entry. Loop thread.
+ */
+int sl_group_commit_many(struct sl_log *log, const char *group, const char *topic,
+                         const struct sl_group_offset *offs, size_t n,
+                         sl_group_commit_cb cb, void *arg, size_t *bad);
+
+/* The committed offset (durable or still being saved), or -1 if none. */
 int64_t sl_group_committed(struct sl_log *log, const char *group, const char *topic,
                            int32_t partition);
 
@@ -238,6 +282,15 @@ int64_t sl_group_committed(struct sl_log *log, const char *group, const char *to
 typedef int (*sl_group_fn)(void *arg, const char *group, const char *topic,
                            int32_t partition, int64_t committed, int members);
 int sl_group_foreach(struct sl_log *log, sl_group_fn fn, void *arg);
+
+struct sl_group_stats {
+    uint64_t commits;            /* sl_group_commit and sl_group_commit_many calls taken */
+    uint64_t saves;              /* group files written (fsynced or failed) */
+    uint64_t save_errors;        /* saves that failed */
+};
+
+/* Copy the consumer groups' counters into *out (borrowed). Loop thread. */
+void sl_group_get_stats(struct sl_log *log, struct sl_group_stats *out);
 
 /* ---- statistics (for /metrics) ---- */
 

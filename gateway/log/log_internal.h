@@ -19,6 +19,29 @@
 #define SL_LOG_FSYNC_THREADS 4
 
 struct sl_group;
+struct sl_group_save;
+
+/* The consumer groups' offset saver (group.c): one worker thread writes and fsyncs the
+ * offsets files the loop thread rendered; at most one save per group in flight. */
+struct sl_group_saver {
+    pthread_t thread;
+    bool init;                       /* mu and the conds initialised */
+    bool started;                    /* thread running */
+    bool stopping;                   /* sl_groups_stop is draining: no retries */
+    bool stopped;                    /* sl_groups_stop ran: commits refused */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;               /* work queued, or stop */
+    pthread_cond_t done_cv;          /* a save finished (sl_groups_stop waits on it) */
+    bool stop;                       /* under mu */
+    struct sl_group_save *queue_head, *queue_tail;  /* under mu */
+    struct sl_group_save *done_head, *done_tail;    /* under mu */
+    int inflight;                    /* saves queued or running (loop thread) */
+    struct event *done_ev;           /* save completions, back on the loop */
+    struct event *save_ev;           /* start the saves of the groups changed this turn */
+    struct sl_group *save_list;      /* groups with changes to save (loop thread) */
+    char *dir;                       /* <data_dir>/__groups */
+    struct sl_group_stats stats;
+};
 
 struct sl_topic {
     char *name;
@@ -82,6 +105,7 @@ struct sl_log {
     struct sl_group **groups;
     size_t n_groups;
     struct sl_group_member *assign_head, *assign_tail;
+    struct sl_group_saver gsave;
 };
 
 /* log.c */
@@ -100,5 +124,12 @@ int sl_groups_load(struct sl_log *log, char **err);
 void sl_groups_free(struct sl_log *log);
 void sl_group_event(evutil_socket_t fd, short what, void *arg);
 void sl_groups_topic_changed(struct sl_log *log, const char *topic);
+/* Create the saver's events and start its thread (sl_log_open, after sl_groups_load).
+ * 0 or -errno; on failure sl_groups_stop still cleans up. */
+int sl_groups_start(struct sl_log *log);
+/* Write every unsaved change and wait for every save in flight (their callbacks fire),
+ * then stop the saver's thread and free its events. Commits are refused afterwards.
+ * Safe on a saver never (or partly) started. sl_log_close, before sl_groups_free. */
+void sl_groups_stop(struct sl_log *log);
 
 #endif
