@@ -371,14 +371,67 @@ void rest_read_group(struct rest_api *api, const struct rest_req *req,
     start_read(api, topic, specs, (size_t)parts, max, wait_ms, done, arg);
 }
 
+/* The group's save covering a commit finished: answer 200 with the body rendered at
+ * the request (in p->out), or the save's error. An orphaned p (rest_api_free answered
+ * 503 already) is only freed. */
+static void commit_done(void *arg, int status)
+{
+    struct pending *p = arg;
+    struct rest_resp resp;
+
+    if (p->api == NULL) {
+        rest_pending_free(p);
+        return;
+    }
+    rest_pending_unlink(p);
+    if (status != 0) {
+        rest_reply_errno(p->done, p->arg, status, "commit: saving the offsets");
+        rest_pending_free(p);
+        return;
+    }
+    memset(&resp, 0, sizeof(resp));
+    resp.status = 200;
+    resp.content_type = CT_JSON;
+    resp.body = p->out.data;
+    resp.body_len = p->out.len;
+    p->out.data = NULL;
+    p->out.len = p->out.cap = 0;
+    rest_finish(p->done, p->arg, &resp);
+    rest_pending_free(p);
+}
+
+/* Answer a refused sl_group_commit_many: 404 unknown partition, 400 an offset out of
+ * range (with the partition's high watermark), else the errno mapping. */
+static void commit_refused(struct rest_api *api, const char *topic,
+                           const struct sl_group_offset *o, int rc, rest_done_fn done,
+                           void *arg)
+{
+    char text[REST_ERR_LEN];
+
+    if (rc == -ENOENT) {
+        rest_reply_error(done, arg, 404, "unknown_partition", "unknown partition");
+    } else if (rc == -ERANGE) {
+        snprintf(text, sizeof(text),
+                 "offset %lld of partition %ld is beyond the high watermark %lld",
+                 (long long)o->offset, (long)o->partition,
+                 (long long)partition_hw(api, topic, o->partition));
+        rest_reply_error(done, arg, 400, "offset_out_of_range", text);
+    } else {
+        rest_reply_errno(done, arg, rc, "commit");
+    }
+}
+
 void rest_read_commit(struct rest_api *api, const struct rest_req *req, const char *topic,
                       rest_done_fn done, void *arg)
 {
     int32_t parts = sl_log_partitions(api->gw->log, topic);
     char group[REST_GROUP_BUF];
-    json_t *root, *offs, *item;
-    size_t i;
-    int rc = 0;
+    json_t *root, *offs, *item, *answer;
+    struct sl_group_offset *v;
+    struct pending *p;
+    char *body;
+    size_t i, n, bad = 0;
+    int rc;
 
     if (!group_param(req, group, done, arg)) {
         return;
@@ -396,35 +449,56 @@ void rest_read_commit(struct rest_api *api, const struct rest_req *req, const ch
                          "want {\"offsets\":[{\"partition\":P,\"offset\":N}, ...]}");
         return;
     }
+    n = json_array_size(offs);
+    v = calloc(n, sizeof(*v));
+    if (v == NULL) {
+        json_decref(root);
+        rest_reply_errno(done, arg, -ENOMEM, "commit");
+        return;
+    }
     json_array_foreach(offs, i, item) {
         json_t *jp = json_object_get(item, "partition");
         json_t *jo = json_object_get(item, "offset");
         if (!json_is_integer(jp) || !json_is_integer(jo) || json_integer_value(jo) < 0) {
             json_decref(root);
+            free(v);
             rest_reply_error(done, arg, 400, "bad_json",
                              "partition and offset must be integers >= 0");
             return;
         }
         if (json_integer_value(jp) < 0 || json_integer_value(jp) >= parts) {
             json_decref(root);
+            free(v);
             rest_reply_error(done, arg, 404, "unknown_partition", "unknown partition");
             return;
         }
+        v[i].partition = (int32_t)json_integer_value(jp);
+        v[i].offset = json_integer_value(jo);
     }
-    json_array_foreach(offs, i, item) {
-        rc = sl_group_commit(api->gw->log, group, topic,
-                             (int32_t)json_integer_value(json_object_get(item, "partition")),
-                             json_integer_value(json_object_get(item, "offset")));
-        if (rc != 0) {
-            break;
+    /* The answer, rendered now (the request is borrowed until we return), waits in a
+     * pending of the kind rest_api_free answers 503 and orphans, as a publish does. */
+    answer = json_pack("{s:s, s:s, s:O}", "topic", topic, "group", group, "offsets", offs);
+    body = answer != NULL ? json_dumps(answer, JSON_COMPACT) : NULL;
+    json_decref(answer);
+    json_decref(root);
+    p = body != NULL ? rest_pending_new(api, PENDING_PUBLISH, topic, done, arg) : NULL;
+    if (p == NULL || ce_json_buf_add(&p->out, body, strlen(body)) != 0) {
+        if (p != NULL) {
+            rest_pending_unlink(p);
+            rest_pending_free(p);
         }
-    }
-    if (rc != 0) {
-        json_decref(root);
-        rest_reply_errno(done, arg, rc, "commit");
+        free(body);
+        free(v);
+        rest_reply_errno(done, arg, -ENOMEM, "commit");
         return;
     }
-    rest_reply_json(done, arg, 200, json_pack("{s:s, s:s, s:o}", "topic", topic, "group", group,
-                                              "offsets", json_incref(offs)));
-    json_decref(root);
+    free(body);
+    /* All or nothing: checked against the high watermarks first; answered once durable. */
+    rc = sl_group_commit_many(api->gw->log, group, topic, v, n, commit_done, p, &bad);
+    if (rc != 0) {
+        rest_pending_unlink(p);
+        rest_pending_free(p);
+        commit_refused(api, topic, &v[bad < n ? bad : 0], rc, done, arg);
+    }
+    free(v);
 }

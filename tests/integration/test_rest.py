@@ -286,6 +286,112 @@ def test_groups():
           st == 200 and [e.get("data") for e in arr] == ["g1", "g2"], (st, arr))
     st, h, arr = jreq("GET", "/topics/%s/records?group=%s" % (t, "g" * 249))
     check("a 249-byte group name is accepted", st == 200 and len(arr) == 3, (st, arr))
+    test_commit_checked(t, last)
+    test_commit_many()
+    test_commit_no_stall()
+
+
+def committed_metric(t, g, p):
+    """The group's committed offset for t/p from /metrics, or None when not listed."""
+    st, h, data = req("GET", "/metrics")
+    line = 'sluice_group_committed_offset{group="%s",topic="%s",partition="%d"} ' % (g, t, p)
+    for ln in data.decode().splitlines():
+        if ln.startswith(line):
+            return int(ln[len(line):])
+    return None
+
+
+def test_commit_checked(t, last):
+    """Offsets beyond the high watermark, or negative, are refused whole: 400 JSON."""
+    p = last["partition"]                              # the three records share a key
+    hw = [x["high_watermark"] for x in jreq("GET", "/topics/" + t)[2]["partitions"]
+          if x["partition"] == p][0]
+    path = "/topics/%s/offsets?group=app" % t
+    before = committed_metric(t, "app", p)            # committed by test_groups: hw - 1
+    st, h, j = jreq("POST", path, {"offsets": [{"partition": p, "offset": hw + 97}]})
+    expect_error("commit beyond the high watermark -> 400 JSON", st, 400, j, h)
+    check("... saying which offset and high watermark",
+          isinstance(j, dict) and ("%d" % (hw + 97)) in j.get("error", "")
+          and ("high watermark %d" % hw) in j.get("error", ""), j)
+    check("... and the committed offset is unchanged",
+          before == hw - 1 and committed_metric(t, "app", p) == before, (before, hw))
+    st, h, j = jreq("POST", path, {"offsets": [{"partition": p, "offset": 0},
+                                               {"partition": p, "offset": hw + 1}]})
+    expect_error("a commit with one offset beyond the high watermark -> 400 JSON", st, 400, j, h)
+    check("... and none of its offsets is committed (all or nothing)",
+          committed_metric(t, "app", p) == before, committed_metric(t, "app", p))
+    st, h, j = jreq("POST", path, {"offsets": [{"partition": p, "offset": 0},
+                                               {"partition": 99, "offset": 0}]})
+    expect_error("a commit naming an unknown partition -> 404 JSON", st, 404, j, h)
+    check("... and changes nothing", committed_metric(t, "app", p) == before)
+    st, h, j = jreq("POST", path, {"offsets": [{"partition": p, "offset": hw}]})
+    check("a commit at the high watermark -> 200", st == 200, (st, j))
+    st, h, data = req("GET", "/metrics")
+    lags = [int(ln.rsplit(" ", 1)[1]) for ln in data.decode().splitlines()
+            if ln.startswith("sluice_group_lag{")]
+    check("no group lag is negative", lags and min(lags) >= 0, lags[:10])
+
+
+def test_commit_many():
+    """Several partitions in one commit, read back from where each was committed."""
+    t = topic("grp-many")
+    st, h, j = jreq("POST", "/topics/%s" % t, "warm")         # creates the topic
+    parts = len(jreq("GET", "/topics/" + t)[2]["partitions"])
+    for p in range(parts):
+        for i in range(4):
+            jreq("POST", "/topics/%s?partition=%d" % (t, p), "p%d-%d" % (p, i))
+    hws = {x["partition"]: x["high_watermark"] for x in jreq("GET", "/topics/" + t)[2]["partitions"]}
+    offs = [{"partition": p, "offset": hws[p] - 1 - p % 2} for p in range(parts)]
+    st, h, j = jreq("POST", "/topics/%s/offsets?group=many" % t, {"offsets": offs})
+    check("commit of %d partitions at once -> 200 with the offsets" % parts,
+          st == 200 and j.get("offsets") == offs and j.get("group") == "many", (st, j))
+    check("... each committed offset is listed in /metrics",
+          all(committed_metric(t, "many", o["partition"]) == o["offset"] for o in offs))
+    st, h, arr = jreq("GET", "/topics/%s/records?group=many&max=100" % t)
+    got = sorted((e.get("partition"), e.get("offset")) for e in (arr or []))
+    want = sorted((o["partition"], off) for o in offs for off in range(o["offset"], hws[o["partition"]]))
+    check("... and a group read returns what lies past each of them", st == 200 and got == want,
+          (st, got, want))
+
+
+def test_commit_no_stall():
+    """A commit listing 200 offsets is saved off the loop: /healthz answers meanwhile
+    (median over several rounds, so one slow sample on a loaded machine does not fail it)."""
+    t = topic("grp-stall")
+    jreq("POST", "/topics/%s" % t, "warm")
+    hws = [x["high_watermark"] for x in jreq("GET", "/topics/" + t)[2]["partitions"]]
+    body = {"offsets": [{"partition": i % len(hws), "offset": hws[i % len(hws)]}
+                        for i in range(200)]}
+    lat, codes = [], []
+    for r in range(7):
+        done = threading.Event()
+
+        def commit():
+            try:
+                codes.append(jreq("POST", "/topics/%s/offsets?group=stall%d" % (t, r), body)[0])
+            finally:
+                done.set()
+
+        hc = conn()
+        try:
+            req("GET", "/healthz", c=hc)              # connected before the commit starts
+            th = threading.Thread(target=commit)
+            th.start()
+            time.sleep(0.002)
+            while True:
+                t0 = time.monotonic()
+                req("GET", "/healthz", c=hc)
+                lat.append(time.monotonic() - t0)
+                if done.is_set():
+                    break
+            th.join(30)
+        finally:
+            hc.close()
+    lat.sort()
+    med = lat[len(lat) // 2]
+    check("7 commits of 200 offsets each -> 200", codes == [200] * 7, codes)
+    check("/healthz during them: median %.1f ms < 40 ms" % (med * 1000), med < 0.040,
+          ["%.1f" % (x * 1000) for x in lat[-5:]])
 
 
 def test_topics_and_metrics():
