@@ -1,13 +1,17 @@
 /* Unit tests for consumer groups (gateway/log/group.c). */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -17,6 +21,48 @@
 #include "gateway/log/log.h"
 
 #include "fixture.h"
+
+/* ---- interposed fsync: the group saves call it (file, then directory) ---- */
+
+static pthread_t loop_thread;            /* the thread running the tests and the loop */
+static atomic_int group_fsyncs;          /* fsyncs of files under __groups */
+static atomic_int group_fsyncs_on_loop;  /* ... of those, made on the loop thread */
+static atomic_int group_fsync_hold;      /* nonzero: group fsyncs wait until it is 0 */
+static atomic_int group_fsync_fail;      /* fail this many group fsyncs with EIO */
+
+static bool under_groups(int fd)
+{
+    char link[64];
+    char path[PATH_MAX];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, path, sizeof(path) - 1);
+    if (n <= 0) {
+        return false;
+    }
+    path[n] = '\0';
+    return strstr(path, "/__groups") != NULL;
+}
+
+int fsync(int fd)
+{
+    if (under_groups(fd)) {
+        atomic_fetch_add(&group_fsyncs, 1);
+        if (pthread_equal(pthread_self(), loop_thread)) {
+            atomic_fetch_add(&group_fsyncs_on_loop, 1);
+        }
+        while (atomic_load(&group_fsync_hold)) {
+            usleep(1000);
+        }
+        if (atomic_load(&group_fsync_fail) > 0) {
+            atomic_fetch_sub(&group_fsync_fail, 1);
+            errno = EIO;
+            return -1;
+        }
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
 
 static void open_log(struct fx_log *f)
 {
@@ -37,6 +83,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+    atomic_store(&group_fsync_hold, 0);
+    atomic_store(&group_fsync_fail, 0);
     fx_log_free(*state);
     return 0;
 }
@@ -331,6 +379,224 @@ static void test_foreach(void **state)
     sl_group_leave(&b.m);
 }
 
+/* ---- saves off the loop ---- */
+
+static struct sl_group_stats stats(struct fx_log *f)
+{
+    struct sl_group_stats st;
+
+    sl_group_get_stats(f->log, &st);
+    return st;
+}
+
+/* Run the loop until the log made `saves` saves (bounded: about 5 s). */
+static void run_until_saves(struct fx_log *f, uint64_t saves)
+{
+    for (int i = 0; i < 5000 && stats(f).saves < saves; i++) {
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    assert_true(stats(f).saves >= saves);
+}
+
+static void append_ignore(void *arg, const struct sl_append_result *res)
+{
+    assert_int_equal(res->status, 0);
+}
+
+/* Append n records to t/partition (flush os: visible at once). */
+static void append_n(struct fx_log *f, const char *t, int32_t partition, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct sl_rec_in r;
+
+        memset(&r, 0, sizeof(r));
+        r.key_len = -1;
+        r.value = (const uint8_t *)"v";
+        r.value_len = 1;
+        assert_int_equal(sl_log_append(f->log, t, partition, &r, 1, append_ignore, NULL),
+                         0);
+    }
+    run_turns(f, 2);
+}
+
+struct done {
+    int calls;
+    int status;
+};
+
+static void on_done(void *arg, int status)
+{
+    struct done *d = arg;
+
+    d->calls++;
+    d->status = status;
+}
+
+/* A commit is visible at once and durable only after a save off the loop thread. */
+static void test_commit_saved_off_loop(void **state)
+{
+    struct fx_log *f = *state;
+    int before = atomic_load(&group_fsyncs);
+
+    atomic_store(&group_fsyncs_on_loop, 0);
+    assert_int_equal(sl_group_commit(f->log, "off", "orders", 1, 5), 0);
+    assert_int_equal(sl_group_committed(f->log, "off", "orders", 1), 5);
+    assert_int_equal(stats(f).saves, 0);      /* nothing written inside the call */
+    assert_int_equal(atomic_load(&group_fsyncs), before);
+    run_until_saves(f, 1);
+    assert_int_equal(stats(f).save_errors, 0);
+    assert_int_equal(atomic_load(&group_fsyncs), before + 2);   /* file, directory */
+    assert_int_equal(atomic_load(&group_fsyncs_on_loop), 0);
+
+    sl_log_close(&f->log);
+    open_log(f);
+    assert_int_equal(sl_group_committed(f->log, "off", "orders", 1), 5);
+    assert_int_equal(atomic_load(&group_fsyncs_on_loop), 0);
+}
+
+/* Many commits of one group in one turn make one save; commits made while that save is
+ * in flight make one follow-up save, not one each. */
+static void test_commits_coalesce(void **state)
+{
+    struct fx_log *f = *state;
+
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(sl_group_commit(f->log, "co", "orders", i % 6, i), 0);
+    }
+    assert_int_equal(stats(f).commits, 100);
+    run_until_saves(f, 1);
+    run_turns(f, 5);
+    assert_int_equal(stats(f).saves, 1);
+
+    atomic_store(&group_fsync_hold, 1);       /* the next save stays in flight */
+    assert_int_equal(sl_group_commit(f->log, "co", "orders", 0, 1000), 0);
+    run_turns(f, 3);                          /* started, held in its fsync */
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(sl_group_commit(f->log, "co", "orders", 1, 2000 + i), 0);
+        run_turns(f, 1);
+    }
+    assert_int_equal(stats(f).saves, 1);
+    atomic_store(&group_fsync_hold, 0);
+    run_until_saves(f, 3);
+    run_turns(f, 5);
+    usleep(20000);
+    run_turns(f, 5);
+    assert_int_equal(stats(f).saves, 3);      /* the held one and a single follow-up */
+    assert_int_equal(sl_group_committed(f->log, "co", "orders", 1), 2049);
+
+    sl_log_close(&f->log);
+    open_log(f);
+    assert_int_equal(sl_group_committed(f->log, "co", "orders", 0), 1000);
+    assert_int_equal(sl_group_committed(f->log, "co", "orders", 1), 2049);
+}
+
+/* sl_group_commit_many checks every offset against its partition first: nothing changes
+ * on a refusal; an accepted commit is visible at once and calls back once durable. */
+static void test_commit_many_checked(void **state)
+{
+    struct fx_log *f = *state;
+    struct done d = {0, 1};
+    size_t bad = 77;
+    struct sl_group_offset beyond[] = {{0, 1}, {1, 3}};     /* p1's high watermark: 2 */
+    struct sl_group_offset negative[] = {{0, -1}};
+    struct sl_group_offset unknown[] = {{0, 1}, {6, 0}};
+    struct sl_group_offset ok[] = {{0, 3}, {1, 2}, {2, 0}, {0, 4}};
+
+    append_n(f, "v", 0, 4);
+    append_n(f, "v", 1, 2);
+    assert_int_equal(sl_log_high_watermark(f->log, "v", 1), 2);
+    assert_int_equal(sl_group_commit(f->log, "chk", "v", 0, 1), 0);
+    run_until_saves(f, 1);
+
+    assert_int_equal(sl_group_commit_many(f->log, "chk", "v", beyond, 2, on_done, &d, &bad),
+                     -ERANGE);
+    assert_int_equal(bad, 1);
+    assert_int_equal(sl_group_commit_many(f->log, "chk", "v", negative, 1, on_done, &d, &bad),
+                     -ERANGE);
+    assert_int_equal(bad, 0);
+    assert_int_equal(sl_group_commit_many(f->log, "chk", "v", unknown, 2, on_done, &d, &bad),
+                     -ENOENT);
+    assert_int_equal(bad, 1);
+    assert_int_equal(sl_group_commit_many(f->log, "chk", "nope", ok, 1, on_done, &d, NULL),
+                     -ENOENT);
+    assert_int_equal(sl_group_commit_many(f->log, "chk", "v", ok, 0, on_done, &d, NULL),
+                     -EINVAL);
+    assert_int_equal(sl_group_commit_many(f->log, "", "v", ok, 1, on_done, &d, NULL), -EINVAL);
+    run_turns(f, 5);
+    assert_int_equal(d.calls, 0);
+    assert_int_equal(stats(f).saves, 1);      /* refusals save nothing */
+    assert_int_equal(stats(f).commits, 1);
+    assert_int_equal(sl_group_committed(f->log, "chk", "v", 0), 1);
+    assert_int_equal(sl_group_committed(f->log, "chk", "v", 1), -1);
+    assert_int_equal(sl_group_committed(f->log, "other", "v", 0), -1);
+
+    assert_int_equal(sl_group_commit_many(f->log, "chk", "v", ok, 4, on_done, &d, &bad), 0);
+    assert_int_equal(d.calls, 0);             /* never inside the call */
+    assert_int_equal(sl_group_committed(f->log, "chk", "v", 0), 4);   /* the last for p0 */
+    assert_int_equal(sl_group_committed(f->log, "chk", "v", 1), 2);
+    assert_int_equal(sl_group_committed(f->log, "chk", "v", 2), 0);
+    run_until_saves(f, 2);
+    run_turns(f, 2);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status, 0);
+
+    sl_log_close(&f->log);
+    open_log(f);
+    assert_int_equal(sl_group_committed(f->log, "chk", "v", 0), 4);
+    assert_int_equal(sl_group_committed(f->log, "chk", "v", 1), 2);
+    assert_int_equal(sl_group_committed(f->log, "chk", "v", 2), 0);
+}
+
+/* Closing right after commits (the loop never ran) writes them and fires the callback. */
+static void test_close_drains(void **state)
+{
+    struct fx_log *f = *state;
+    struct done d = {0, 1};
+    struct sl_group_offset o[] = {{3, 2}};
+
+    append_n(f, "dr", 3, 2);
+    assert_int_equal(sl_group_commit(f->log, "drain", "dr", 0, 0), 0);
+    assert_int_equal(sl_group_commit_many(f->log, "drain", "dr", o, 1, on_done, &d, NULL), 0);
+    assert_int_equal(sl_group_commit(f->log, "drain2", "orders", 5, 9), 0);
+    sl_log_close(&f->log);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status, 0);
+    open_log(f);
+    assert_int_equal(sl_group_committed(f->log, "drain", "dr", 0), 0);
+    assert_int_equal(sl_group_committed(f->log, "drain", "dr", 3), 2);
+    assert_int_equal(sl_group_committed(f->log, "drain2", "orders", 5), 9);
+}
+
+/* A failed save is reported to its callbacks and counted; the offsets stay committed and
+ * the group's next save writes them. */
+static void test_save_failure(void **state)
+{
+    struct fx_log *f = *state;
+    struct done d = {0, 0};
+    struct sl_group_offset o[] = {{0, 1}};
+
+    append_n(f, "sf", 0, 1);
+    atomic_store(&group_fsync_fail, 1);
+    assert_int_equal(sl_group_commit_many(f->log, "fail", "sf", o, 1, on_done, &d, NULL), 0);
+    run_until_saves(f, 1);
+    run_turns(f, 2);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status, -EIO);
+    assert_int_equal(stats(f).save_errors, 1);
+    assert_int_equal(sl_group_committed(f->log, "fail", "sf", 0), 1);
+    run_turns(f, 5);
+    assert_int_equal(stats(f).saves, 1);      /* no retry loop on its own */
+
+    assert_int_equal(sl_group_commit(f->log, "fail", "orders", 2, 3), 0);
+    run_until_saves(f, 2);
+    assert_int_equal(stats(f).save_errors, 1);
+    sl_log_close(&f->log);
+    open_log(f);
+    assert_int_equal(sl_group_committed(f->log, "fail", "sf", 0), 1);
+    assert_int_equal(sl_group_committed(f->log, "fail", "orders", 2), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,8 +606,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_group_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_saved_off_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commits_coalesce, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_many_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_failure, setup, teardown),
     };
 
+    loop_thread = pthread_self();
     evthread_use_pthreads();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
