@@ -94,6 +94,10 @@ static const struct opt topic_opts[] = {
      FIELD(struct sl_topic_config, index_interval_bytes), .def = "4KiB", .min = 1,
      .max = UINT32_MAX, .flags = OPT_RELOAD,
      .help = "One .index entry per this many bytes of log."},
+    {.name = "preallocate", .type = OPT_SIZE, FIELD(struct sl_topic_config, preallocate),
+     .def = "1MiB", .min = 0, .max = 256 * 1024 * 1024, .flags = OPT_RELOAD,
+     .help = "flush always/interval: zero-fill the active segment this much at a time "
+             "ahead of its end, so an fsync commits no size change (0: never)."},
     {.name = NULL},
 };
 

@@ -43,6 +43,7 @@ void sl_topic_config_defaults(struct sl_topic_config *cfg)
     cfg->flush = SL_FLUSH_ALWAYS;
     cfg->flush_interval_ms = 1000;
     cfg->index_interval_bytes = 4096;
+    cfg->preallocate = 1024 * 1024;
 }
 
 bool sl_log_topic_name_valid(const char *name)

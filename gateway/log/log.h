@@ -40,6 +40,8 @@ struct sl_topic_config {
     enum sl_flush flush;
     int64_t flush_interval_ms;   /* SL_FLUSH_INTERVAL only */
     uint32_t index_interval_bytes; /* one .index entry per this many bytes of log */
+    uint32_t preallocate;        /* always/interval: zero-fill the active segment this
+                                  * much at a time ahead of its end (0: never) */
 };
 
 /* Kafka-like defaults: 1 partition, 1 GiB segments, 7 days, flush always. */

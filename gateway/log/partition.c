@@ -352,6 +352,13 @@ int sl_partition_roll(struct sl_partition *p)
     rc = segs_push(p, seg);
     if (rc < 0) {
         sl_segment_delete(&seg);
+        return rc;
+    }
+    /* The old segment ends at its last batch, as Kafka's do. Its new length is synced
+     * with the next job, before any append in the new segment is acknowledged. */
+    if (sl_segment_trim(p->segs[p->n_segs - 2]) > 0 &&
+        (p->dirty_idx < 0 || (size_t)p->dirty_idx > p->n_segs - 2)) {
+        p->dirty_idx = (ssize_t)(p->n_segs - 2);
     }
     return rc;
 }
@@ -373,6 +380,7 @@ int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
         }
         act = p->segs[p->n_segs - 1];
     }
+    sl_segment_set_preallocate(act, cfg->flush != SL_FLUSH_OS ? cfg->preallocate : 0);
     rc = sl_segment_append(act, batch, len, base, last, max_ts);
     if (rc == -EOVERFLOW && sl_segment_size(act) > 0) {
         /* the segment's index cannot address more (4 GiB or 2^32 offsets): roll, retry */
@@ -381,6 +389,7 @@ int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
             return rc;
         }
         act = p->segs[p->n_segs - 1];
+        sl_segment_set_preallocate(act, cfg->flush != SL_FLUSH_OS ? cfg->preallocate : 0);
         rc = sl_segment_append(act, batch, len, base, last, max_ts);
     }
     if (rc < 0) {

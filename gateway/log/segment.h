@@ -38,6 +38,19 @@ int64_t sl_segment_recover(struct sl_segment *seg);
 int sl_segment_append(struct sl_segment *seg, const uint8_t *batch, size_t len,
                       int64_t base_offset, int64_t last_offset, int64_t max_timestamp);
 
+/*
+ * Zero-fill the .log this many bytes at a time ahead of its last batch (0: never, the
+ * default). Appends then overwrite zeros instead of growing the file, so an fdatasync
+ * need not commit a size change. The zeros are not part of the segment: reads stop at
+ * the last batch, sl_segment_trim and close cut them, recovery drops them (not counted
+ * as torn). Loop thread.
+ */
+void sl_segment_set_preallocate(struct sl_segment *seg, uint32_t bytes);
+
+/* Cut the zeros written ahead. 1 if the file was cut (its new length wants an
+ * fdatasync to be durable), 0 if nothing to cut, -errno. Loop thread. */
+int sl_segment_trim(struct sl_segment *seg);
+
 /* fdatasync the .log (indexes are rebuilt on recovery, so they are synced lazily). The
  * first successful sync of a segment this process created also fsyncs its directory,
  * so the new file's entry is durable before any append in it is acknowledged. */
@@ -67,7 +80,7 @@ int64_t sl_segment_max_timestamp(const struct sl_segment *seg); /* -1 if empty *
 uint64_t sl_segment_size(const struct sl_segment *seg);         /* .log bytes */
 int64_t sl_segment_created_ms(const struct sl_segment *seg);    /* for age-based roll */
 
-/* Close files and free; *seg set to NULL. */
+/* Trim (sl_segment_trim), close files and free; *seg set to NULL. */
 void sl_segment_close(struct sl_segment **seg);
 /* Close and delete the three files; *seg set to NULL. */
 int sl_segment_delete(struct sl_segment **seg);

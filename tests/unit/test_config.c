@@ -87,6 +87,7 @@ static void check_defaults(const struct sl_config *cfg)
     assert_int_equal(cfg->topic_defaults.flush, SL_FLUSH_ALWAYS);
     assert_int_equal(cfg->topic_defaults.flush_interval_ms, 1000);
     assert_int_equal(cfg->topic_defaults.index_interval_bytes, 4096);
+    assert_int_equal(cfg->topic_defaults.preallocate, 1024 * 1024);
     assert_true(cfg->http.present);
     assert_true(cfg->http.enabled);
     assert_string_equal(cfg->http.host, "127.0.0.1");
@@ -420,6 +421,9 @@ static void test_error_texts(void **state)
     expect_only("log:\n  index_interval_bytes: 8GiB\n",
                 "t.yaml:2: log.index_interval_bytes: '8GiB' is out of range "
                 "(1 to 4294967295 bytes)");
+    expect_only("log:\n  preallocate: 1GiB\n",
+                "t.yaml:2: log.preallocate: '1GiB' is out of range "
+                "(0 to 268435456 bytes)");
     expect_only("log:\n  segment_age: -1\n",
                 "t.yaml:2: log.segment_age: '-1' is not a duration (like 50ms, 30s, 5m, 12h, "
                 "7d, 2w; a bare number is milliseconds)");

@@ -28,6 +28,48 @@
 
 /* ---- interposed fdatasync / fsync (the log's segments call these) ---- */
 
+/* The length each file (by inode) had at its last successful fdatasync. */
+#define MAX_SYNCED 64
+static pthread_mutex_t synced_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { ino_t ino; off_t size; } synced[MAX_SYNCED];
+static int n_synced;
+
+static void note_synced(int fd)
+{
+    struct stat st;
+    int i;
+
+    if (fstat(fd, &st) != 0) {
+        return;
+    }
+    pthread_mutex_lock(&synced_mu);
+    for (i = 0; i < n_synced && synced[i].ino != st.st_ino; i++) {
+    }
+    if (i < MAX_SYNCED) {
+        synced[i].ino = st.st_ino;
+        synced[i].size = st.st_size;
+        n_synced += i == n_synced;
+    }
+    pthread_mutex_unlock(&synced_mu);
+}
+
+/* The length the file at path had when last fdatasynced, -1 if never. */
+static off_t synced_size(const char *path)
+{
+    struct stat st;
+    off_t size = -1;
+
+    assert_int_equal(stat(path, &st), 0);
+    pthread_mutex_lock(&synced_mu);
+    for (int i = 0; i < n_synced; i++) {
+        if (synced[i].ino == st.st_ino) {
+            size = synced[i].size;
+        }
+    }
+    pthread_mutex_unlock(&synced_mu);
+    return size;
+}
+
 static atomic_int fdatasync_fail;        /* fail this many calls with EIO */
 static atomic_int fdatasync_hold;        /* ... each one only once this is 0 again */
 
@@ -41,7 +83,11 @@ int fdatasync(int fd)
         errno = EIO;
         return -1;
     }
-    return (int)syscall(SYS_fdatasync, fd);
+    int rc = (int)syscall(SYS_fdatasync, fd);
+    if (rc == 0) {
+        note_synced(fd);
+    }
+    return rc;
 }
 
 /* Directories fsynced (by real path), for the durability-of-entries test. */
@@ -594,6 +640,94 @@ static void test_flush_always_group_commit(void **state)
     assert_true(st.fsync_seconds_sum > 0);
     assert_true(st.fsync_bucket[SL_LOG_FSYNC_BUCKETS - 1] <= st.fsyncs);
     assert_int_equal(read_all(f, "durable", 0, 0, c), 200);
+    free(c);
+}
+
+static int is_log_file(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+
+    return n > 4 && strcmp(d->d_name + n - 4, ".log") == 0;
+}
+
+/* Lengths of the .log files of dir in offset order; returns how many (at most max). */
+static int log_file_sizes(const char *dir, uint64_t *sizes, off_t *synced_at, int max)
+{
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, is_log_file, alphasort);
+
+    assert_true(n > 0 && n <= max);
+    for (int i = 0; i < n; i++) {
+        char path[512];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+        assert_int_equal(stat(path, &st), 0);
+        sizes[i] = (uint64_t)st.st_size;
+        if (synced_at != NULL) {
+            synced_at[i] = synced_size(path);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return n;
+}
+
+/* flush: always with preallocation: the active segment runs ahead in zeros; a roll
+ * cuts the old one back to its last batch and syncs that length with the next job;
+ * close cuts the active one; everything reads back after a reopen. */
+static void test_preallocate_roll(void **state)
+{
+    struct fx_log *f = *state;
+    struct acks a = { 0 };
+    struct collected *c = malloc(sizeof(*c));
+    struct sl_topic_config cfg;
+    char dir[512];
+    uint64_t sizes[64];
+    off_t synced_at[64];
+    int n;
+
+    assert_non_null(c);
+    open_log(f, SL_FLUSH_ALWAYS);
+    sl_topic_config_defaults(&cfg);
+    cfg.segment_bytes = 4096;
+    cfg.preallocate = 64 * 1024;
+    assert_int_equal(sl_log_topic_configure(f->log, "pre", &cfg), 0);
+    for (int i = 0; i < 300; i++) {
+        append_one(f, "pre", 0, NULL, i, now_ms(), &a);
+        if (i % 10 == 9) {
+            run_until(f, &a.n, i + 1);          /* ten per turn, each turn acked */
+        }
+    }
+    /* a roll of a segment whose appends are all synced already (as the age roll does):
+     * the cut is synced with the next append's job, before that append is acked */
+    assert_int_equal(sl_log_roll(f->log, "pre", 0), 0);
+    append_one(f, "pre", 0, NULL, 300, now_ms(), &a);
+    run_until(f, &a.n, 301);
+    assert_int_equal(a.n, 301);
+    assert_int_equal(a.errors, 0);
+    snprintf(dir, sizeof(dir), "%s/pre-0", f->dir);
+    n = log_file_sizes(dir, sizes, synced_at, 64);
+    assert_true(n >= 3);
+    for (int i = 0; i < n - 1; i++) {
+        assert_true(sizes[i] <= 4096);          /* cut at the roll ... */
+        assert_int_equal(synced_at[i], (off_t)sizes[i]);   /* ... and that length synced */
+    }
+    assert_int_equal(sizes[n - 1], 64 * 1024);  /* the active one is zero-filled ahead */
+    assert_int_equal(synced_at[n - 1], 64 * 1024);
+
+    sl_log_close(&f->log);
+    assert_int_equal(log_file_sizes(dir, sizes, NULL, 64), n);
+    assert_true(sizes[n - 1] > 0 && sizes[n - 1] <= 4096);     /* close cut it */
+    open_log(f, SL_FLUSH_ALWAYS);
+    assert_int_equal(describe(f, "pre").hw, 301);
+    assert_int_equal(read_all(f, "pre", 0, 0, c), 301);
+    for (int i = 0; i < 301; i++) {
+        char want[48];
+
+        snprintf(want, sizeof(want), "value-%06d-padding-padding-padding", i);
+        assert_string_equal(c->values[i], want);
+    }
     free(c);
 }
 
@@ -1186,6 +1320,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_always_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_always_chained, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_preallocate_roll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_fires_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_interval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_read_eio, setup, teardown),

@@ -359,6 +359,16 @@ static void append_raw(struct fixture *f, int64_t base, const void *buf, size_t 
     free(lp);
 }
 
+/* What recovery reports as cut for n bytes p past the last good batch: zeros at the
+ * end of the file are preallocated space, not torn data. */
+static int64_t cut_len(const uint8_t *p, size_t n)
+{
+    while (n > 0 && p[n - 1] == 0) {
+        n--;
+    }
+    return (int64_t)n;
+}
+
 static void test_recover_torn_tail(void **state)
 {
     struct fixture *f = *state;
@@ -379,7 +389,7 @@ static void test_recover_torn_tail(void **state)
     append_raw(f, 0, half, len / 2);
 
     seg = open_seg(f, 0, false, 1024);
-    assert_int_equal(sl_segment_recover(seg), (int64_t)(len / 2));
+    assert_int_equal(sl_segment_recover(seg), cut_len(half, len / 2));
     assert_int_equal(sl_segment_size(seg), good);
     assert_true(sl_segment_next_offset(seg) == next);
     check_find_all(f, seg);
@@ -410,6 +420,106 @@ static void test_recover_torn_tail(void **state)
     free(lp);
 }
 
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+
+    assert_int_equal(stat(path, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+static void put_file(const char *path, const uint8_t *buf, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_TRUNC);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, buf, len), (ssize_t)len);
+    close(fd);
+}
+
+/* Preallocation: the file runs ahead in zeros, but reads, trim, close and recovery see
+ * only the batches; the zeros a crash leaves are not counted as torn. */
+static void test_preallocate(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_segment *seg = open_seg(f, 0, true, 4096);
+    char *lp = path_of(f, 0, ".log");
+    const uint64_t chunk = 64 * 1024;
+    uint8_t buf[256];
+
+    sl_segment_set_preallocate(seg, (uint32_t)chunk);
+    for (int i = 0; i < 120; i++) {
+        append_batch(f, seg, 1 + i % 20, 1000 + i * 100);
+        assert_true(file_size(lp) > sl_segment_size(seg));
+        assert_int_equal(file_size(lp) % chunk, 0);
+    }
+    uint64_t good = sl_segment_size(seg);
+    int n_good = f->n;
+    assert_true(good > 2 * chunk);                  /* extended several times */
+    /* reads end at the last batch, not at the end of the zeros */
+    assert_int_equal(sl_segment_read(seg, good - 10, buf, sizeof(buf)), 10);
+    assert_int_equal(sl_segment_read(seg, good, buf, sizeof(buf)), 0);
+    check_find_all(f, seg);
+
+    /* what a crash would leave on disk: the batches, then zeros */
+    size_t crash_len;
+    uint8_t *crash = slurp(lp, &crash_len);
+    assert_non_null(crash);
+    assert_true(crash_len > good);
+    for (size_t i = good; i < crash_len; i++) {
+        assert_int_equal(crash[i], 0);
+    }
+
+    assert_int_equal(sl_segment_trim(seg), 1);
+    assert_int_equal(file_size(lp), good);
+    assert_int_equal(sl_segment_trim(seg), 0);
+    append_batch(f, seg, 3, 99000);                 /* extends again after a trim */
+    assert_true(file_size(lp) > sl_segment_size(seg));
+    uint64_t closed = sl_segment_size(seg);
+    sl_segment_close(&seg);
+    assert_int_equal(file_size(lp), closed);        /* a closed segment has no zeros */
+
+    /* The crash image: recovery drops the zeros and reports nothing torn. */
+    put_file(lp, crash, crash_len);
+    seg = open_seg(f, 0, false, 4096);
+    assert_int_equal(sl_segment_recover(seg), 0);
+    assert_int_equal(sl_segment_size(seg), good);
+    assert_int_equal(file_size(lp), good);
+    f->n = n_good;
+    check_find_all(f, seg);
+    sl_segment_close(&seg);
+
+    /* A batch torn inside the zeros is torn: counted up to its last non-zero byte. */
+    int64_t next = f->last[n_good - 1] + 1;
+    sl_rb_builder_reset(&f->b, next);
+    uint8_t v[VALUE_LEN];
+    fill_value(v, next);
+    struct sl_rec_in r = {1, NULL, -1, v, VALUE_LEN, NULL, 0};
+    assert_int_equal(sl_rb_builder_add(&f->b, &r), 0);
+    size_t len;
+    const uint8_t *whole = sl_rb_builder_finish(&f->b, &len);
+    int64_t torn = cut_len(whole, len / 2);
+    assert_true(torn > 0);
+    memcpy(crash + good, whole, len / 2);
+    put_file(lp, crash, crash_len);
+    seg = open_seg(f, 0, false, 4096);
+    assert_int_equal(sl_segment_recover(seg), torn);
+    assert_int_equal(sl_segment_size(seg), good);
+    assert_int_equal(file_size(lp), good);
+    sl_segment_close(&seg);
+
+    /* Never zero-filled past the largest segment the index can address. */
+    sl_segment_max_bytes = good + 1000;
+    seg = open_seg(f, 0, false, 4096);
+    sl_segment_set_preallocate(seg, (uint32_t)chunk);
+    append_batch(f, seg, 1, 100000);
+    assert_int_equal(file_size(lp), good + 1000);
+    sl_segment_close(&seg);
+    sl_segment_max_bytes = UINT32_MAX;
+    free(crash);
+    free(lp);
+}
+
 static void test_recover_corrupt_middle(void **state)
 {
     struct fixture *f = *state;
@@ -431,7 +541,11 @@ static void test_recover_corrupt_middle(void **state)
     close(fd);
 
     seg = open_seg(f, 0, false, 512);
-    assert_int_equal(sl_segment_recover(seg), (int64_t)(total - f->pos[2]));
+    size_t file_len;
+    uint8_t *file = slurp(lp, &file_len);
+    assert_int_equal(file_len, total);
+    assert_int_equal(sl_segment_recover(seg), cut_len(file + f->pos[2], total - f->pos[2]));
+    free(file);
     assert_int_equal(sl_segment_size(seg), f->pos[2]);
     assert_true(sl_segment_next_offset(seg) == f->last[1] + 1);
     assert_true(sl_segment_max_timestamp(seg) == f->maxts[1]);
@@ -450,7 +564,7 @@ static void test_recover_corrupt_middle(void **state)
     sl_segment_close(&seg);
     append_raw(f, 0, buf, len);
     seg = open_seg(f, 0, false, 512);
-    assert_int_equal(sl_segment_recover(seg), (int64_t)len);
+    assert_int_equal(sl_segment_recover(seg), cut_len(buf, len));
     assert_true(sl_segment_next_offset(seg) == f->last[1] + 1);
     sl_segment_close(&seg);
     free(lp);
@@ -730,6 +844,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_find_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_corrupt_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_preallocate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_created_ms, setup, teardown),
