@@ -202,6 +202,7 @@ struct mqtt_retain *mqtt_retain_open(struct sl_gateway *gw, char **err)
     tc.retention_ms = -1;
     tc.retention_bytes = -1;
     tc.flush = SL_FLUSH_ALWAYS;
+    tc.preallocate = 64 * 1024;          /* compaction rolls often: little zero-fill */
     rc = sl_log_topic_configure(gw->log, MQTT_RETAIN_TOPIC, &tc);
     if (rc != 0) {
         if (asprintf(err, "cannot create %s: %s", MQTT_RETAIN_TOPIC, strerror(-rc)) < 0) {
