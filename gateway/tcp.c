@@ -19,6 +19,7 @@
 
 #include "gateway/envelope.h"
 #include "gateway/logging.h"
+#include "gateway/metrics.h"
 
 #define TCP_LOW_WATER_DEFAULT (64u * 1024u)
 #define TCP_CLOSE_FLUSH_SECS 2
@@ -42,6 +43,7 @@ struct sl_tcp_server {
     sl_tcp_accept_fn accept;
     void *arg;
     uint32_t max_conns;
+    struct sl_ratelimit refused_log;
     uint32_t n_conns;
     size_t low_water;
     int port;
@@ -275,8 +277,15 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     (void)salen;
 
     if (s->max_conns > 0 && s->n_conns >= s->max_conns) {
+        char labels[96];
+
         evutil_closesocket(fd);
-        sl_warn("[%s:tcp] connection limit %u reached: refused", s->name, s->max_conns);
+        snprintf(labels, sizeof(labels), "listener=\"%s\"", s->name);
+        sl_metric_incr("sluice_listener_refused_connections_total",
+                       "connections refused by a listener's max_connections", labels);
+        sl_logf_limited(&s->refused_log, 10000, SL_LL_WARN,
+                        "[%s:tcp] connection limit %u reached: refused", s->name,
+                        s->max_conns);
         return;
     }
     c = calloc(1, sizeof(*c));

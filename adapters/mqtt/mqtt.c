@@ -41,6 +41,7 @@ struct mqtt_ctx {
     struct mqtt_broker *b;
     struct sl_tcp_server *tcp;
     struct mqtt_auth *auth;          /* password checks; NULL until users are set */
+    struct sl_ratelimit refused_log; /* max_connections warnings */
     uint64_t stale_ticket;           /* checks up to this ticket ran against users a
                                         reload replaced: their verdicts are re-decided */
 };
@@ -391,8 +392,12 @@ static void *on_accept(void *arg, const struct sl_transport *t)
     }
     /* here rather than in the TCP server, so a reload can change it */
     if (ctx->b->n_connected >= ctx->b->lim.max_connections) {
-        sl_warn("[mqtt:listener] connection limit %u reached: %s refused",
-                ctx->b->lim.max_connections, t->ops->peer(t->conn));
+        sl_metric_incr("sluice_listener_refused_connections_total",
+                       "connections refused by a listener's max_connections",
+                       "listener=\"mqtt\"");
+        sl_logf_limited(&ctx->refused_log, 10000, SL_LL_WARN,
+                        "[mqtt:listener] connection limit %u reached: %s refused",
+                        ctx->b->lim.max_connections, t->ops->peer(t->conn));
         return NULL;
     }
     return mqtt_session_new(ctx->b, t);

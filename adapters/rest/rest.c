@@ -114,7 +114,8 @@ struct rest_ctx {
     struct sl_msg *ptail;            /* together after it (one wake-up of the loop) */
     struct rest_conn *buckets[REST_BUCKETS];
     uint64_t next_id;
-    uint32_t n_conns;
+    uint32_t n_conns;                /* open connections (conn_opened/closed) */
+    struct sl_ratelimit refused_log; /* max_connections warnings */
     struct sl_metric *conn_gauge;
 };
 
@@ -266,8 +267,6 @@ static void conn_register(struct rest_ctx *ctx, struct rest_conn *c, struct lws 
     b = c->id & (REST_BUCKETS - 1);
     c->hnext = ctx->buckets[b];
     ctx->buckets[b] = c;
-    ctx->n_conns++;
-    sl_metric_inc_gauge(ctx->conn_gauge, 1);
 }
 
 static void conn_unregister(struct rest_ctx *ctx, struct rest_conn *c)
@@ -284,12 +283,38 @@ static void conn_unregister(struct rest_ctx *ctx, struct rest_conn *c)
         }
     }
     c->id = 0;
-    ctx->n_conns--;
-    sl_metric_inc_gauge(ctx->conn_gauge, -1);
     if (c->state != CONN_WAITING) {
         msg_free(c->msg);      /* WAITING: the loop owns it */
     }
     c->msg = NULL;
+}
+
+/*
+ * Open connections, counted from accept to close whether or not a request came (lws
+ * unbinds a keep-alive connection's per-request state between requests, so the
+ * rest_conn is not it). The wsi's opaque user data marks a counted connection, and one
+ * past max_connections, whose first request gets a 503. lws thread.
+ */
+static char conn_counted, conn_over;
+
+static void conn_opened(struct rest_ctx *ctx, struct lws *wsi)
+{
+    bool over = ctx->n_conns >= ctx->max_connections;
+
+    ctx->n_conns++;
+    sl_metric_inc_gauge(ctx->conn_gauge, 1);
+    lws_set_opaque_user_data(wsi, over ? &conn_over : &conn_counted);
+}
+
+static void conn_closed(struct rest_ctx *ctx, struct lws *wsi)
+{
+    void *mark = lws_get_opaque_user_data(wsi);
+
+    if (mark == &conn_counted || mark == &conn_over) {
+        lws_set_opaque_user_data(wsi, NULL);
+        ctx->n_conns--;
+        sl_metric_inc_gauge(ctx->conn_gauge, -1);
+    }
 }
 
 static struct rest_conn *conn_find(struct rest_ctx *ctx, uint64_t id)
@@ -585,6 +610,24 @@ static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, c
         conn_reject(c, 503, "shutting_down", "shutting down");
         return 0;
     }
+    if (lws_get_opaque_user_data(wsi) == &conn_over) {
+        /* Accepted past max_connections (lws itself takes at most max_connections +
+         * 16 sockets; the rest wait in the listen backlog): answered and closed. */
+        sl_metric_incr("sluice_listener_refused_connections_total",
+                       "connections refused by a listener's max_connections",
+                       "listener=\"http\"");
+        sl_logf_limited(&ctx->refused_log, 10000, SL_LL_WARN,
+                        "[http:listener] connection limit %u reached: refused",
+                        ctx->max_connections);
+        conn_reject(c, 503, "too_many_connections", "connection limit reached");
+        return 0;
+    }
+    if (clen >= 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        /* Both framings: RFC 9112 6.1 lets a server refuse it, and must, or the two
+         * ends can disagree on where the body ends. */
+        conn_reject(c, 400, "bad_framing", "both Content-Length and Transfer-Encoding");
+        return 0;
+    }
     if (meth == LWSHUMETH_POST || meth == LWSHUMETH_PUT || meth == LWSHUMETH_PATCH) {
         if (clen == -2) {
             conn_reject(c, 400, "bad_content_length", "bad Content-Length");
@@ -786,7 +829,21 @@ static int rest_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         /* user is not a rest_conn here. Stopping: close new connections at once. */
         return ctx != NULL && atomic_load(&ctx->draining) ? 1 : 0;
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        if (ctx != NULL) {
+            conn_opened(ctx, wsi);
+        }
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (ctx != NULL) {
+            conn_closed(ctx, wsi);     /* if CLOSED_HTTP did not come first */
+        }
+        return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
+        if (ctx != NULL) {
+            conn_closed(ctx, wsi);
+        }
+        /* fall through */
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (c != NULL) {
             conn_unregister(ctx, c);
