@@ -109,6 +109,24 @@ static bool config_valid(const struct sl_topic_config *cfg)
     return config_problem(cfg) == NULL;
 }
 
+/* A warning about topic-partition, or the whole topic when id < 0 (the daemon's log
+ * when linked in, else stderr). */
+static void log_partition_warn(const char *topic, int32_t id, const char *what)
+{
+    char name[272];
+
+    if (id >= 0) {
+        snprintf(name, sizeof(name), "%s-%" PRId32, topic, id);
+    } else {
+        snprintf(name, sizeof(name), "%s", topic);
+    }
+    if (sl_logf != NULL) {
+        sl_warn("[log] %s: %s", name, what);
+    } else {
+        fprintf(stderr, "warn [log] %s: %s\n", name, what);
+    }
+}
+
 static void log_partition_error(const struct sl_partition *p, const char *what, int status)
 {
     if (sl_logf != NULL) {
@@ -165,11 +183,20 @@ static int topic_grow(struct sl_log *log, struct sl_topic *t, int32_t n, char **
     }
     t->parts = parts;
     while (t->n_parts < n) {
-        struct sl_partition *p = sl_partition_open(log, t, t->n_parts, log->data_dir,
-                                                   &log->stats.recovered_truncated_bytes,
+        uint64_t cut = 0;
+        struct sl_partition *p = sl_partition_open(log, t, t->n_parts, log->data_dir, &cut,
                                                    err);
         if (p == NULL) {
             return -EIO;
+        }
+        if (cut > 0) {
+            char what[160];
+
+            snprintf(what, sizeof(what), "recovery cut %" PRIu64 " bytes of torn or "
+                     "corrupt data after the last valid batch (now at offset %" PRId64 ")",
+                     cut, p->written_offset);
+            log_partition_warn(t->name, t->n_parts, what);
+            log->stats.recovered_truncated_bytes += cut;
         }
         t->parts[t->n_parts++] = p;
     }
@@ -275,7 +302,12 @@ int sl_log_topic_configure(struct sl_log *log, const char *topic,
     }
     t->cfg = *cfg;
     if (t->cfg.partitions < t->n_parts) {
-        t->cfg.partitions = t->n_parts;      /* partitions only grow */
+        char what[128];
+
+        snprintf(what, sizeof(what), "partitions cannot shrink: %" PRId32 " configured, "
+                 "the topic keeps its %" PRId32, cfg->partitions, t->n_parts);
+        log_partition_warn(topic, -1, what);
+        t->cfg.partitions = t->n_parts;      /* partitions only grow, as in Kafka */
     }
     if (cfg->partitions > t->n_parts) {
         rc = topic_grow(log, t, cfg->partitions, &err);

@@ -39,4 +39,13 @@ b = [int(l.rsplit(" ", 1)[1]) for l in t.splitlines() if l.startswith("sluice_lo
 c = [int(l.rsplit(" ", 1)[1]) for l in t.splitlines() if l.startswith("sluice_log_fsync_seconds_count")]
 sys.exit(0 if b and c and b == sorted(b) and b[-1] == c[0] and c[0] > 0 else 1)' "$url"
 check "recovery is visible in /metrics" sh -c "curl -s $url/metrics | grep -q '^sluice_log_recovered_truncated_bytes [1-9]'"
+cut=$(sed -n 's/.*\[log\] torn-[0-9]*: recovery cut \([0-9]*\) bytes.*/\1/p' "$dir/log" | head -1)
+check "recovery is logged with the bytes cut (${cut:-no line})" test "${cut:-0}" -ge 3000
+# A topic's partitions cannot shrink: a lower count on SIGHUP is refused with a warning.
+printf 'topics:\n  torn: {partitions: 1}\n' >> "$dir/s.yaml"
+kill -HUP "$SLUICE_PID"
+for _ in $(seq 1 50); do grep -q "partitions cannot shrink" "$dir/log" && break; sleep 0.1; done
+check "shrinking partitions on reload is logged" grep -q "\[log\] torn: partitions cannot shrink: 1 configured, the topic keeps its 3" "$dir/log"
+parts=$(curl -s "$url/topics/torn" | $PY -c 'import json,sys; print(len(json.load(sys.stdin)["partitions"]))')
+check "the topic keeps its 3 partitions ($parts)" test "$parts" -eq 3
 finish
