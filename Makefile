@@ -124,10 +124,15 @@ deps:
 
 install: $(BUILD)/sluice
 	install -D -m 0755 $(BUILD)/sluice $(DESTDIR)$(PREFIX)/bin/sluice
-	install -D -m 0644 conf/sluice.yaml $(DESTDIR)/etc/sluice/sluice.yaml
-	sed -i 's|^    # web_root: web$$|    web_root: $(PREFIX)/share/sluice/web|' $(DESTDIR)/etc/sluice/sluice.yaml
+	@# An existing config is the operator's: the new one goes beside it as .dist.
+	@conf=$(DESTDIR)/etc/sluice/sluice.yaml; \
+	if [ -e "$$conf" ]; then conf=$$conf.dist; \
+	  echo "install: $(DESTDIR)/etc/sluice/sluice.yaml kept; the new one is $$conf"; fi; \
+	install -D -m 0644 conf/sluice.yaml "$$conf" && \
+	sed -i 's|^    # web_root: web$$|    web_root: $(PREFIX)/share/sluice/web|' "$$conf"
 	install -D -m 0644 systemd/sluice.service $(DESTDIR)$(PREFIX)/lib/systemd/system/sluice.service
-	sed -i 's|/usr/local/bin/sluice|$(PREFIX)/bin/sluice|' $(DESTDIR)$(PREFIX)/lib/systemd/system/sluice.service
+	sed -i 's|/usr/local/|$(PREFIX)/|g' $(DESTDIR)$(PREFIX)/lib/systemd/system/sluice.service
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/sluice/README.md
 	install -D -m 0644 systemd/sluice.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/sluice.conf
 	install -D -m 0644 systemd/sluice.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/sluice.conf
 	install -D -m 0644 web/index.html $(DESTDIR)$(PREFIX)/share/sluice/web/index.html

@@ -27,6 +27,12 @@ if make -s -C "$ROOT" install BUILD="$bdir" DESTDIR="$dir/inst" PREFIX=/usr > "$
   check "the unit runs the installed binary" grep -q '^ExecStart=/usr/bin/sluice ' "$dir/inst/usr/lib/systemd/system/sluice.service"
   check "the installed config passes --check" "$SLUICE_BIN" --check -c "$dir/inst/etc/sluice/sluice.yaml"
   check "the installed config serves the installed page" grep -q 'web_root: /usr/share/sluice/web' "$dir/inst/etc/sluice/sluice.yaml"
+  check "the unit's documentation is the installed README" sh -c "grep -q '^Documentation=file:/usr/share/doc/sluice/README.md' '$dir/inst/usr/lib/systemd/system/sluice.service' && test -f '$dir/inst/usr/share/doc/sluice/README.md'"
+  # A reinstall keeps the operator's edited config and puts the new one beside it.
+  echo "# edited by the operator" >> "$dir/inst/etc/sluice/sluice.yaml"
+  make -s -C "$ROOT" install BUILD="$bdir" DESTDIR="$dir/inst" PREFIX=/usr > "$dir/inst2.log" 2>&1
+  check "a reinstall keeps the edited config" grep -q "edited by the operator" "$dir/inst/etc/sluice/sluice.yaml"
+  check "a reinstall puts the new config beside it (.dist)" "$SLUICE_BIN" --check -c "$dir/inst/etc/sluice/sluice.yaml.dist"
 else
   bad "make install failed: $(tail -3 "$dir/inst.log")"
 fi
