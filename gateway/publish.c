@@ -211,11 +211,14 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
         return rc;
     }
     if ((rc != 0 || d.rule == NULL) && src->topic != NULL) {
-        /* Explicit topic (HTTP): the key is what the request gave, nothing else. */
+        /* Explicit topic (HTTP): the key is what the request gave; else a subject of
+         * its own is the key, as with every protocol (DESIGN.md's addressing), so one
+         * subject keeps its order across protocols. A subject that is just the topic
+         * (the default) is no key: such events spread over the partitions. */
         d.rule = NULL;
         d.n_topics = 1;
         sl_strlcpy(d.topics[0], src->topic, sizeof(d.topics[0]));
-        d.key = RT_KEY_NONE;
+        d.key = strcmp(env->subject, src->topic) != 0 ? RT_KEY_SUBJECT : RT_KEY_NONE;
     }
     if (src->has_partition) {
         /* The partition is one of src->topic's: refused (nothing changed, nothing

@@ -137,7 +137,7 @@ static void test_explicit_topic_keyless_batch_is_sticky(void **state)
     for (int i = 0; i < 5; i++) {
         char d[16];
         snprintf(d, sizeof(d), "m%d", i);
-        e[i] = mk("anything/else", d);
+        e[i] = mk("inbox", d);              /* the subject is the topic: no key */
     }
     assert_int_equal(sl_gateway_publish(&f->gw, &src, e, 5, on_published, &r), 0);
     run_until(f, &r);
@@ -148,6 +148,35 @@ static void test_explicit_topic_keyless_batch_is_sticky(void **state)
         assert_string_equal(r.items[i].topic, "inbox");
         assert_int_equal(r.items[i].partition, r.items[0].partition);  /* one batch */
         assert_int_equal(r.items[i].offset, i);                          /* in order */
+        sl_env_unref(&e[i]);
+    }
+}
+
+/* An explicit topic (HTTP): a subject of its own is the default key, as with every
+ * protocol, so one subject keeps its order across protocols; an explicit key wins. */
+static void test_explicit_topic_subject_is_key(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    struct sl_pub_source src = {.listener = "http", .topic = "inbox"};
+    const char *subjects[5] = {"inbox/a", "inbox/b", "inbox/c", "elsewhere/d", "inbox/a"};
+    struct sl_env *e[5];
+
+    for (int i = 0; i < 5; i++) {
+        e[i] = mk(subjects[i], "x");
+    }
+    assert_int_equal(sl_env_set_key(e[4], "k1", 2), 0);
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, e, 5, on_published, &r), 0);
+    run_until(f, &r);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, 0);
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(r.items[i].topic, "inbox");
+        assert_int_equal(r.items[i].partition,
+                         sl_murmur2_partition(subjects[i], (int32_t)strlen(subjects[i]), 4));
+    }
+    assert_int_equal(r.items[4].partition, sl_murmur2_partition("k1", 2, 4));
+    for (int i = 0; i < 5; i++) {
         sl_env_unref(&e[i]);
     }
 }
@@ -308,6 +337,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_default_addressing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_explicit_topic_keyless_batch_is_sticky, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_explicit_topic_subject_is_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_explicit_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_two_topics_header_key_and_rewrite, setup,
                                         teardown),
