@@ -602,9 +602,22 @@ static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, c
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP) <= 0) {
         /* lws 4.1 ends the request line at a percent-encoded CR or LF (%0D, %0A) and
          * skips the rest, HTTP version included: the query it hands over is cut short
-         * and would silently mean something else. */
-        conn_reject(c, 400, "bad_uri", "control character in the request URI");
+         * and would silently mean something else. A request line without a version
+         * (HTTP/0.9) lands here too. */
+        conn_reject(c, 400, "bad_uri", "control character in the request URI, or no "
+                    "HTTP version");
         return 0;
+    }
+    {
+        char version[16];
+
+        if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_HTTP) < 0 ||
+            (strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0)) {
+            /* lws takes whatever follows the URI as the version ("HTTP/9.9", or
+             * "HTTP/1.1 extra" from a line with one space too many) */
+            conn_reject(c, 505, "bad_version", "only HTTP/1.0 and HTTP/1.1 are served");
+            return 0;
+        }
     }
     if (atomic_load(&ctx->draining)) {
         conn_reject(c, 503, "shutting_down", "shutting down");
@@ -859,8 +872,54 @@ static int rest_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
 }
 
+/*
+ * A connection whose first line lws cannot parse as HTTP (garbage, an unknown method)
+ * is handed here as a raw socket (LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_
+ * CONFIG), instead of lws's own 403 HTML page: it gets a 400 with the JSON error body
+ * every other bad request gets, is counted, and is closed. lws thread.
+ */
+static int raw_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len)
+{
+    static const char body[] = "{\"error\":\"malformed HTTP request line\",\"code\":400}";
+    struct lws_context *lctx = lws_get_context(wsi);
+    struct rest_ctx *ctx = lctx != NULL ? lws_context_user(lctx) : NULL;
+    uint8_t buf[LWS_PRE + 256];
+    int n;
+
+    (void)user;
+    (void)in;
+    (void)len;
+    switch (reason) {
+    case LWS_CALLBACK_RAW_ADOPT:
+    case LWS_CALLBACK_RAW_RX:
+        lws_callback_on_writable(wsi);     /* the rest of the input is not read */
+        return 0;
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        sl_metric_incr("sluice_http_invalid_requests_total",
+                       "HTTP requests refused as invalid, by reason",
+                       "reason=\"bad_request_line\"");
+        rest_api_count_response(400);
+        n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     sizeof(body) - 1, body);
+        (void)lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_RAW);
+        return -1;
+    case LWS_CALLBACK_RAW_CLOSE:
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (ctx != NULL) {
+            conn_closed(ctx, wsi);
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 static const struct lws_protocols rest_protocols[] = {
     {"http", rest_lws_cb, sizeof(struct rest_conn), 0, 0, NULL, 0},
+    {"sluice-bad-http", raw_lws_cb, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -917,6 +976,28 @@ static int rest_create(struct sl_adapter *a, const struct sl_listener_cfg *cfg, 
     return 0;
 }
 
+/*
+ * lws's error lines: a request whose head does not fit max_http_header_data is closed by
+ * lws without an answer ("Ran out of header data space"); it is counted as invalid.
+ * Every error line goes to sluice's log, at most one a minute. lws thread.
+ */
+static void lws_log_emit(int level, const char *line)
+{
+    static struct sl_ratelimit rl;
+    size_t n = strlen(line);
+
+    (void)level;
+    if (strstr(line, "Ran out of header data space") != NULL) {
+        sl_metric_incr("sluice_http_invalid_requests_total",
+                       "HTTP requests refused as invalid, by reason",
+                       "reason=\"head_too_large\"");
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
+        n--;
+    }
+    sl_logf_limited(&rl, 60000, SL_LL_WARN, "[http:lws] %.*s", (int)n, line);
+}
+
 static int rest_start(struct sl_adapter *a, char **err)
 {
     struct rest_ctx *ctx = a->ctx;
@@ -940,7 +1021,7 @@ static int rest_start(struct sl_adapter *a, char **err)
         *err = strdup("out of memory");
         return -1;
     }
-    lws_set_log_level(LLL_ERR, NULL);
+    lws_set_log_level(LLL_ERR, lws_log_emit);
     memset(&info, 0, sizeof(info));
     info.port = ctx->port;
     info.iface = (strcmp(ctx->host, "0.0.0.0") == 0 || ctx->host[0] == '\0' ||
@@ -955,6 +1036,9 @@ static int rest_start(struct sl_adapter *a, char **err)
     info.max_http_header_pool = (unsigned short)(ctx->max_connections > 4096
                                                      ? 4096 : ctx->max_connections);
     info.fd_limit_per_thread = ctx->max_connections + 16;
+    info.options |= LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG;
+    info.listen_accept_role = "raw-skt";
+    info.listen_accept_protocol = "sluice-bad-http";
     info.keepalive_timeout = 60;
     info.timeout_secs = 60;
     if (info.iface != NULL && strchr(info.iface, ':') == NULL) {

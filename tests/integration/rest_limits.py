@@ -128,4 +128,47 @@ if served:
     bad_framing = metric(a, 'sluice_http_invalid_requests_total{reason="bad_framing"}')
     check("framing error counted in /metrics (%s)" % bad_framing, bad_framing == 1)
 a.close()
+
+
+def raw_exchange(data, first_ok=False):
+    """Send data on a fresh connection (after one good request if first_ok); returns
+    (status, headers, body) of the answer to data."""
+    s = connect()
+    try:
+        if first_ok:
+            if request(s, "GET", "/healthz")[0] != 200:
+                return -1, {}, b""
+        s.sendall(data)
+        return read_response(s)
+    finally:
+        s.close()
+
+
+# Requests lws cannot parse get the same JSON errors as the rest (one connection is
+# free again now: a and d are closed).
+for name, data, first_ok in [
+        ("garbage request line", b"\x16\x03\x01 hello there\r\n\r\n", False),
+        ("unknown method BREW", b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        ("unknown method after a good request", b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n",
+         True)]:
+    status, headers, body = raw_exchange(data, first_ok)
+    check("%s: 400 JSON (got %d %r)" % (name, status, body[:60]),
+          status == 400 and json_error(body, 400)
+          and headers.get("content-type") == "application/json")
+status, _, body = raw_exchange(b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n")
+check("HTTP/9.9: 505 JSON (got %d)" % status, status == 505 and json_error(body, 505))
+status, _, body = raw_exchange(b"GET /healthz\r\n\r\n")
+check("no HTTP version: 400 JSON (got %d)" % status, status == 400 and json_error(body, 400))
+# A head larger than lws's header buffer: lws closes without an answer; counted.
+s = connect()
+s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 20000 + b"\r\n\r\n")
+check("20 kB header: connection closed", read_response(s)[0] in (0, 431))
+s.close()
+s = connect()
+big = metric(s, 'sluice_http_invalid_requests_total{reason="head_too_large"}')
+check("20 kB header counted as head_too_large (%s)" % big, big == 1)
+bad_line = metric(s, 'sluice_http_invalid_requests_total{reason="bad_request_line"}')
+check("bad request lines counted (%s)" % bad_line, bad_line == 3)
+check("still serving", request(s, "GET", "/healthz")[0] == 200)
+s.close()
 sys.exit(finish())
