@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/metrics.h"
 #include "routing/route.h"
 
 static struct rt_kv *kv_array(const struct sl_kv *src, size_t n)
@@ -180,7 +181,10 @@ static int collect_group(void *arg, const char *group, const char *topic, int32_
                          int64_t committed, int members)
 {
     struct lag_ctx *c = arg;
+    char esc[2 * 256 + 1];
     int64_t hw;
+
+    group = sl_metric_label_escape(group, esc, sizeof(esc));   /* any bytes a client sent */
 
     if (c->pass == 0) {
         evbuffer_add_printf(c->out,
@@ -225,6 +229,7 @@ void sl_gateway_collect_metrics(void *arg, struct evbuffer *out)
     struct collect_ctx c = {.out = out};
     struct lag_ctx lc = {.gw = gw, .out = out};
     struct sl_log_stats st;
+    struct sl_group_stats gs;
 
     if (gw->log == NULL) {
         return;
@@ -246,6 +251,20 @@ void sl_gateway_collect_metrics(void *arg, struct evbuffer *out)
         sl_group_foreach(gw->log, collect_group, &lc);
     }
 
+    sl_group_get_stats(gw->log, &gs);
+    evbuffer_add_printf(out, "# HELP sluice_group_commits_total Offset commits taken\n"
+                             "# TYPE sluice_group_commits_total counter\n"
+                             "sluice_group_commits_total %llu\n"
+                             "# HELP sluice_group_saves_total Group offset files written "
+                             "(off the loop thread)\n"
+                             "# TYPE sluice_group_saves_total counter\n"
+                             "sluice_group_saves_total %llu\n"
+                             "# HELP sluice_group_save_errors_total Group offset saves that "
+                             "failed (retried by the next save)\n"
+                             "# TYPE sluice_group_save_errors_total counter\n"
+                             "sluice_group_save_errors_total %llu\n",
+                        (unsigned long long)gs.commits, (unsigned long long)gs.saves,
+                        (unsigned long long)gs.save_errors);
     sl_log_get_stats(gw->log, &st);
     evbuffer_add_printf(out, "# HELP sluice_log_fsync_seconds fsync latency\n"
                              "# TYPE sluice_log_fsync_seconds histogram\n");

@@ -192,3 +192,28 @@ void sl_metrics_reset(void)
     n_collectors = 0;
     atomic_fetch_add(&generation, 1);
 }
+
+const char *sl_metric_label_escape(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+
+    for (; *in != '\0'; in++) {
+        const char *esc = *in == '\\' ? "\\\\"
+                        : *in == '"'  ? "\\\""
+                        : *in == '\n' ? "\\n"
+                                      : NULL;
+        size_t n = esc != NULL ? 2 : 1;
+
+        if (o + n >= cap) {
+            break;
+        }
+        if (esc != NULL) {
+            out[o++] = esc[0];
+            out[o++] = esc[1];
+        } else {
+            out[o++] = *in;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}

@@ -10,6 +10,7 @@
 #ifndef SL_METRICS_H
 #define SL_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct evbuffer;
@@ -31,6 +32,10 @@ int64_t sl_metric_value(const struct sl_metric *m);
 
 /* Look up and add 1 in one call (for rare events such as errors). */
 void sl_metric_incr(const char *name, const char *help, const char *labels);
+
+/* A label value for the text format: `\`, `"` and newline escaped as it requires,
+ * cut to fit out (cap > 0). Returns out. Any thread. */
+const char *sl_metric_label_escape(const char *in, char *out, size_t cap);
 
 /* A collector appends full exposition lines (with # HELP / # TYPE) to out. */
 typedef void (*sl_metrics_collect_fn)(void *arg, struct evbuffer *out);

@@ -112,8 +112,9 @@ void rest_read_partition(struct rest_api *api, const struct rest_req *req,
  * once, now or later. Loop thread. */
 void rest_read_group(struct rest_api *api, const struct rest_req *req,
                      const char *topic, rest_done_fn done, void *arg);
-/* POST /topics/{topic}/offsets?group=G: commit the body's offsets for the group.
- * Borrows everything; answers through done before returning. Loop thread. */
+/* POST /topics/{topic}/offsets?group=G: commit the body's offsets for the group, all or
+ * none (sl_group_commit_many). Borrows everything; answers through done exactly once:
+ * at once for a refused request, else once the group's save is durable. Loop thread. */
 void rest_read_commit(struct rest_api *api, const struct rest_req *req, const char *topic,
                       rest_done_fn done, void *arg);
 

@@ -6,6 +6,7 @@ non-zero on any failure.
 """
 import http.client
 import json
+import re
 import os
 import socket
 import sys
@@ -286,6 +287,18 @@ def test_groups():
           st == 200 and [e.get("data") for e in arr] == ["g1", "g2"], (st, arr))
     st, h, arr = jreq("GET", "/topics/%s/records?group=%s" % (t, "g" * 249))
     check("a 249-byte group name is accepted", st == 200 and len(arr) == 3, (st, arr))
+    # A quote and a backslash in a group name are escaped in /metrics labels.
+    g = urllib.parse.quote('q"uo\\te', safe="")
+    st, h, j = jreq("POST", "/topics/%s/offsets?group=%s" % (t, g),
+                    {"offsets": [{"partition": last["partition"], "offset": 1}]})
+    check("commit with '\"' and '\\' in the group name -> 200", st == 200, (st, j))
+    st, h, data = req("GET", "/metrics")
+    text = data.decode()
+    sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\["\\n])*",?)*\})? -?[0-9.e+Inf-]+$')
+    bad = [ln for ln in text.splitlines() if ln and not ln.startswith("#") and not sample.match(ln)]
+    check("/metrics stays valid text format with such a group name", st == 200 and not bad, bad[:3])
+    check("... the group label escaped",
+          'group="q\\"uo\\\\te",topic="%s"' % t in text, [ln for ln in text.splitlines() if "uo" in ln][:2])
     test_commit_checked(t, last)
     test_commit_many()
     test_commit_no_stall()

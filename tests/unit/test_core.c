@@ -101,6 +101,22 @@ static void collector(void *arg, struct evbuffer *out)
     evbuffer_add_printf(out, "# TYPE dyn gauge\ndyn %d\n", *(int *)arg);
 }
 
+/* Label values are escaped as the text format requires, and cut to fit. */
+static void test_metric_label_escape(void **state)
+{
+    char out[64];
+    char small[6];
+
+    (void)state;
+    assert_string_equal(sl_metric_label_escape("plain-group.1", out, sizeof(out)),
+                        "plain-group.1");
+    assert_string_equal(sl_metric_label_escape("a\"b\\c\nd", out, sizeof(out)),
+                        "a\\\"b\\\\c\\nd");
+    /* never half an escape at the cut */
+    assert_string_equal(sl_metric_label_escape("abcd\"e", small, sizeof(small)), "abcd");
+    assert_string_equal(sl_metric_label_escape("", out, sizeof(out)), "");
+}
+
 static void test_metrics_render(void **state)
 {
     (void)state;
@@ -151,6 +167,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mailbox_many_threads_fifo),
         cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_metric_label_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
