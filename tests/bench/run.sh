@@ -20,10 +20,10 @@ done
 # REST publish over keep-alive connections (wrk from Debian), with flush: always (the
 # default: 201 after fsync) and flush: os (201 after write()).
 PY=/usr/bin/python3
-rest_run() {  # rest_run NAME SCRIPT EVENTS_PER_REQUEST PORT
+rest_run() {  # rest_run NAME SCRIPT EVENTS_PER_REQUEST PORT [CONNECTIONS (64)]
   local rps=() i r
   for i in $(seq 1 "$RUNS"); do
-    r=$(wrk -t1 -c64 -d5s -s "$2" --latency "http://127.0.0.1:$4/" 2>&1)
+    r=$(wrk -t1 -c"${5:-64}" -d5s -s "$2" --latency "http://127.0.0.1:$4/" 2>&1)
     echo "$r" | grep -E "Requests/sec|99%|Non-2xx" | sed "s/^/  [$1 run $i] /" | tee -a "$out"
     rps+=("$(echo "$r" | awk '/Requests\/sec/ {print $2}')")
   done
@@ -43,6 +43,8 @@ YAML
   for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
   if kill -0 $pid 2>/dev/null; then
     rest_run "publish_flush_$flush" tests/bench/post.lua 1 "$port"
+    # with fsync per answer the rate is bound by latency: more in flight shares more
+    [ "$flush" = always ] && rest_run "publish_flush_always_c256" tests/bench/post.lua 1 "$port" 256
     rest_run "batch_flush_$flush" tests/bench/post_batch.lua 100 "$port"
   fi
   kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
