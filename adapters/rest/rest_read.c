@@ -65,18 +65,12 @@ static int record_to_json(void *arg, const char *topic, int32_t partition,
     return p->n_out >= p->max || p->bytes >= REST_READ_MAX_BYTES;
 }
 
-/* Answer 200 with the events gathered (a JSON array), or 503 if it cannot be closed. */
-void rest_read_answer(struct pending *p)
+/* Answer 200 with the JSON in p->out (handed over to the answer) and free p. */
+static void answer_out(struct pending *p)
 {
     struct rest_resp resp;
 
     memset(&resp, 0, sizeof(resp));
-    rest_pending_unlink(p);
-    if (ce_json_buf_add(&p->out, "]", 1) != 0) {
-        rest_reply_error(p->done, p->arg, 503, "no_memory", "out of memory");
-        rest_pending_free(p);
-        return;
-    }
     resp.status = 200;
     resp.content_type = CT_JSON;
     resp.body = p->out.data;
@@ -85,6 +79,18 @@ void rest_read_answer(struct pending *p)
     p->out.len = p->out.cap = 0;
     rest_finish(p->done, p->arg, &resp);
     rest_pending_free(p);
+}
+
+/* Answer 200 with the events gathered (a JSON array), or 503 if it cannot be closed. */
+void rest_read_answer(struct pending *p)
+{
+    rest_pending_unlink(p);
+    if (ce_json_buf_add(&p->out, "]", 1) != 0) {
+        rest_reply_error(p->done, p->arg, 503, "no_memory", "out of memory");
+        rest_pending_free(p);
+        return;
+    }
+    answer_out(p);
 }
 
 static void read_poll_cursors(struct pending *p)
@@ -377,7 +383,6 @@ void rest_read_group(struct rest_api *api, const struct rest_req *req,
 static void commit_done(void *arg, int status)
 {
     struct pending *p = arg;
-    struct rest_resp resp;
 
     if (p->api == NULL) {
         rest_pending_free(p);
@@ -389,15 +394,7 @@ static void commit_done(void *arg, int status)
         rest_pending_free(p);
         return;
     }
-    memset(&resp, 0, sizeof(resp));
-    resp.status = 200;
-    resp.content_type = CT_JSON;
-    resp.body = p->out.data;
-    resp.body_len = p->out.len;
-    p->out.data = NULL;
-    p->out.len = p->out.cap = 0;
-    rest_finish(p->done, p->arg, &resp);
-    rest_pending_free(p);
+    answer_out(p);
 }
 
 /* Answer a refused sl_group_commit_many: 404 unknown partition, 400 an offset out of
