@@ -95,9 +95,10 @@ static const struct opt topic_opts[] = {
      .max = UINT32_MAX, .flags = OPT_RELOAD,
      .help = "One .index entry per this many bytes of log."},
     {.name = "preallocate", .type = OPT_SIZE, FIELD(struct sl_topic_config, preallocate),
-     .def = "1MiB", .min = 0, .max = 256 * 1024 * 1024, .flags = OPT_RELOAD,
+     .def = "1MiB", .min = 0, .max = 8 * 1024 * 1024, .flags = OPT_RELOAD,
      .help = "flush always/interval: zero-fill the active segment this much at a time "
-             "ahead of its end, so an fsync commits no size change (0: never)."},
+             "ahead of its end (never past segment_bytes), so an fsync commits no size "
+             "change (0: never; the event loop writes the zeros, so keep it small)."},
     {.name = NULL},
 };
 

@@ -842,6 +842,13 @@ static int rest_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         /* user is not a rest_conn here. Stopping: close new connections at once. */
         return ctx != NULL && atomic_load(&ctx->draining) ? 1 : 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        /* A WebSocket upgrade: not served yet (README). Refused here, or lws would
+         * answer 101 itself, past max_connections and without any idle timeout. */
+        sl_metric_incr("sluice_http_invalid_requests_total",
+                       "HTTP requests refused as invalid, by reason",
+                       "reason=\"websocket_upgrade\"");
+        return 1;
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         if (ctx != NULL) {
             conn_opened(ctx, wsi);

@@ -380,7 +380,8 @@ int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
         }
         act = p->segs[p->n_segs - 1];
     }
-    sl_segment_set_preallocate(act, cfg->flush != SL_FLUSH_OS ? cfg->preallocate : 0);
+    sl_segment_set_preallocate(act, cfg->flush != SL_FLUSH_OS ? cfg->preallocate : 0,
+                               cfg->segment_bytes);
     rc = sl_segment_append(act, batch, len, base, last, max_ts);
     if (rc == -EOVERFLOW && sl_segment_size(act) > 0) {
         /* the segment's index cannot address more (4 GiB or 2^32 offsets): roll, retry */
@@ -389,7 +390,8 @@ int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
             return rc;
         }
         act = p->segs[p->n_segs - 1];
-        sl_segment_set_preallocate(act, cfg->flush != SL_FLUSH_OS ? cfg->preallocate : 0);
+        sl_segment_set_preallocate(act, cfg->flush != SL_FLUSH_OS ? cfg->preallocate : 0,
+                               cfg->segment_bytes);
         rc = sl_segment_append(act, batch, len, base, last, max_ts);
     }
     if (rc < 0) {

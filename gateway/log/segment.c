@@ -54,6 +54,7 @@ struct sl_segment {
     uint64_t size;               /* end of the last batch: what readers see */
     uint64_t alloc;              /* file length: size plus zeros written ahead of it */
     uint32_t prealloc;           /* zero-fill this much at a time (0: never) */
+    uint64_t prealloc_up_to;     /* ... but not past this (the roll size) */
     int64_t next_offset;
     int64_t max_ts;
     int64_t max_ts_offset;       /* last offset of the batch that first reached max_ts */
@@ -483,6 +484,9 @@ static void extend(struct sl_segment *seg, uint64_t need)
     uint64_t to = (need / seg->prealloc + 1) * seg->prealloc;
     uint64_t pos = seg->alloc;
 
+    if (seg->prealloc_up_to < limit) {
+        limit = seg->prealloc_up_to;   /* the segment rolls there: zeros past it are waste */
+    }
     if (to > limit) {
         to = limit;
     }
@@ -860,9 +864,10 @@ ssize_t sl_segment_read(struct sl_segment *seg, uint64_t pos, void *buf, size_t 
     return pread_all(seg->log_fd, buf, len, (off_t)pos);
 }
 
-void sl_segment_set_preallocate(struct sl_segment *seg, uint32_t bytes)
+void sl_segment_set_preallocate(struct sl_segment *seg, uint32_t bytes, uint64_t up_to)
 {
     seg->prealloc = bytes;
+    seg->prealloc_up_to = up_to;
 }
 
 int sl_segment_trim(struct sl_segment *seg)

@@ -40,12 +40,13 @@ int sl_segment_append(struct sl_segment *seg, const uint8_t *batch, size_t len,
 
 /*
  * Zero-fill the .log this many bytes at a time ahead of its last batch (0: never, the
- * default). Appends then overwrite zeros instead of growing the file, so an fdatasync
- * need not commit a size change. The zeros are not part of the segment: reads stop at
- * the last batch, sl_segment_trim and close cut them, recovery drops them (not counted
- * as torn). Loop thread.
+ * default), never past up_to (the size the segment rolls at) unless one append needs
+ * it. Appends then overwrite zeros instead of growing the file, so an fdatasync need
+ * not commit a size change. The zeros are not part of the segment: reads stop at the
+ * last batch, sl_segment_trim and close cut them, recovery drops them (not counted as
+ * torn). The zeros are written by the caller's thread. Loop thread.
  */
-void sl_segment_set_preallocate(struct sl_segment *seg, uint32_t bytes);
+void sl_segment_set_preallocate(struct sl_segment *seg, uint32_t bytes, uint64_t up_to);
 
 /* Cut the zeros written ahead. 1 if the file was cut (its new length wants an
  * fdatasync to be durable), 0 if nothing to cut, -errno. Loop thread. */

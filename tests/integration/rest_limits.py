@@ -159,6 +159,14 @@ status, _, body = raw_exchange(b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n")
 check("HTTP/9.9: 505 JSON (got %d)" % status, status == 505 and json_error(body, 505))
 status, _, body = raw_exchange(b"GET /healthz\r\n\r\n")
 check("no HTTP version: 400 JSON (got %d)" % status, status == 400 and json_error(body, 400))
+# A WebSocket upgrade (not served yet) is refused, never switched: it would hold a
+# connection past max_connections with no idle timeout.
+s = connect()
+s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+status = read_response(s)[0]
+check("WebSocket upgrade refused, not 101 (got %d)" % status, status != 101)
+s.close()
 # A head larger than lws's header buffer: lws closes without an answer; counted.
 s = connect()
 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 20000 + b"\r\n\r\n")
@@ -169,6 +177,8 @@ big = metric(s, 'sluice_http_invalid_requests_total{reason="head_too_large"}')
 check("20 kB header counted as head_too_large (%s)" % big, big == 1)
 bad_line = metric(s, 'sluice_http_invalid_requests_total{reason="bad_request_line"}')
 check("bad request lines counted (%s)" % bad_line, bad_line == 3)
+upgrades = metric(s, 'sluice_http_invalid_requests_total{reason="websocket_upgrade"}')
+check("upgrade counted (%s)" % upgrades, upgrades == 1)
 check("still serving", request(s, "GET", "/healthz")[0] == 200)
 s.close()
 sys.exit(finish())

@@ -421,9 +421,9 @@ static void test_error_texts(void **state)
     expect_only("log:\n  index_interval_bytes: 8GiB\n",
                 "t.yaml:2: log.index_interval_bytes: '8GiB' is out of range "
                 "(1 to 4294967295 bytes)");
-    expect_only("log:\n  preallocate: 1GiB\n",
-                "t.yaml:2: log.preallocate: '1GiB' is out of range "
-                "(0 to 268435456 bytes)");
+    expect_only("log:\n  preallocate: 16MiB\n",
+                "t.yaml:2: log.preallocate: '16MiB' is out of range "
+                "(0 to 8388608 bytes)");
     expect_only("log:\n  segment_age: -1\n",
                 "t.yaml:2: log.segment_age: '-1' is not a duration (like 50ms, 30s, 5m, 12h, "
                 "7d, 2w; a bare number is milliseconds)");

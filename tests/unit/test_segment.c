@@ -447,7 +447,7 @@ static void test_preallocate(void **state)
     const uint64_t chunk = 64 * 1024;
     uint8_t buf[256];
 
-    sl_segment_set_preallocate(seg, (uint32_t)chunk);
+    sl_segment_set_preallocate(seg, (uint32_t)chunk, UINT64_MAX);
     for (int i = 0; i < 120; i++) {
         append_batch(f, seg, 1 + i % 20, 1000 + i * 100);
         assert_true(file_size(lp) > sl_segment_size(seg));
@@ -508,10 +508,24 @@ static void test_preallocate(void **state)
     assert_int_equal(file_size(lp), good);
     sl_segment_close(&seg);
 
+    /* Never zero-filled past the roll size given, unless one append needs more. */
+    struct sl_segment *small = open_seg(f, 900000, true, 4096);
+    char *sp = path_of(f, 900000, ".log");
+    sl_segment_set_preallocate(small, (uint32_t)chunk, 10000);
+    f->n = 0;
+    append_batch(f, small, 1, 5);
+    assert_int_equal(file_size(sp), 10000);
+    while (sl_segment_size(small) < 10000) {
+        append_batch(f, small, 20, 5);
+    }
+    assert_int_equal(file_size(sp), sl_segment_size(small));   /* no zeros past it */
+    sl_segment_close(&small);
+    free(sp);
+
     /* Never zero-filled past the largest segment the index can address. */
     sl_segment_max_bytes = good + 1000;
     seg = open_seg(f, 0, false, 4096);
-    sl_segment_set_preallocate(seg, (uint32_t)chunk);
+    sl_segment_set_preallocate(seg, (uint32_t)chunk, UINT64_MAX);
     append_batch(f, seg, 1, 100000);
     assert_int_equal(file_size(lp), good + 1000);
     sl_segment_close(&seg);
