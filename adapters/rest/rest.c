@@ -845,9 +845,7 @@ static int rest_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         /* A WebSocket upgrade: not served yet (README). Refused here, or lws would
          * answer 101 itself, past max_connections and without any idle timeout. */
-        sl_metric_incr("sluice_http_invalid_requests_total",
-                       "HTTP requests refused as invalid, by reason",
-                       "reason=\"websocket_upgrade\"");
+        rest_api_count_invalid("websocket_upgrade");
         return 1;
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         if (ctx != NULL) {
@@ -903,9 +901,7 @@ static int raw_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
         lws_callback_on_writable(wsi);     /* the rest of the input is not read */
         return 0;
     case LWS_CALLBACK_RAW_WRITEABLE:
-        sl_metric_incr("sluice_http_invalid_requests_total",
-                       "HTTP requests refused as invalid, by reason",
-                       "reason=\"bad_request_line\"");
+        rest_api_count_invalid("bad_request_line");
         rest_api_count_response(400);
         n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
                      "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
@@ -995,9 +991,7 @@ static void lws_log_emit(int level, const char *line)
 
     (void)level;
     if (strstr(line, "Ran out of header data space") != NULL) {
-        sl_metric_incr("sluice_http_invalid_requests_total",
-                       "HTTP requests refused as invalid, by reason",
-                       "reason=\"head_too_large\"");
+        rest_api_count_invalid("head_too_large");
     }
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
         n--;

@@ -84,11 +84,17 @@ void rest_api_error(struct rest_resp *resp, int status, const char *reason, cons
     }
     resp->body_len = resp->body != NULL ? strlen(resp->body) : 0;
     if (status >= 400 && status < 500) {
-        char labels[64];
-        snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
-        sl_metric_incr("sluice_http_invalid_requests_total",
-                       "HTTP requests refused as invalid, by reason", labels);
+        rest_api_count_invalid(reason);
     }
+}
+
+void rest_api_count_invalid(const char *reason)
+{
+    char labels[64];
+
+    snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+    sl_metric_incr("sluice_http_invalid_requests_total",
+                   "HTTP requests refused as invalid, by reason", labels);
 }
 
 /* Deliver a response: count it, call done, free what done left. */

@@ -127,6 +127,9 @@ void rest_api_error(struct rest_resp *resp, int status, const char *reason, cons
  * responses are counted already; the transport calls this for the ones it makes
  * itself. Any thread. */
 void rest_api_count_response(int status);
+/* Count one request refused as invalid in sluice_http_invalid_requests_total{reason}
+ * (reason: a short literal). Any thread. */
+void rest_api_count_invalid(const char *reason);
 
 /* Free resp->body (resp itself is not freed). */
 void rest_resp_clear(struct rest_resp *resp);
