@@ -277,15 +277,11 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     (void)salen;
 
     if (s->max_conns > 0 && s->n_conns >= s->max_conns) {
-        char labels[96];
+        char peer[64];
 
+        format_peer(sa, peer, sizeof(peer));
         evutil_closesocket(fd);
-        snprintf(labels, sizeof(labels), "listener=\"%s\"", s->name);
-        sl_metric_incr("sluice_listener_refused_connections_total",
-                       "connections refused by a listener's max_connections", labels);
-        sl_logf_limited(&s->refused_log, 10000, SL_LL_WARN,
-                        "[%s:tcp] connection limit %u reached: refused", s->name,
-                        s->max_conns);
+        sl_listener_refused(&s->refused_log, s->name, s->max_conns, peer);
         return;
     }
     c = calloc(1, sizeof(*c));
@@ -420,4 +416,16 @@ void sl_tcp_server_free(struct sl_tcp_server **ps)
     }
     free(s);
     *ps = NULL;
+}
+
+void sl_listener_refused(struct sl_ratelimit *rl, const char *listener, uint32_t limit,
+                         const char *peer)
+{
+    char labels[96];
+
+    snprintf(labels, sizeof(labels), "listener=\"%s\"", listener);
+    sl_metric_incr("sluice_listener_refused_connections_total",
+                   "connections refused by a listener's max_connections", labels);
+    sl_logf_limited(rl, 10000, SL_LL_WARN, "[%s:listener] connection limit %u reached: refused%s%s",
+                    listener, limit, peer != NULL ? " " : "", peer != NULL ? peer : "");
 }

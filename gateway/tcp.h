@@ -15,6 +15,7 @@
 #include "gateway/transport.h"
 
 struct event_base;
+struct sl_ratelimit;
 struct sl_tcp_server;
 
 /* Called for each accepted connection. Borrows t for the copy it makes (t is valid for
@@ -53,5 +54,14 @@ void sl_tcp_server_stop_accepting(struct sl_tcp_server *s);
  * or no longer care). Sets *s to NULL; NULL is a no-op. Loop thread.
  */
 void sl_tcp_server_free(struct sl_tcp_server **s);
+
+/*
+ * A listener (tcp, mqtt, http...) refused a connection at its max_connections: counts it
+ * in sluice_listener_refused_connections_total{listener} and logs
+ * "[LISTENER:listener] connection limit LIMIT reached: refused" (with " PEER" if peer is
+ * not NULL) through rl, at most once per 10 s. Any thread (rl is the caller's own).
+ */
+void sl_listener_refused(struct sl_ratelimit *rl, const char *listener, uint32_t limit,
+                         const char *peer);
 
 #endif

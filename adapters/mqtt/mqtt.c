@@ -392,12 +392,8 @@ static void *on_accept(void *arg, const struct sl_transport *t)
     }
     /* here rather than in the TCP server, so a reload can change it */
     if (ctx->b->n_connected >= ctx->b->lim.max_connections) {
-        sl_metric_incr("sluice_listener_refused_connections_total",
-                       "connections refused by a listener's max_connections",
-                       "listener=\"mqtt\"");
-        sl_logf_limited(&ctx->refused_log, 10000, SL_LL_WARN,
-                        "[mqtt:listener] connection limit %u reached: %s refused",
-                        ctx->b->lim.max_connections, t->ops->peer(t->conn));
+        sl_listener_refused(&ctx->refused_log, "mqtt", ctx->b->lim.max_connections,
+                            t->ops->peer(t->conn));
         return NULL;
     }
     return mqtt_session_new(ctx->b, t);

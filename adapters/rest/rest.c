@@ -18,6 +18,7 @@
 #include "gateway/logging.h"
 #include "gateway/mailbox.h"
 #include "gateway/metrics.h"
+#include "gateway/tcp.h"
 
 #define REST_BUCKETS 1024
 #define REST_MAX_HDRS 24
@@ -626,12 +627,7 @@ static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, c
     if (lws_get_opaque_user_data(wsi) == &conn_over) {
         /* Accepted past max_connections (lws itself takes at most max_connections +
          * 16 sockets; the rest wait in the listen backlog): answered and closed. */
-        sl_metric_incr("sluice_listener_refused_connections_total",
-                       "connections refused by a listener's max_connections",
-                       "listener=\"http\"");
-        sl_logf_limited(&ctx->refused_log, 10000, SL_LL_WARN,
-                        "[http:listener] connection limit %u reached: refused",
-                        ctx->max_connections);
+        sl_listener_refused(&ctx->refused_log, "http", ctx->max_connections, NULL);
         conn_reject(c, 503, "too_many_connections", "connection limit reached");
         return 0;
     }
