@@ -55,6 +55,10 @@ struct sl_segment {
     uint64_t alloc;              /* file length: size plus zeros written ahead of it */
     uint32_t prealloc;           /* zero-fill this much at a time (0: never) */
     uint64_t prealloc_up_to;     /* ... but not past this (the roll size) */
+    bool filling;                /* a zero-fill of [fill_from, fill_to) runs on another
+                                  * thread (sl_segment_fill_begin .. _end) */
+    uint64_t fill_from;
+    uint64_t fill_to;
     int64_t next_offset;
     int64_t max_ts;
     int64_t max_ts_offset;       /* last offset of the batch that first reached max_ts */
@@ -470,29 +474,37 @@ out:
 /* ---- preallocation ---- */
 
 /*
- * Make the file at least `need` bytes long by writing zeros past seg->alloc, up to the
- * next multiple of seg->prealloc above need. An fdatasync of data written over these
- * zeros then has no file size or extent change to commit through the journal (about
- * half the cost of an appending fsync on ext4 here). Writeback of the zeros starts now,
- * so the next fdatasync finds them on disk. On failure the file is cut back and the
- * caller simply appends past the end.
+ * Where a zero-fill that must cover `need` bytes ends: the next multiple of seg->prealloc
+ * above need, but not past the roll size (zeros past it are waste) nor past what the
+ * index can address. 0 if that is not past both need and the file's length (alloc).
  */
-static void extend(struct sl_segment *seg, uint64_t need)
+static uint64_t fill_end(const struct sl_segment *seg, uint64_t need)
 {
-    static const uint8_t zeros[64 * 1024];
     uint64_t limit = sl_segment_max_bytes < UINT32_MAX ? sl_segment_max_bytes : UINT32_MAX;
     uint64_t to = (need / seg->prealloc + 1) * seg->prealloc;
-    uint64_t pos = seg->alloc;
 
     if (seg->prealloc_up_to < limit) {
-        limit = seg->prealloc_up_to;   /* the segment rolls there: zeros past it are waste */
+        limit = seg->prealloc_up_to;
     }
     if (to > limit) {
         to = limit;
     }
-    if (to <= need || to <= pos) {
-        return;
+    if (to <= need || to <= seg->alloc) {
+        return 0;
     }
+    return to;
+}
+
+/*
+ * Write zeros over [from, to) of fd, then start their writeback (sync_file_range WRITE)
+ * so the next fdatasync finds them on disk. On failure the file is cut back to from.
+ * Pure I/O on fd: any thread. 0 or -errno.
+ */
+static int zero_fill(int fd, uint64_t from, uint64_t to)
+{
+    static const uint8_t zeros[64 * 1024];
+    uint64_t pos = from;
+
     while (pos < to) {
         struct iovec iov[16];
         int n = 0;
@@ -504,27 +516,48 @@ static void extend(struct sl_segment *seg, uint64_t need)
             iov[n].iov_len = left < sizeof(zeros) ? (size_t)left : sizeof(zeros);
             left -= iov[n].iov_len;
         }
-        w = pwritev(seg->log_fd, iov, n, (off_t)pos);
+        w = pwritev(fd, iov, n, (off_t)pos);
         if (w < 0 && errno == EINTR) {
             continue;
         }
         if (w <= 0) {
-            if (ftruncate(seg->log_fd, (off_t)seg->alloc) != 0) {
+            int rc = w < 0 ? -errno : -EIO;
+
+            if (ftruncate(fd, (off_t)from) != 0) {
                 /* left longer: recovery drops zeros past the last batch */
             }
-            return;
+            return rc;
         }
         pos += (uint64_t)w;
     }
-    (void)sync_file_range(seg->log_fd, (off_t)seg->alloc, (off_t)(to - seg->alloc),
-                          SYNC_FILE_RANGE_WRITE);
-    seg->alloc = to;
+    (void)sync_file_range(fd, (off_t)from, (off_t)(to - from), SYNC_FILE_RANGE_WRITE);
+    return 0;
+}
+
+/*
+ * Make the file at least `need` bytes long by writing zeros past seg->alloc, up to the
+ * next multiple of seg->prealloc above need (fill_end). An fdatasync of data written over
+ * these zeros then has no file size or extent change to commit through the journal
+ * (about half the cost of an appending fsync on ext4 here). On failure the file is cut
+ * back and the caller simply appends past the end. On the caller's thread (the loop):
+ * the synchronous path, for what sl_segment_fill_begin did not plan ahead.
+ */
+static void extend(struct sl_segment *seg, uint64_t need)
+{
+    uint64_t to = fill_end(seg, need);
+
+    if (to != 0 && zero_fill(seg->log_fd, seg->alloc, to) == 0) {
+        seg->alloc = to;
+    }
 }
 
 /* Cut the zeros written ahead of the last batch. 1 if the file was cut, 0 if there was
  * nothing to cut, -errno. */
 static int trim(struct sl_segment *seg)
 {
+    if (seg->filling) {
+        return -EBUSY;      /* another thread writes zeros there: cut after it is done */
+    }
     if (seg->alloc <= seg->size) {
         return 0;
     }
@@ -705,21 +738,31 @@ int sl_segment_append(struct sl_segment *seg, const uint8_t *batch, size_t len,
         return -EOVERFLOW; /* the index cannot address it: roll a new segment */
     }
     uint64_t at = seg->size;
+    if (seg->filling && at + len > seg->fill_from) {
+        return -EAGAIN;     /* another thread is writing zeros there */
+    }
     if (seg->prealloc > 0 && at + len > seg->alloc) {
         extend(seg, at + len);
     }
     int rc = pwrite_all(seg->log_fd, batch, len, (off_t)at);
     if (rc != 0) {
-        if (ftruncate(seg->log_fd, (off_t)at) != 0) {
-            /* Recovery truncates the partial batch at the next start. */
+        /* Not while a fill runs past it: the next append overwrites the partial batch
+         * (it lies below fill_from), or trim cuts it. */
+        if (!seg->filling) {
+            if (ftruncate(seg->log_fd, (off_t)at) != 0) {
+                /* Recovery truncates the partial batch at the next start. */
+            }
+            seg->alloc = at;
         }
-        seg->alloc = at;
         return rc;
     }
     rc = track_batch(seg, at, len, last_offset, max_timestamp, true);
     if (rc != 0) {
         /* Only -ENOMEM can get here (ranges were checked): undo the write. */
         seg->size = at;
+        if (seg->filling) {
+            return rc;      /* as above: below fill_from, overwritten or trimmed later */
+        }
         seg->alloc = at;
         if (ftruncate(seg->log_fd, (off_t)at) != 0) {
             return -errno;
@@ -875,6 +918,42 @@ int sl_segment_trim(struct sl_segment *seg)
     return trim(seg);
 }
 
+bool sl_segment_fill_begin(struct sl_segment *seg, uint64_t *from, uint64_t *to)
+{
+    uint64_t end;
+
+    if (seg->filling || seg->prealloc == 0 || seg->log_fd < 0 ||
+        seg->alloc - seg->size >= seg->prealloc / 2) {
+        return false;
+    }
+    end = fill_end(seg, seg->alloc);
+    if (end == 0) {
+        return false;       /* at the roll size or the index's limit already */
+    }
+    seg->filling = true;
+    seg->fill_from = seg->alloc;
+    seg->fill_to = end;
+    *from = seg->fill_from;
+    *to = seg->fill_to;
+    return true;
+}
+
+int sl_segment_fill(struct sl_segment *seg, uint64_t from, uint64_t to)
+{
+    return zero_fill(seg->log_fd, from, to);   /* log_fd is set at open, kept to close */
+}
+
+void sl_segment_fill_end(struct sl_segment *seg, int status)
+{
+    if (!seg->filling) {
+        return;
+    }
+    seg->filling = false;
+    if (status == 0 && seg->fill_to > seg->alloc) {
+        seg->alloc = seg->fill_to;
+    }
+}
+
 int64_t sl_segment_base_offset(const struct sl_segment *seg)
 {
     return seg->base;
@@ -917,6 +996,8 @@ void sl_segment_close(struct sl_segment **segp)
     if (seg->log_fd >= 0) {
         (void)trim(seg);      /* closed segments end at their last batch, as Kafka's */
     }
+    /* Never with a fill in flight (the log drains its jobs before closing segments):
+     * trim refuses to cut under it, and the fd would go while another thread writes. */
     close_fd(&seg->log_fd);
     close_fd(&seg->idx_fd);
     close_fd(&seg->tidx_fd);

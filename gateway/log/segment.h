@@ -5,7 +5,8 @@
  * lays them out.
  *
  * Thread affinity: the owner's thread (the core loop) for everything except
- * sl_segment_sync, which the log's fsync thread may call concurrently with appends.
+ * sl_segment_sync and sl_segment_fill, which the log's fsync threads may call
+ * concurrently with appends.
  */
 #ifndef SL_SEGMENT_H
 #define SL_SEGMENT_H
@@ -34,7 +35,9 @@ struct sl_segment *sl_segment_open(const char *dir, int64_t base_offset, bool cr
 int64_t sl_segment_recover(struct sl_segment *seg);
 
 /* Append one encoded batch whose offsets are [base_offset, last_offset]. Adds index
- * entries every index_interval_bytes. 0 or -errno (a failed write is rolled back). */
+ * entries every index_interval_bytes. 0 or -errno (a failed write is rolled back);
+ * -EAGAIN, writing nothing, while a fill is in flight (sl_segment_fill_begin) and the
+ * batch would reach its start. Loop thread. */
 int sl_segment_append(struct sl_segment *seg, const uint8_t *batch, size_t len,
                       int64_t base_offset, int64_t last_offset, int64_t max_timestamp);
 
@@ -44,12 +47,37 @@ int sl_segment_append(struct sl_segment *seg, const uint8_t *batch, size_t len,
  * it. Appends then overwrite zeros instead of growing the file, so an fdatasync need
  * not commit a size change. The zeros are not part of the segment: reads stop at the
  * last batch, sl_segment_trim and close cut them, recovery drops them (not counted as
- * torn). The zeros are written by the caller's thread. Loop thread.
+ * torn). An append that runs out of zeros writes the next ones itself, on the caller's
+ * thread; sl_segment_fill_begin / sl_segment_fill / sl_segment_fill_end write them
+ * ahead on another thread instead. Loop thread.
  */
 void sl_segment_set_preallocate(struct sl_segment *seg, uint32_t bytes, uint64_t up_to);
 
+/*
+ * Plan the next zero-fill ahead, to be written by another thread: when preallocation is
+ * on, less than half of its step is left in zeros ahead of the last batch and the file
+ * may still grow (the roll size, the index's limit), *from (the file's length now) and
+ * *to (the same end an append's own zero-fill would have) are set and true returned. The
+ * segment is then "filling" until sl_segment_fill_end: appends that would reach *from
+ * return -EAGAIN, sl_segment_trim returns -EBUSY, and it must not be closed or deleted.
+ * false (no fill, nothing marked) otherwise, or while a fill is in flight. Loop thread.
+ */
+bool sl_segment_fill_begin(struct sl_segment *seg, uint64_t *from, uint64_t *to);
+
+/* Write the zeros sl_segment_fill_begin planned: exactly the I/O of an append's own
+ * zero-fill (pwritev, then sync_file_range WRITE; on failure the file is cut back to
+ * from), touching no field of seg but its file descriptor. 0 or -errno. Any thread, at
+ * most once per sl_segment_fill_begin, concurrently with the loop's appends below from. */
+int sl_segment_fill(struct sl_segment *seg, uint64_t from, uint64_t to);
+
+/* The fill is over (status: sl_segment_fill's result, or < 0 if it was not run): on
+ * success the zeros become the segment's room ahead. Ends the "filling" state. No-op
+ * if no fill is planned. Loop thread, after sl_segment_fill returned. */
+void sl_segment_fill_end(struct sl_segment *seg, int status);
+
 /* Cut the zeros written ahead. 1 if the file was cut (its new length wants an
- * fdatasync to be durable), 0 if nothing to cut, -errno. Loop thread. */
+ * fdatasync to be durable), 0 if nothing to cut, -EBUSY while a fill is in flight,
+ * -errno. Loop thread. */
 int sl_segment_trim(struct sl_segment *seg);
 
 /* fdatasync the .log (indexes are rebuilt on recovery, so they are synced lazily). The
@@ -81,7 +109,8 @@ int64_t sl_segment_max_timestamp(const struct sl_segment *seg); /* -1 if empty *
 uint64_t sl_segment_size(const struct sl_segment *seg);         /* .log bytes */
 int64_t sl_segment_created_ms(const struct sl_segment *seg);    /* for age-based roll */
 
-/* Trim (sl_segment_trim), close files and free; *seg set to NULL. */
+/* Trim (sl_segment_trim), close files and free; *seg set to NULL. Never while a fill is
+ * in flight (sl_segment_fill_begin .. sl_segment_fill_end). */
 void sl_segment_close(struct sl_segment **seg);
 /* Close and delete the three files; *seg set to NULL. */
 int sl_segment_delete(struct sl_segment **seg);

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -44,6 +45,19 @@ int fsync(int fd)
         atomic_fetch_add(&dir_fsyncs, 1);
     }
     return (int)syscall(SYS_fsync, fd);
+}
+
+/* Interposed pwritev (the segment's zero-fill): the next pwritev_fail calls fail (EIO). */
+static atomic_int pwritev_fail;
+
+ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset)
+{
+    if (atomic_load(&pwritev_fail) > 0) {
+        atomic_fetch_sub(&pwritev_fail, 1);
+        errno = EIO;
+        return -1;
+    }
+    return syscall(SYS_pwritev, fd, iov, iovcnt, (long)offset, (long)((uint64_t)offset >> 32));
 }
 
 struct fixture {
@@ -89,8 +103,9 @@ static void fill_value(uint8_t *v, int64_t offset)
     }
 }
 
-/* Append one batch of n records; record timestamps are ts, ts+1, ... */
-static void append_batch(struct fixture *f, struct sl_segment *seg, int n, int64_t ts)
+/* Append one batch of n records (timestamps ts, ts+1, ...) and note it in f; or
+ * return sl_segment_append's error, noting nothing. */
+static int try_append_batch(struct fixture *f, struct sl_segment *seg, int n, int64_t ts)
 {
     uint8_t vals[64][VALUE_LEN];
     int64_t base = sl_segment_next_offset(seg);
@@ -105,7 +120,12 @@ static void append_batch(struct fixture *f, struct sl_segment *seg, int n, int64
     size_t len;
     const uint8_t *buf = sl_rb_builder_finish(&f->b, &len);
     uint64_t at = sl_segment_size(seg);
-    assert_int_equal(sl_segment_append(seg, buf, len, base, base + n - 1, ts + n - 1), 0);
+    int rc = sl_segment_append(seg, buf, len, base, base + n - 1, ts + n - 1);
+    if (rc != 0) {
+        assert_int_equal(sl_segment_size(seg), at);
+        assert_int_equal(sl_segment_next_offset(seg), base);
+        return rc;
+    }
     f->first[f->n] = base;
     f->last[f->n] = base + n - 1;
     f->pos[f->n] = at;
@@ -114,6 +134,13 @@ static void append_batch(struct fixture *f, struct sl_segment *seg, int n, int64
     f->n++;
     assert_true(sl_segment_next_offset(seg) == base + n);
     assert_int_equal(sl_segment_size(seg), at + len);
+    return 0;
+}
+
+/* Append one batch of n records; record timestamps are ts, ts+1, ... */
+static void append_batch(struct fixture *f, struct sl_segment *seg, int n, int64_t ts)
+{
+    assert_int_equal(try_append_batch(f, seg, n, ts), 0);
 }
 
 static char *path_of(struct fixture *f, int64_t base, const char *ext)
@@ -534,6 +561,96 @@ static void test_preallocate(void **state)
     free(lp);
 }
 
+/*
+ * The zero-fill planned ahead for another thread (the log's fsync worker): planned only
+ * when less than half a step of zeros is left; while it is in flight appends that would
+ * reach it are refused untouched and trim is refused; once it is over, appends write over
+ * its zeros without extending. A failed fill is cut back and leaves the room as it was:
+ * the append that runs out then extends itself.
+ */
+static void test_fill_ahead(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_segment *seg = open_seg(f, 0, true, 4096);
+    char *lp = path_of(f, 0, ".log");
+    const uint64_t chunk = 64 * 1024;
+    uint64_t from = 0, to = 0, x, y;
+    int64_t ts = 1000;
+    int rc;
+
+    sl_segment_set_preallocate(seg, (uint32_t)chunk, UINT64_MAX);
+    append_batch(f, seg, 20, ts);                    /* the first one extends itself */
+    assert_int_equal(file_size(lp), chunk);
+    while (file_size(lp) - sl_segment_size(seg) >= chunk / 2) {
+        assert_false(sl_segment_fill_begin(seg, &from, &to));
+        append_batch(f, seg, 20, ts += 100);
+    }
+    assert_int_equal(file_size(lp), chunk);
+    assert_true(sl_segment_fill_begin(seg, &from, &to));
+    assert_int_equal(from, chunk);
+    assert_int_equal(to, 2 * chunk);
+    assert_false(sl_segment_fill_begin(seg, &x, &y));        /* one at a time */
+    assert_int_equal(sl_segment_trim(seg), -EBUSY);
+
+    /* appends below the fill go on; the one that would reach it is refused untouched */
+    while ((rc = try_append_batch(f, seg, 20, ts += 100)) == 0) {
+    }
+    assert_int_equal(rc, -EAGAIN);
+    assert_true(sl_segment_size(seg) <= from);
+    assert_int_equal(file_size(lp), chunk);                  /* nothing written past it */
+
+    assert_int_equal(sl_segment_fill(seg, from, to), 0);     /* on any thread */
+    assert_int_equal(file_size(lp), 2 * chunk);
+    sl_segment_fill_end(seg, 0);
+    append_batch(f, seg, 20, ts += 100);                     /* over the new zeros */
+    assert_true(sl_segment_size(seg) > from);
+    assert_int_equal(file_size(lp), 2 * chunk);
+    check_find_all(f, seg);
+
+    /* a failed fill: cut back, no room gained, the next append extends itself */
+    while (file_size(lp) - sl_segment_size(seg) >= chunk / 2) {
+        append_batch(f, seg, 20, ts += 100);
+    }
+    assert_true(sl_segment_fill_begin(seg, &from, &to));
+    assert_int_equal(from, 2 * chunk);
+    atomic_store(&pwritev_fail, 1);
+    assert_int_equal(sl_segment_fill(seg, from, to), -EIO);
+    assert_int_equal(file_size(lp), from);
+    sl_segment_fill_end(seg, -EIO);
+    sl_segment_fill_end(seg, 0);                             /* no fill: no-op */
+    assert_int_equal(file_size(lp), from);
+    while (sl_segment_size(seg) <= from) {
+        append_batch(f, seg, 20, ts += 100);
+    }
+    assert_int_equal(file_size(lp), 3 * chunk);
+    check_find_all(f, seg);
+
+    /* the same limits as an append's own fill: never past the roll size given */
+    while (file_size(lp) - sl_segment_size(seg) >= chunk / 2) {
+        append_batch(f, seg, 20, ts += 100);
+    }
+    sl_segment_set_preallocate(seg, (uint32_t)chunk, 3 * chunk + 100);
+    assert_true(sl_segment_fill_begin(seg, &from, &to));
+    assert_int_equal(from, 3 * chunk);
+    assert_int_equal(to, 3 * chunk + 100);
+    sl_segment_fill_end(seg, -ECANCELED);                    /* planned, never run */
+    assert_int_equal(file_size(lp), 3 * chunk);
+    sl_segment_set_preallocate(seg, (uint32_t)chunk, 3 * chunk);
+    assert_false(sl_segment_fill_begin(seg, &from, &to));    /* at the roll size */
+
+    uint64_t good = sl_segment_size(seg);
+    int n_good = f->n;
+    sl_segment_close(&seg);
+    assert_int_equal(file_size(lp), good);
+    seg = open_seg(f, 0, false, 4096);
+    assert_int_equal(sl_segment_recover(seg), 0);
+    assert_int_equal(sl_segment_size(seg), good);
+    f->n = n_good;
+    check_find_all(f, seg);
+    sl_segment_close(&seg);
+    free(lp);
+}
+
 static void test_recover_corrupt_middle(void **state)
 {
     struct fixture *f = *state;
@@ -859,6 +976,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recover_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_corrupt_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preallocate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fill_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_created_ms, setup, teardown),
