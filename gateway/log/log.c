@@ -1,7 +1,8 @@
 /*
  * Embedded log: topics, the append path with group commit, the fsync threads, reads,
  * retention and statistics. Loop thread only, except fsync_main (the fsync workers),
- * which touches nothing but the job queue (under log->mu) and segment snapshots.
+ * which touches nothing but the job queue (under log->mu), segment snapshots and the
+ * file of the segment a job zero-fills ahead (see job_prepare).
  *
  * A failed fsync fails its partition: the kernel may have dropped the dirty pages and
  * reports the error once (the next fdatasync returns 0), so nothing written to that
@@ -356,8 +357,9 @@ int32_t sl_log_partition_for(struct sl_log *log, const char *topic,
 
 /* ---- fsync thread ---- */
 
-/* Sync the job's segment snapshot; sets status, sync_failed, syncs and seconds. Runs on
- * an fsync worker, or on the loop thread at close once the workers are gone. */
+/* Sync the job's segment snapshot, then write the zeros it plans ahead (if any); sets
+ * status, sync_failed, syncs, seconds and fill_status. Runs on an fsync worker, or on
+ * the loop thread at close once the workers are gone (no fill is planned then). */
 static void run_job(struct sl_fsync_job *job)
 {
     double t0 = mono_seconds();
@@ -377,6 +379,13 @@ static void run_job(struct sl_fsync_job *job)
         }
     }
     job->seconds = mono_seconds() - t0;
+    if (job->fill_seg != NULL) {
+        /* after the fsyncs: the acks of this job do not wait behind a page-cache fill
+         * of the segment's next step any longer than they must */
+        job->fill_status = job->sync_failed ? -ECANCELED
+                                            : sl_segment_fill(job->fill_seg, job->fill_from,
+                                                              job->fill_to);
+    }
 }
 
 static void *fsync_main(void *arg)
@@ -416,13 +425,26 @@ static void *fsync_main(void *arg)
     return NULL;
 }
 
-/* Snapshot the dirty segments of p into its job. 0 or -ENOMEM. */
+/*
+ * Snapshot the dirty segments of p into its job. 0 or -ENOMEM.
+ *
+ * For an `always` topic with preallocation, the job also zero-fills the active segment's
+ * next step ahead when less than half a step of zeros is left (sl_segment_fill_begin):
+ * the worker writes them after its fsyncs, so the loop thread does not (an append that
+ * runs out of zeros would write them itself, on the loop). Until the job is back
+ * (finish_job) p->fill_inflight holds every write that would reach the zeros, and any
+ * roll, in the open batch; in `always` mode those records could not be acknowledged
+ * before the next job anyway. Not at close: run_job runs inline then.
+ */
 static int job_prepare(struct sl_partition *p)
 {
     struct sl_fsync_job *job = &p->job;
+    const struct sl_topic_config *cfg = &p->topic->cfg;
     size_t first = p->dirty_idx >= 0 ? (size_t)p->dirty_idx : p->n_segs;
     size_t n = p->n_segs - first;
 
+    job->fill_seg = NULL;
+    job->fill_status = 0;
     if (n > job->cap_segs) {
         struct sl_segment **v = realloc(job->segs, n * sizeof(*v));
 
@@ -448,6 +470,16 @@ static int job_prepare(struct sl_partition *p)
     p->dirty_idx = -1;
     p->sync_end = p->written_end;
     p->job_inflight = true;
+    if (cfg->flush == SL_FLUSH_ALWAYS && cfg->preallocate > 0 && !p->log->closing &&
+        !p->failed) {
+        struct sl_segment *act = p->segs[p->n_segs - 1];
+
+        sl_segment_set_preallocate(act, cfg->preallocate, cfg->segment_bytes);
+        if (sl_segment_fill_begin(act, &job->fill_from, &job->fill_to)) {
+            job->fill_seg = act;
+            p->fill_inflight = true;
+        }
+    }
     return 0;
 }
 
@@ -506,6 +538,27 @@ static void ack_until(struct sl_log *log, struct sl_partition *p, uint64_t end, 
     }
 }
 
+/* The job's zero-fill ahead is over: on success the zeros are the active segment's
+ * room (sl_segment_fill_end); a failure is not an fsync failure, the segment simply has
+ * no more room ahead (the next appends write their own zeros, or append past the end).
+ * Writes held back by fill_inflight may go now. */
+static void end_fill(struct sl_partition *p, struct sl_fsync_job *job)
+{
+    sl_segment_fill_end(job->fill_seg, job->fill_status);
+    if (job->fill_status == 0) {
+        p->fill_warned = false;
+    } else if (job->fill_status != -ECANCELED && !p->fill_warned) {
+        char what[160];
+
+        p->fill_warned = true;
+        snprintf(what, sizeof(what), "preallocate: zero-fill ahead of the active segment "
+                 "failed: %s (appends go on past its end)", strerror(-job->fill_status));
+        log_partition_warn(p->topic->name, p->id, what);
+    }
+    job->fill_seg = NULL;
+    p->fill_inflight = false;
+}
+
 /* The job of p completed: make its records visible and fire their callbacks. A failed
  * job makes nothing visible; a failed fsync also fails the partition and with it every
  * append still waiting. */
@@ -516,12 +569,27 @@ static void finish_job(struct sl_log *log, struct sl_fsync_job *job)
 
     p->job_inflight = false;
     record_fsync(log, job);
+    if (job->fill_seg != NULL) {
+        end_fill(p, job);
+    }
     if (job->sync_failed) {
         partition_fail(log, p, job->status);
     } else if (job->status == 0) {
         sl_partition_set_hw(p, job->hw_target);
     }
     /* else no snapshot (out of memory): nothing synced, dirty_idx still covers it */
+    if (p->roll_after_fill) {
+        /* asked for during the fill: made now, before the writes it held back */
+        int rc = 0;
+
+        p->roll_after_fill = false;
+        if (!p->failed) {
+            rc = sl_partition_roll(p);
+        }
+        if (rc < 0) {
+            log_partition_error(p, "roll after the zero-fill ahead failed", rc);
+        }
+    }
     if (p->failed) {
         end = p->tail;                   /* appends are refused now: tail stays put */
     } else if ((int64_t)(end - p->head) < 0) {
@@ -612,6 +680,9 @@ static void write_open(struct sl_partition *p)
 
     if (b == NULL || b->count == 0 || p->failed) {
         return;
+    }
+    if (sl_partition_write_waits(p, b->len, b->base_offset + b->count - 1)) {
+        return;      /* the job's zero-fill runs there: finish_job writes it, in order */
     }
     buf = sl_rb_builder_finish(b, &len);
     base = b->base_offset;
@@ -818,7 +889,8 @@ int sl_log_append(struct sl_log *log, const char *topic, int32_t partition,
         log->stats.append_errors++;
         return -EIO;
     }
-    if (t->cfg.flush == SL_FLUSH_ALWAYS || p->tail != p->head || log->opts.coalesce) {
+    if (t->cfg.flush == SL_FLUSH_ALWAYS || p->tail != p->head || log->opts.coalesce ||
+        p->fill_inflight) {
         append_queued(log, p, recs, n, cb, arg);
     } else {
         append_direct(log, p, recs, n, cb, arg);
@@ -1327,12 +1399,15 @@ void sl_log_close(struct sl_log **logp)
         pthread_cond_broadcast(&log->cv);
         pthread_mutex_unlock(&log->mu);
         for (int i = 0; i < log->n_threads; i++) {
-            pthread_join(log->threads[i], NULL);
+            pthread_join(log->threads[i], NULL);   /* the workers drain the queue first */
         }
         done_event(-1, 0, log);
     }
+    /* Every job is back and with it every zero-fill ahead: the open batches those held
+     * back (write_open above left them) are written now, then synced inline. */
     for (size_t i = 0; i < log->n_topics; i++) {
         for (int32_t j = 0; j < log->topics[i]->n_parts; j++) {
+            write_open(log->topics[i]->parts[j]);
             sync_inline(log, log->topics[i]->parts[j]);
         }
     }

@@ -41,7 +41,8 @@ struct sl_topic_config {
     int64_t flush_interval_ms;   /* SL_FLUSH_INTERVAL only */
     uint32_t index_interval_bytes; /* one .index entry per this many bytes of log */
     uint32_t preallocate;        /* always/interval: zero-fill the active segment this
-                                  * much at a time ahead of its end (0: never) */
+                                  * much at a time ahead of its end (0: never); always:
+                                  * mostly on the fsync worker, after a job's fsyncs */
 };
 
 /* Kafka-like defaults: 1 partition, 1 GiB segments, 7 days, flush always. */
@@ -164,8 +165,11 @@ int sl_log_partition_info(struct sl_log *log, const char *topic, int32_t partiti
 /*
  * Start a new active segment at the partition's next offset, so that what was written
  * before lies in closed segments that sl_log_delete_records can delete whole. No-op when
- * the active segment is empty. 0, or -ENOENT (unknown topic or partition), -EIO (failed
- * partition, file error). Loop thread.
+ * the active segment is empty. While the partition's fsync worker zero-fills the active
+ * segment ahead (flush: always with preallocate) the roll is made when it is done,
+ * before anything appended later is written (a failure then is logged, not returned).
+ * 0, or -ENOENT (unknown topic or partition), -EIO (failed partition, file error).
+ * Loop thread.
  */
 int sl_log_roll(struct sl_log *log, const char *topic, int32_t partition);
 

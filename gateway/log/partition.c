@@ -344,6 +344,10 @@ int sl_partition_roll(struct sl_partition *p)
     if (sl_segment_size(p->segs[p->n_segs - 1]) == 0) {
         return 0;
     }
+    if (p->fill_inflight) {
+        p->roll_after_fill = true;          /* finish_job rolls once the zeros are in */
+        return 0;
+    }
     seg = sl_segment_open(p->dir, p->written_offset, true, iib, &err);
     if (seg == NULL) {
         free(err);
@@ -363,17 +367,40 @@ int sl_partition_roll(struct sl_partition *p)
     return rc;
 }
 
+/* Whether writing len more bytes rolls the active segment first (by size or age). */
+static bool roll_due(const struct sl_partition *p, size_t len)
+{
+    const struct sl_topic_config *cfg = &p->topic->cfg;
+    struct sl_segment *act = p->segs[p->n_segs - 1];
+    uint64_t size = sl_segment_size(act);
+
+    return size > 0 && (size + len > cfg->segment_bytes ||
+                        (cfg->segment_ms > 0 &&
+                         sl_log_now_ms() - sl_segment_created_ms(act) >= cfg->segment_ms));
+}
+
+bool sl_partition_write_waits(const struct sl_partition *p, size_t len, int64_t last)
+{
+    struct sl_segment *act = p->segs[p->n_segs - 1];
+
+    if (!p->fill_inflight) {
+        return false;
+    }
+    return p->roll_after_fill || sl_segment_size(act) + len > p->job.fill_from ||
+           last - sl_segment_base_offset(act) > (int64_t)UINT32_MAX || roll_due(p, len);
+}
+
 int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
                        int64_t base, int64_t last, int64_t max_ts, uint32_t records)
 {
     const struct sl_topic_config *cfg = &p->topic->cfg;
     struct sl_segment *act = p->segs[p->n_segs - 1];
-    uint64_t size = sl_segment_size(act);
     int rc;
 
-    if (size > 0 && (size + len > cfg->segment_bytes ||
-                     (cfg->segment_ms > 0 &&
-                      sl_log_now_ms() - sl_segment_created_ms(act) >= cfg->segment_ms))) {
+    if (sl_partition_write_waits(p, len, last)) {
+        return -EAGAIN;
+    }
+    if (roll_due(p, len)) {
         rc = sl_partition_roll(p);
         if (rc < 0) {
             return rc;

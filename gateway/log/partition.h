@@ -3,7 +3,8 @@
  * high watermark, the group-commit queue of pending appends and its cursors.
  *
  * Private to gateway/log/. Thread affinity: the log's loop thread for everything; the
- * fsync thread only touches the snapshot of segments held in a struct sl_fsync_job.
+ * fsync thread only touches the snapshot of segments held in a struct sl_fsync_job
+ * (sl_segment_sync) and the file of its fill segment (sl_segment_fill).
  */
 #ifndef SL_PARTITION_H
 #define SL_PARTITION_H
@@ -29,7 +30,9 @@ struct sl_pending {
     int status;
 };
 
-/* One fdatasync request for the fsync thread (embedded in its partition). */
+/* One fdatasync request for the fsync thread (embedded in its partition). The loop sets
+ * it up before queueing it and reads the results once it is back; the thread reads the
+ * rest and sets only status, sync_failed, syncs, seconds, fill_status and next. */
 struct sl_fsync_job {
     struct sl_partition *part;
     struct sl_segment **segs;        /* snapshot; the thread syncs these */
@@ -40,7 +43,13 @@ struct sl_fsync_job {
     int status;                      /* result, set by the thread */
     bool sync_failed;                /* an fsync failed (not just: no snapshot) */
     uint32_t syncs;
-    double seconds;
+    double seconds;                  /* of the fsyncs (the fill not included) */
+    /* After the fsyncs, the thread zero-fills [fill_from, fill_to) of fill_seg (the
+     * active segment, sl_segment_fill_begin): preallocation off the loop thread. */
+    struct sl_segment *fill_seg;     /* NULL: no fill */
+    uint64_t fill_from;
+    uint64_t fill_to;
+    int fill_status;                 /* sl_segment_fill's, or -ECANCELED if not run */
     struct sl_fsync_job *next;
 };
 
@@ -74,6 +83,13 @@ struct sl_partition {
 
     bool job_inflight;
     struct sl_fsync_job job;
+    /* While the job zero-fills the active segment ahead (job.fill_seg): nothing is
+     * written at or past job.fill_from, and the active segment is not rolled, trimmed
+     * or closed. Writes wait in the open batch; a roll asked for meanwhile is made when
+     * the job is back (finish_job), before they are written. */
+    bool fill_inflight;
+    bool roll_after_fill;
+    bool fill_warned;                /* a failed fill was logged (again after a success) */
     ssize_t dirty_idx;               /* first segment with unsynced writes, -1: clean */
     size_t job_first_idx;            /* while job_inflight: first snapshot segment */
 
@@ -98,11 +114,19 @@ void sl_partition_close(struct sl_partition **p);
 
 /* Write one encoded batch (borrowed) to the active segment, rolling first by size or
  * age, and rolling and retrying once if the segment cannot address it (-EOVERFLOW).
- * Updates written_offset, dirty_idx and counters. 0 or -errno. */
+ * Updates written_offset, dirty_idx and counters. 0 or -errno; -EAGAIN, nothing
+ * written, when sl_partition_write_waits. Loop thread. */
 int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
                        int64_t base, int64_t last, int64_t max_ts, uint32_t records);
 
-/* Start a new active segment at written_offset. 0 or -errno. */
+/* Whether a batch of len bytes ending at offset last must wait for the fill in flight
+ * (fill_inflight) before sl_partition_write: it would reach the zeros being written, or
+ * a roll is due (by size, age, the index's limit, or asked for). Loop thread. */
+bool sl_partition_write_waits(const struct sl_partition *p, size_t len, int64_t last);
+
+/* Start a new active segment at written_offset. No-op if the active one is empty.
+ * While a fill is in flight the roll is only noted (roll_after_fill) and made when the
+ * fill is over, before anything else is written. 0 or -errno. Loop thread. */
 int sl_partition_roll(struct sl_partition *p);
 
 /* See sl_log_read. Uses the log's read buffer. Where a segment's valid data ends before
