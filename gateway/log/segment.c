@@ -923,7 +923,7 @@ bool sl_segment_fill_begin(struct sl_segment *seg, uint64_t *from, uint64_t *to)
     uint64_t end;
 
     if (seg->filling || seg->prealloc == 0 || seg->log_fd < 0 ||
-        seg->alloc - seg->size >= seg->prealloc / 2) {
+        seg->alloc - seg->size >= seg->prealloc) {
         return false;
     }
     end = fill_end(seg, seg->alloc);

@@ -55,8 +55,8 @@ void sl_segment_set_preallocate(struct sl_segment *seg, uint32_t bytes, uint64_t
 
 /*
  * Plan the next zero-fill ahead, to be written by another thread: when preallocation is
- * on, less than half of its step is left in zeros ahead of the last batch and the file
- * may still grow (the roll size, the index's limit), *from (the file's length now) and
+ * on, less than one step is left in zeros ahead of the last batch and the file may
+ * still grow (the roll size, the index's limit), *from (the file's length now) and
  * *to (the same end an append's own zero-fill would have) are set and true returned. The
  * segment is then "filling" until sl_segment_fill_end: appends that would reach *from
  * return -EAGAIN, sl_segment_trim returns -EBUSY, and it must not be closed or deleted.

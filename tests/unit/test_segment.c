@@ -563,7 +563,7 @@ static void test_preallocate(void **state)
 
 /*
  * The zero-fill planned ahead for another thread (the log's fsync worker): planned only
- * when less than half a step of zeros is left; while it is in flight appends that would
+ * when less than one step of zeros is left; while it is in flight appends that would
  * reach it are refused untouched and trim is refused; once it is over, appends write over
  * its zeros without extending. A failed fill is cut back and leaves the room as it was:
  * the append that runs out then extends itself.
@@ -581,11 +581,6 @@ static void test_fill_ahead(void **state)
     sl_segment_set_preallocate(seg, (uint32_t)chunk, UINT64_MAX);
     append_batch(f, seg, 20, ts);                    /* the first one extends itself */
     assert_int_equal(file_size(lp), chunk);
-    while (file_size(lp) - sl_segment_size(seg) >= chunk / 2) {
-        assert_false(sl_segment_fill_begin(seg, &from, &to));
-        append_batch(f, seg, 20, ts += 100);
-    }
-    assert_int_equal(file_size(lp), chunk);
     assert_true(sl_segment_fill_begin(seg, &from, &to));
     assert_int_equal(from, chunk);
     assert_int_equal(to, 2 * chunk);
@@ -602,13 +597,15 @@ static void test_fill_ahead(void **state)
     assert_int_equal(sl_segment_fill(seg, from, to), 0);     /* on any thread */
     assert_int_equal(file_size(lp), 2 * chunk);
     sl_segment_fill_end(seg, 0);
+    assert_false(sl_segment_fill_begin(seg, &x, &y));        /* a step ahead now */
     append_batch(f, seg, 20, ts += 100);                     /* over the new zeros */
     assert_true(sl_segment_size(seg) > from);
     assert_int_equal(file_size(lp), 2 * chunk);
     check_find_all(f, seg);
 
     /* a failed fill: cut back, no room gained, the next append extends itself */
-    while (file_size(lp) - sl_segment_size(seg) >= chunk / 2) {
+    while (file_size(lp) - sl_segment_size(seg) >= chunk) {
+        assert_false(sl_segment_fill_begin(seg, &x, &y));
         append_batch(f, seg, 20, ts += 100);
     }
     assert_true(sl_segment_fill_begin(seg, &from, &to));
@@ -626,7 +623,7 @@ static void test_fill_ahead(void **state)
     check_find_all(f, seg);
 
     /* the same limits as an append's own fill: never past the roll size given */
-    while (file_size(lp) - sl_segment_size(seg) >= chunk / 2) {
+    while (file_size(lp) - sl_segment_size(seg) >= chunk) {
         append_batch(f, seg, 20, ts += 100);
     }
     sl_segment_set_preallocate(seg, (uint32_t)chunk, 3 * chunk + 100);
