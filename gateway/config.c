@@ -98,7 +98,8 @@ static const struct opt topic_opts[] = {
      .def = "1MiB", .min = 0, .max = 8 * 1024 * 1024, .flags = OPT_RELOAD,
      .help = "flush always/interval: zero-fill the active segment this much at a time "
              "ahead of its end (never past segment_bytes), so an fsync commits no size "
-             "change (0: never; the event loop writes the zeros, so keep it small)."},
+             "change (0: never; always: the fsync worker writes them, but the event loop "
+             "still does for a segment's first append and for interval, so keep it small)."},
     {.name = NULL},
 };
 
