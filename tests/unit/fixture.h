@@ -11,6 +11,10 @@
  *   fx_log_options(f, flush)       sl_log_options for f's dir: topic defaults, flush, auto-create
  *   fx_log_open(f, opts)           f->log = sl_log_open(), failing the test if it cannot
  *   fx_log_free(f)                 close the log, free the base, remove the dir, free f
+ *   fx_read_all(f, topic, part, from, c)   sl_log_read from offset from to the end into c
+ *                                  (struct fx_collected: offsets, timestamps, values)
+ *   fx_collect                     the sl_log_read / sl_cursor_poll callback behind it
+ *   fx_describe(f, topic)          partition 0's log start, hw, segments, bytes (struct fx_info)
  */
 #ifndef SLUICE_TESTS_UNIT_FIXTURE_H
 #define SLUICE_TESTS_UNIT_FIXTURE_H
@@ -144,6 +148,88 @@ static inline void fx_log_free(struct fx_log *f)
     event_base_free(f->base);
     fx_rm_tree(f->dir);
     free(f);
+}
+
+/* ---- reading a log back ---- */
+
+struct fx_collected {
+    int n;
+    int64_t offsets[4096];
+    int64_t timestamps[4096];
+    char values[4096][48];
+};
+
+static inline int fx_collect(void *arg, const char *topic, int32_t partition,
+                             const struct sl_record *rec)
+{
+    struct fx_collected *c = arg;
+
+    (void)topic;
+    (void)partition;
+    if (c->n < 4096) {
+        size_t len = rec->value_len > 0 ? (size_t)rec->value_len : 0;
+
+        if (len > 47) {
+            len = 47;
+        }
+        c->offsets[c->n] = rec->offset;
+        c->timestamps[c->n] = rec->timestamp;
+        memcpy(c->values[c->n], rec->value, len);
+        c->values[c->n][len] = '\0';
+    }
+    c->n++;
+    return 0;
+}
+
+static inline int fx_read_all(struct fx_log *f, const char *topic, int32_t part, int64_t from,
+                              struct fx_collected *c)
+{
+    int64_t next = from;
+    int total = 0;
+
+    memset(c, 0, sizeof(*c));
+    for (int i = 0; i < 10000; i++) {
+        int n = sl_log_read(f->log, topic, part, next, 1000, 0, fx_collect, c, &next);
+
+        assert_true(n >= 0);
+        if (n == 0) {
+            break;
+        }
+        total += n;
+    }
+    return total;
+}
+
+struct fx_info {
+    int64_t log_start, hw;
+    uint32_t segments;
+    uint64_t bytes;
+    int32_t n_parts;
+};
+
+static inline int fx_on_describe(void *arg, const char *topic,
+                                 const struct sl_topic_config *cfg,
+                                 const struct sl_partition_info *parts, int32_t n)
+{
+    struct fx_info *in = arg;
+
+    (void)topic;
+    (void)cfg;
+    in->log_start = parts[0].log_start_offset;
+    in->hw = parts[0].high_watermark;
+    in->segments = parts[0].segments;
+    in->bytes = parts[0].bytes;
+    in->n_parts = n;
+    return 0;
+}
+
+static inline struct fx_info fx_describe(struct fx_log *f, const char *topic)
+{
+    struct fx_info in;
+
+    memset(&in, 0, sizeof(in));
+    assert_int_equal(sl_log_describe(f->log, topic, fx_on_describe, &in), 0);
+    return in;
 }
 
 #endif

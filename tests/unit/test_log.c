@@ -226,84 +226,6 @@ static void append_one(struct fx_log *f, const char *topic, int32_t part, const 
     assert_int_equal(sl_log_append(f->log, topic, part, &r, 1, on_ack, a), 0);
 }
 
-struct collected {
-    int n;
-    int64_t offsets[4096];
-    int64_t timestamps[4096];
-    char values[4096][48];
-};
-
-static int collect(void *arg, const char *topic, int32_t partition, const struct sl_record *rec)
-{
-    struct collected *c = arg;
-
-    (void)topic;
-    (void)partition;
-    if (c->n < 4096) {
-        size_t len = rec->value_len > 0 ? (size_t)rec->value_len : 0;
-
-        if (len > 47) {
-            len = 47;
-        }
-        c->offsets[c->n] = rec->offset;
-        c->timestamps[c->n] = rec->timestamp;
-        memcpy(c->values[c->n], rec->value, len);
-        c->values[c->n][len] = '\0';
-    }
-    c->n++;
-    return 0;
-}
-
-static int read_all(struct fx_log *f, const char *topic, int32_t part, int64_t from,
-                    struct collected *c)
-{
-    int64_t next = from;
-    int total = 0;
-
-    memset(c, 0, sizeof(*c));
-    for (int i = 0; i < 10000; i++) {
-        int n = sl_log_read(f->log, topic, part, next, 1000, 0, collect, c, &next);
-
-        assert_true(n >= 0);
-        if (n == 0) {
-            break;
-        }
-        total += n;
-    }
-    return total;
-}
-
-struct info {
-    int64_t log_start, hw;
-    uint32_t segments;
-    uint64_t bytes;
-    int32_t n_parts;
-};
-
-static int on_describe(void *arg, const char *topic, const struct sl_topic_config *cfg,
-                       const struct sl_partition_info *parts, int32_t n)
-{
-    struct info *in = arg;
-
-    (void)topic;
-    (void)cfg;
-    in->log_start = parts[0].log_start_offset;
-    in->hw = parts[0].high_watermark;
-    in->segments = parts[0].segments;
-    in->bytes = parts[0].bytes;
-    in->n_parts = n;
-    return 0;
-}
-
-static struct info describe(struct fx_log *f, const char *topic)
-{
-    struct info in;
-
-    memset(&in, 0, sizeof(in));
-    assert_int_equal(sl_log_describe(f->log, topic, on_describe, &in), 0);
-    return in;
-}
-
 /* ---- tests ---- */
 
 static void test_names_and_defaults(void **state)
@@ -468,8 +390,8 @@ static void test_roll_by_size(void **state)
 {
     struct fx_log *f = *state;
     struct acks a = { 0 };
-    struct collected *c = malloc(sizeof(*c));
-    struct info in;
+    struct fx_collected *c = malloc(sizeof(*c));
+    struct fx_info in;
 
     assert_non_null(c);
     open_log(f, SL_FLUSH_OS);
@@ -479,10 +401,10 @@ static void test_roll_by_size(void **state)
     }
     assert_int_equal(a.n, 500);
     assert_int_equal(a.errors, 0);
-    in = describe(f, "roll");
+    in = fx_describe(f, "roll");
     assert_true(in.segments >= 5);
     assert_int_equal(in.hw, 500);
-    assert_int_equal(read_all(f, "roll", 0, 0, c), 500);
+    assert_int_equal(fx_read_all(f, "roll", 0, 0, c), 500);
     for (int i = 0; i < 500; i++) {
         char want[48];
 
@@ -491,7 +413,7 @@ static void test_roll_by_size(void **state)
         assert_string_equal(c->values[i], want);
     }
     /* from a later segment */
-    assert_int_equal(read_all(f, "roll", 0, 333, c), 167);
+    assert_int_equal(fx_read_all(f, "roll", 0, 333, c), 167);
     assert_int_equal(c->offsets[0], 333);
     free(c);
 }
@@ -500,9 +422,9 @@ static void test_retention_bytes(void **state)
 {
     struct fx_log *f = *state;
     struct acks a = { 0 };
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
     struct sl_log_stats st;
-    struct info before, after;
+    struct fx_info before, after;
 
     assert_non_null(c);
     open_log(f, SL_FLUSH_OS);
@@ -510,11 +432,11 @@ static void test_retention_bytes(void **state)
     for (int i = 0; i < 600; i++) {
         append_one(f, "rb", 0, NULL, i, now_ms(), &a);
     }
-    before = describe(f, "rb");
+    before = fx_describe(f, "rb");
     assert_int_equal(before.log_start, 0);
     assert_true(before.bytes > 8192);
     sl_log_maintain(f->log);
-    after = describe(f, "rb");
+    after = fx_describe(f, "rb");
     assert_true(after.log_start > 0);
     assert_true(after.segments < before.segments);
     assert_true(after.bytes <= 8192);
@@ -522,7 +444,7 @@ static void test_retention_bytes(void **state)
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.segments_deleted, before.segments - after.segments);
     /* reading from 0 starts at the new log start */
-    assert_int_equal(read_all(f, "rb", 0, 0, c), 600 - after.log_start);
+    assert_int_equal(fx_read_all(f, "rb", 0, 0, c), 600 - after.log_start);
     assert_int_equal(c->offsets[0], after.log_start);
     free(c);
 }
@@ -531,7 +453,7 @@ static void test_retention_age(void **state)
 {
     struct fx_log *f = *state;
     struct acks a = { 0 };
-    struct info before, after;
+    struct fx_info before, after;
     int64_t old = now_ms() - 10LL * 24 * 3600 * 1000;
 
     open_log(f, SL_FLUSH_OS);
@@ -542,9 +464,9 @@ static void test_retention_age(void **state)
     for (int i = 300; i < 400; i++) {
         append_one(f, "ra", 0, NULL, i, now_ms(), &a);   /* fresh */
     }
-    before = describe(f, "ra");
+    before = fx_describe(f, "ra");
     sl_log_maintain(f->log);
-    after = describe(f, "ra");
+    after = fx_describe(f, "ra");
     assert_true(after.segments < before.segments);
     assert_true(after.log_start > 0);
     assert_true(after.log_start <= 300);                  /* fresh records stay */
@@ -555,7 +477,7 @@ static void test_reopen(void **state)
 {
     struct fx_log *f = *state;
     struct acks a = { 0 };
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
 
     assert_non_null(c);
     open_log(f, SL_FLUSH_OS);
@@ -567,9 +489,9 @@ static void test_reopen(void **state)
     assert_null(f->log);
     open_log(f, SL_FLUSH_OS);
     assert_int_equal(sl_log_partitions(f->log, "re-open-me"), 1);
-    assert_int_equal(describe(f, "re-open-me").hw, 200);
-    assert_true(describe(f, "re-open-me").segments > 1);
-    assert_int_equal(read_all(f, "re-open-me", 0, 0, c), 200);
+    assert_int_equal(fx_describe(f, "re-open-me").hw, 200);
+    assert_true(fx_describe(f, "re-open-me").segments > 1);
+    assert_int_equal(fx_read_all(f, "re-open-me", 0, 0, c), 200);
     assert_int_equal(c->offsets[199], 199);
     append_one(f, "re-open-me", 0, NULL, 200, now_ms(), &a);
     assert_int_equal(a.last_offset, 200);
@@ -580,7 +502,7 @@ static void test_recovery(void **state)
 {
     struct fx_log *f = *state;
     struct acks a = { 0 };
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
     struct sl_log_stats st;
     char path[256];
     char garbage[333];
@@ -602,10 +524,10 @@ static void test_recovery(void **state)
     open_log(f, SL_FLUSH_OS);
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.recovered_truncated_bytes, sizeof(garbage));
-    assert_int_equal(describe(f, "rec").hw, 50);
+    assert_int_equal(fx_describe(f, "rec").hw, 50);
     append_one(f, "rec", 0, NULL, 50, now_ms(), &a);
     assert_int_equal(a.last_offset, 50);
-    assert_int_equal(read_all(f, "rec", 0, 0, c), 51);
+    assert_int_equal(fx_read_all(f, "rec", 0, 0, c), 51);
     assert_int_equal(c->offsets[50], 50);
     assert_string_equal(c->values[50], "value-000050-padding-padding-padding");
     free(c);
@@ -616,7 +538,7 @@ static void test_flush_always_group_commit(void **state)
     struct fx_log *f = *state;
     struct acks a = { 0 };
     struct sl_log_stats st;
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
     int64_t next = 0;
 
     assert_non_null(c);
@@ -626,20 +548,20 @@ static void test_flush_always_group_commit(void **state)
     }
     /* nothing acked nor visible before the fsync */
     assert_int_equal(a.n, 0);
-    assert_int_equal(describe(f, "durable").hw, 0);
+    assert_int_equal(fx_describe(f, "durable").hw, 0);
     memset(c, 0, sizeof(*c));
-    assert_int_equal(sl_log_read(f->log, "durable", 0, 0, 100, 0, collect, c, &next), 0);
+    assert_int_equal(sl_log_read(f->log, "durable", 0, 0, 100, 0, fx_collect, c, &next), 0);
     run_until(f, &a.n, 200);
     assert_int_equal(a.n, 200);
     assert_int_equal(a.errors, 0);
     assert_int_equal(a.last_offset, 199);
-    assert_int_equal(describe(f, "durable").hw, 200);
+    assert_int_equal(fx_describe(f, "durable").hw, 200);
     sl_log_get_stats(f->log, &st);
     assert_true(st.fsyncs >= 1);
     assert_true(st.fsyncs < 200);             /* shared fsyncs */
     assert_true(st.fsync_seconds_sum > 0);
     assert_true(st.fsync_bucket[SL_LOG_FSYNC_BUCKETS - 1] <= st.fsyncs);
-    assert_int_equal(read_all(f, "durable", 0, 0, c), 200);
+    assert_int_equal(fx_read_all(f, "durable", 0, 0, c), 200);
     free(c);
 }
 
@@ -680,7 +602,7 @@ static void test_preallocate_roll(void **state)
 {
     struct fx_log *f = *state;
     struct acks a = { 0 };
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
     struct sl_topic_config cfg;
     char dir[512];
     uint64_t sizes[64];
@@ -721,8 +643,8 @@ static void test_preallocate_roll(void **state)
     assert_int_equal(log_file_sizes(dir, sizes, NULL, 64), n);
     assert_true(sizes[n - 1] > 0 && sizes[n - 1] <= 4096);     /* close cut it */
     open_log(f, SL_FLUSH_ALWAYS);
-    assert_int_equal(describe(f, "pre").hw, 301);
-    assert_int_equal(read_all(f, "pre", 0, 0, c), 301);
+    assert_int_equal(fx_describe(f, "pre").hw, 301);
+    assert_int_equal(fx_read_all(f, "pre", 0, 0, c), 301);
     for (int i = 0; i < 301; i++) {
         char want[48];
 
@@ -767,7 +689,7 @@ static void test_flush_always_chained(void **state)
     }
     run_until(f, &ch.done, 320);
     assert_int_equal(ch.done, 320);
-    assert_int_equal(describe(f, "chain").hw, 320);
+    assert_int_equal(fx_describe(f, "chain").hw, 320);
     sl_log_get_stats(f->log, &st);
     assert_true(st.fsyncs < 320);
 }
@@ -786,7 +708,7 @@ static void test_close_fires_pending(void **state)
     assert_int_equal(a.n, 10);
     assert_int_equal(a.errors, 0);
     open_log(f, SL_FLUSH_ALWAYS);
-    assert_int_equal(describe(f, "pend").hw, 10);
+    assert_int_equal(fx_describe(f, "pend").hw, 10);
 }
 
 static void test_flush_interval(void **state)
@@ -803,7 +725,7 @@ static void test_flush_interval(void **state)
     assert_int_equal(sl_log_topic_configure(f->log, "iv", &c), 0);
     append_one(f, "iv", 0, NULL, 0, now_ms(), &a);
     assert_int_equal(a.n, 1);                 /* acked after write() */
-    assert_int_equal(describe(f, "iv").hw, 1);
+    assert_int_equal(fx_describe(f, "iv").hw, 1);
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.fsyncs, 0);
     for (int i = 0; i < 500 && st.fsyncs == 0; i++) {
@@ -820,7 +742,7 @@ static void test_corrupt_read_eio(void **state)
 {
     struct fx_log *f = *state;
     struct acks a = { 0 };
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
     char path[256];
     int64_t next = 0;
     int fd;
@@ -836,7 +758,7 @@ static void test_corrupt_read_eio(void **state)
     assert_int_equal(pwrite(fd, "XX", 2, 70), 2);   /* inside the first batch's records */
     close(fd);
     memset(c, 0, sizeof(*c));
-    assert_int_equal(sl_log_read(f->log, "bad", 0, 0, 100, 0, collect, c, &next), -EIO);
+    assert_int_equal(sl_log_read(f->log, "bad", 0, 0, 100, 0, fx_collect, c, &next), -EIO);
     assert_int_equal(c->n, 0);
     free(c);
 }
@@ -863,7 +785,7 @@ static void test_cursor_starts(void **state)
 {
     struct fx_log *f = *state;
     struct acks a = { 0 };
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
     struct sl_cursor *cur;
     int64_t t0 = now_ms() - 100000;
     int err = 0;
@@ -878,7 +800,7 @@ static void test_cursor_starts(void **state)
     assert_non_null(cur);
     assert_int_equal(sl_cursor_position(cur), 0);
     memset(c, 0, sizeof(*c));
-    assert_int_equal(sl_cursor_poll(cur, 10, 0, collect, c), 10);
+    assert_int_equal(sl_cursor_poll(cur, 10, 0, fx_collect, c), 10);
     assert_int_equal(sl_cursor_position(cur), 10);
     assert_int_equal(c->offsets[9], 9);
     sl_cursor_close(&cur);
@@ -887,13 +809,13 @@ static void test_cursor_starts(void **state)
     cur = sl_cursor_open(f->log, "cur", 0, (struct sl_start){ SL_START_LATEST, 0 },
                          NULL, NULL, &err);
     assert_int_equal(sl_cursor_position(cur), 30);
-    assert_int_equal(sl_cursor_poll(cur, 10, 0, collect, c), 0);
+    assert_int_equal(sl_cursor_poll(cur, 10, 0, fx_collect, c), 0);
     sl_cursor_close(&cur);
 
     cur = sl_cursor_open(f->log, "cur", 0, (struct sl_start){ SL_START_OFFSET, 17 },
                          NULL, NULL, &err);
     memset(c, 0, sizeof(*c));
-    assert_int_equal(sl_cursor_poll(cur, 100, 0, collect, c), 13);
+    assert_int_equal(sl_cursor_poll(cur, 100, 0, fx_collect, c), 13);
     assert_int_equal(c->offsets[0], 17);
     sl_cursor_seek(cur, 5);
     assert_int_equal(sl_cursor_position(cur), 5);
@@ -907,7 +829,7 @@ static void test_cursor_starts(void **state)
     assert_non_null(cur);
     assert_int_equal(sl_cursor_position(cur), 13);
     memset(c, 0, sizeof(*c));
-    assert_int_equal(sl_cursor_poll(cur, 1, 0, collect, c), 1);
+    assert_int_equal(sl_cursor_poll(cur, 1, 0, fx_collect, c), 1);
     assert_int_equal(c->timestamps[0], t0 + 13000);
     sl_cursor_close(&cur);
 
@@ -922,7 +844,7 @@ static void test_cursor_wake(void **state)
 {
     struct fx_log *f = *state;
     struct acks a = { 0 };
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
     struct wake_count w = { 0 };
     struct wake_count w2 = { 0 };
     struct sl_cursor *cur, *victim;
@@ -944,8 +866,8 @@ static void test_cursor_wake(void **state)
     run_turns(f, 3);
     assert_int_equal(w.wakes, 1);             /* not re-armed until polled to the end */
     memset(c, 0, sizeof(*c));
-    assert_int_equal(sl_cursor_poll(cur, 100, 0, collect, c), 3);
-    assert_int_equal(sl_cursor_poll(cur, 100, 0, collect, c), 0);
+    assert_int_equal(sl_cursor_poll(cur, 100, 0, fx_collect, c), 3);
+    assert_int_equal(sl_cursor_poll(cur, 100, 0, fx_collect, c), 0);
     append_one(f, "wake", 0, NULL, 3, now_ms(), &a);
     run_until(f, &a.n, 4);
     run_turns(f, 3);
@@ -1000,7 +922,7 @@ static void test_fsync_error_fails_partition(void **state)
     struct acks a = { 0 }, b = { 0 }, o = { 0 };
     struct sl_rec_in r = { .timestamp = 1, .key_len = -1, .value = (const uint8_t *)"x",
                            .value_len = 1 };
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
     struct sl_log_stats st;
 
     assert_non_null(c);
@@ -1008,7 +930,7 @@ static void test_fsync_error_fails_partition(void **state)
     append_one(f, "fs", 0, NULL, 0, now_ms(), &a);
     run_until(f, &a.n, 1);
     assert_int_equal(a.errors, 0);
-    assert_int_equal(describe(f, "fs").hw, 1);
+    assert_int_equal(fx_describe(f, "fs").hw, 1);
 
     /* the next fdatasync fails, once released; meanwhile more appends queue behind it */
     atomic_store(&fdatasync_hold, 1);
@@ -1025,15 +947,15 @@ static void test_fsync_error_fails_partition(void **state)
     assert_int_equal(b.errors, 3);            /* none acknowledged */
     assert_int_equal(atomic_load(&fdatasync_fail), 0);
     run_turns(f, 20);                         /* a later (successful) fsync changes nothing */
-    assert_int_equal(describe(f, "fs").hw, 1);
-    assert_int_equal(read_all(f, "fs", 0, 0, c), 1);
+    assert_int_equal(fx_describe(f, "fs").hw, 1);
+    assert_int_equal(fx_read_all(f, "fs", 0, 0, c), 1);
     assert_true(part_info(f, "fs").failed);
 
     /* every later append on the partition is refused */
     assert_int_equal(sl_log_append(f->log, "fs", 0, &r, 1, on_ack, &b), -EIO);
     assert_int_equal(b.n, 3);
     run_turns(f, 5);
-    assert_int_equal(describe(f, "fs").hw, 1);
+    assert_int_equal(fx_describe(f, "fs").hw, 1);
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.fsync_errors, 1);
     assert_true(st.append_errors >= 4);
@@ -1053,7 +975,7 @@ static void test_fsync_error_fails_partition(void **state)
     run_until(f, &a.n, 1);
     assert_int_equal(a.errors, 0);
     assert_true(a.last_offset >= 1);
-    assert_int_equal(describe(f, "fs").hw, a.last_offset + 1);
+    assert_int_equal(fx_describe(f, "fs").hw, a.last_offset + 1);
     free(c);
 }
 
@@ -1063,7 +985,7 @@ static void test_roll_on_eoverflow(void **state)
     struct fx_log *f = *state;
     struct sl_topic_config cfg;
     struct acks a = { 0 };
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
 
     assert_non_null(c);
     sl_segment_max_bytes = 2048;              /* stands for 4 GiB */
@@ -1077,8 +999,8 @@ static void test_roll_on_eoverflow(void **state)
     }
     assert_int_equal(a.n, 100);
     assert_int_equal(a.errors, 0);
-    assert_true(describe(f, "ovf").segments >= 3);
-    assert_int_equal(read_all(f, "ovf", 0, 0, c), 100);
+    assert_true(fx_describe(f, "ovf").segments >= 3);
+    assert_int_equal(fx_read_all(f, "ovf", 0, 0, c), 100);
     assert_int_equal(c->offsets[99], 99);
 
     /* the group-commit path too */
@@ -1091,8 +1013,8 @@ static void test_roll_on_eoverflow(void **state)
     }
     assert_int_equal(a.n, 60);
     assert_int_equal(a.errors, 0);
-    assert_true(describe(f, "ovf-always").segments >= 2);
-    assert_int_equal(read_all(f, "ovf-always", 0, 0, c), 60);
+    assert_true(fx_describe(f, "ovf-always").segments >= 2);
+    assert_int_equal(fx_read_all(f, "ovf-always", 0, 0, c), 60);
     free(c);
 }
 
@@ -1183,7 +1105,7 @@ static void test_damaged_older_segment(void **state)
     struct fx_log *f = *state;
     struct sl_topic_config cfg;
     struct acks a = { 0 };
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
     struct sl_log_stats st;
     struct sl_cursor *cur;
     char pdir[128];
@@ -1201,7 +1123,7 @@ static void test_damaged_older_segment(void **state)
         append_one(f, "dmg", 0, NULL, i, now_ms(), &a);
     }
     assert_int_equal(a.errors, 0);
-    assert_true(describe(f, "dmg").segments >= 10);
+    assert_true(fx_describe(f, "dmg").segments >= 10);
     sl_log_close(&f->log);
 
     snprintf(pdir, sizeof(pdir), "%s/dmg-0", f->dir);
@@ -1215,10 +1137,10 @@ static void test_damaged_older_segment(void **state)
     assert_int_equal(sl_log_topic_configure(f->log, "dmg", &cfg), 0);
     sl_log_get_stats(f->log, &st);
     assert_true(st.recovered_truncated_bytes > 0);
-    hw = describe(f, "dmg").hw;
+    hw = fx_describe(f, "dmg").hw;
     assert_int_equal(hw, 40);
 
-    total = read_all(f, "dmg", 0, 0, c);      /* asserts every read returns >= 0 */
+    total = fx_read_all(f, "dmg", 0, 0, c);      /* asserts every read returns >= 0 */
     assert_true(total >= 40 - 6);
     assert_true(total <= 40 - 2);             /* two batches lost */
     assert_int_equal(c->offsets[0], 0);
@@ -1236,7 +1158,7 @@ static void test_damaged_older_segment(void **state)
     assert_non_null(cur);
     memset(c, 0, sizeof(*c));
     for (int i = 0; i < 100; i++) {
-        int n = sl_cursor_poll(cur, 2, 0, collect, c);
+        int n = sl_cursor_poll(cur, 2, 0, fx_collect, c);
 
         assert_true(n >= 0);
         if (n == 0) {
@@ -1251,7 +1173,7 @@ static void test_damaged_older_segment(void **state)
     append_one(f, "dmg", 0, NULL, 40, now_ms(), &a);
     assert_int_equal(a.last_offset, 40);
     memset(c, 0, sizeof(*c));
-    assert_int_equal(sl_cursor_poll(cur, 10, 0, collect, c), 1);
+    assert_int_equal(sl_cursor_poll(cur, 10, 0, fx_collect, c), 1);
     assert_int_equal(c->offsets[0], 40);
     sl_cursor_close(&cur);
     free(c);
@@ -1305,7 +1227,7 @@ static void test_dir_sync(void **state)
     }
     assert_int_equal(a.errors, 0);
     before = dir_sync_count(rdir);
-    assert_int_equal(before, (int)describe(f, "dr").segments);
+    assert_int_equal(before, (int)fx_describe(f, "dr").segments);
 }
 
 int main(void)

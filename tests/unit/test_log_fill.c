@@ -104,84 +104,6 @@ static void run_turns(struct fx_log *f, int n)
     }
 }
 
-struct collected {
-    int n;
-    int64_t offsets[4096];
-    int64_t timestamps[4096];
-    char values[4096][48];
-};
-
-static int collect(void *arg, const char *topic, int32_t partition, const struct sl_record *rec)
-{
-    struct collected *c = arg;
-
-    (void)topic;
-    (void)partition;
-    if (c->n < 4096) {
-        size_t len = rec->value_len > 0 ? (size_t)rec->value_len : 0;
-
-        if (len > 47) {
-            len = 47;
-        }
-        c->offsets[c->n] = rec->offset;
-        c->timestamps[c->n] = rec->timestamp;
-        memcpy(c->values[c->n], rec->value, len);
-        c->values[c->n][len] = '\0';
-    }
-    c->n++;
-    return 0;
-}
-
-static int read_all(struct fx_log *f, const char *topic, int32_t part, int64_t from,
-                    struct collected *c)
-{
-    int64_t next = from;
-    int total = 0;
-
-    memset(c, 0, sizeof(*c));
-    for (int i = 0; i < 10000; i++) {
-        int n = sl_log_read(f->log, topic, part, next, 1000, 0, collect, c, &next);
-
-        assert_true(n >= 0);
-        if (n == 0) {
-            break;
-        }
-        total += n;
-    }
-    return total;
-}
-
-struct info {
-    int64_t log_start, hw;
-    uint32_t segments;
-    uint64_t bytes;
-    int32_t n_parts;
-};
-
-static int on_describe(void *arg, const char *topic, const struct sl_topic_config *cfg,
-                       const struct sl_partition_info *parts, int32_t n)
-{
-    struct info *in = arg;
-
-    (void)topic;
-    (void)cfg;
-    in->log_start = parts[0].log_start_offset;
-    in->hw = parts[0].high_watermark;
-    in->segments = parts[0].segments;
-    in->bytes = parts[0].bytes;
-    in->n_parts = n;
-    return 0;
-}
-
-static struct info describe(struct fx_log *f, const char *topic)
-{
-    struct info in;
-
-    memset(&in, 0, sizeof(in));
-    assert_int_equal(sl_log_describe(f->log, topic, on_describe, &in), 0);
-    return in;
-}
-
 static int setup(void **state)
 {
     *state = fx_log_new("/tmp/test_log_fill.");
@@ -301,11 +223,11 @@ static void append_n(struct fx_log *f, const char *topic, int first, int n, stru
  * value. */
 static void check_values(struct fx_log *f, const char *topic, int n)
 {
-    struct collected *c = malloc(sizeof(*c));
+    struct fx_collected *c = malloc(sizeof(*c));
 
     assert_non_null(c);
     assert_true(n <= 4096);
-    assert_int_equal(read_all(f, topic, 0, 0, c), n);
+    assert_int_equal(fx_read_all(f, topic, 0, 0, c), n);
     for (int i = 0; i < n; i++) {
         char want[48];
 
@@ -418,7 +340,7 @@ static void test_fill_on_worker(void **state)
         run_until(f, &s.n, turn + 1);
         assert_int_equal(s.n, turn + 1);
         len = file_len(path);
-        data = describe(f, "fw").bytes;
+        data = fx_describe(f, "fw").bytes;
         assert_int_equal(len % STEP, 0);
         assert_true(len >= data + STEP);      /* after each job: a step ahead */
     }
@@ -456,7 +378,7 @@ static void test_fill_defers_writes(void **state)
     next = append_until_fill_held(f, "fd", 0, &s);
     acked = s.n;
     appended = acked + 1;
-    held_data = describe(f, "fd").bytes;
+    held_data = fx_describe(f, "fd").bytes;
     assert_int_equal(file_len(path), STEP);
     assert_true(held_data < STEP);
 
@@ -466,12 +388,12 @@ static void test_fill_defers_writes(void **state)
         appended++;
         run_turns(f, 2);
     }
-    data = describe(f, "fd").bytes;
+    data = fx_describe(f, "fd").bytes;
     assert_true(data > held_data);            /* what fits below the fill is written */
     assert_true(data <= STEP);                /* nothing at or past it */
     assert_int_equal(file_len(path), STEP);   /* and the loop wrote no zeros */
     assert_int_equal(s.n, acked);
-    assert_int_equal(describe(f, "fd").hw, acked * 50);
+    assert_int_equal(fx_describe(f, "fd").hw, acked * 50);
     assert_int_equal(atomic_load(&zeros_by_loop), STEP);
 
     atomic_store(&pwritev_hold, 0);
@@ -479,8 +401,8 @@ static void test_fill_defers_writes(void **state)
     assert_int_equal(s.n, appended);
     assert_int_equal(s.errors, 0);
     assert_int_equal(s.disorder, 0);
-    assert_int_equal(describe(f, "fd").hw, next);
-    data = describe(f, "fd").bytes;
+    assert_int_equal(fx_describe(f, "fd").hw, next);
+    data = fx_describe(f, "fd").bytes;
     assert_true(data > STEP && data < 2 * STEP);
     assert_int_equal(atomic_load(&zeros_by_loop), STEP);   /* the worker filled them */
     assert_true(file_len(path) >= 2 * STEP);
@@ -515,15 +437,15 @@ static void test_fill_then_roll(void **state)
     appended = s.n + 1;
     roll_at = next;
     assert_int_equal(sl_log_roll(f->log, "fr", 0), 0);
-    assert_int_equal(describe(f, "fr").segments, 1);
+    assert_int_equal(fx_describe(f, "fr").segments, 1);
     for (int turn = 0; turn < 5; turn++) {
         append_n(f, "fr", next, 50, &s);
         next += 50;
         appended++;
         run_turns(f, 2);
     }
-    assert_int_equal(describe(f, "fr").segments, 1);
-    assert_int_equal(describe(f, "fr").hw, (appended - 6) * 50);
+    assert_int_equal(fx_describe(f, "fr").segments, 1);
+    assert_int_equal(fx_describe(f, "fr").hw, (appended - 6) * 50);
     atomic_store(&pwritev_hold, 0);
     run_until(f, &s.n, appended);
     assert_int_equal(s.n, appended);
@@ -549,8 +471,8 @@ static void test_fill_then_roll(void **state)
         appended++;
         run_turns(f, 2);
     }
-    assert_int_equal(describe(f, "fs").segments, 1);
-    assert_true(describe(f, "fs").bytes <= STEP);
+    assert_int_equal(fx_describe(f, "fs").segments, 1);
+    assert_true(fx_describe(f, "fs").bytes <= STEP);
     files = segment_files(dir, &n_files);
     assert_int_equal(n_files, 1);
     assert_int_equal(file_len(files[0]), STEP);
@@ -618,7 +540,7 @@ static void test_fill_close(void **state)
     open_log(f, SL_FLUSH_ALWAYS);
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.recovered_truncated_bytes, 0);
-    assert_int_equal(describe(f, "fc").hw, next);
+    assert_int_equal(fx_describe(f, "fc").hw, next);
     check_values(f, "fc", next);
 }
 
