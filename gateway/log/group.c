@@ -8,16 +8,17 @@
  *
  * Saves: a commit changes the offsets in memory, bumps the group's generation and puts
  * the group on the saver's list; at the end of the turn (save_ev) the loop renders the
- * group's file into a buffer and queues it for the saver thread, which writes, fsyncs,
- * renames and fsyncs the directory, then hands the save back through done_ev. One save
- * per group is in flight; commits made meanwhile are written by one follow-up save.
- * Loop thread only, except save_main (the saver thread), which touches nothing but the
- * queues (under gsave.mu) and the struct sl_group_save it was handed.
+ * group's file into a buffer and submits it to the saver's sl_workq, whose thread
+ * writes, fsyncs, renames and fsyncs the directory, then hands the save back to the loop
+ * (save_done). One save per group is in flight; commits made meanwhile are written by one
+ * follow-up save. Loop thread only, except save_run (the saver thread), which touches
+ * nothing but the struct sl_group_save it was handed.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "gateway/log/log.h"
 #include "gateway/log/log_internal.h"
 #include "gateway/logging.h"
+#include "gateway/workq.h"
 
 /* The daemon's logger when linked in (see log.c); stderr otherwise. */
 #pragma weak sl_logf
@@ -72,6 +74,7 @@ struct sl_group_waiter {
 
 /* One group's save, handed to the saver thread while g->saving. */
 struct sl_group_save {
+    struct sl_log *log;                  /* loop thread only */
     struct sl_group *g;                  /* loop thread only */
     const char *dir;                     /* the saver's, borrowed */
     char *path, *tmp;                    /* the group's file and its temp, kept */
@@ -79,7 +82,7 @@ struct sl_group_save {
     size_t len;
     uint64_t gen;                        /* the group's generation it holds */
     int status;                          /* 0 or -errno, set by the saver */
-    struct sl_group_save *next;          /* on the saver's queue or done list */
+    struct sl_work work;                 /* on the saver's queue */
 };
 
 struct sl_group {
@@ -524,79 +527,43 @@ static int save_write(const struct sl_group_save *s)
     return rc;
 }
 
-/* Put s on the done list and wake the loop. Called with gs->mu held. */
-static void save_done_push(struct sl_group_saver *gs, struct sl_group_save *s)
+static struct sl_group_save *save_of(struct sl_work *w)
 {
-    s->next = NULL;
-    if (gs->done_tail != NULL) {
-        gs->done_tail->next = s;
-    } else {
-        gs->done_head = s;
-    }
-    gs->done_tail = s;
-    pthread_cond_broadcast(&gs->done_cv);
-    event_active(gs->done_ev, EV_READ, 0);
+    return (struct sl_group_save *)((char *)w - offsetof(struct sl_group_save, work));
 }
 
-static void *save_main(void *arg)
+/* The save's work, on the saver thread: write it unless it could not be rendered. */
+static void save_run(struct sl_work *w)
 {
-    struct sl_group_saver *gs = arg;
+    struct sl_group_save *s = save_of(w);
 
-    pthread_mutex_lock(&gs->mu);
-    for (;;) {
-        struct sl_group_save *s;
-
-        while (gs->queue_head == NULL && !gs->stop) {
-            pthread_cond_wait(&gs->cv, &gs->mu);
-        }
-        s = gs->queue_head;
-        if (s == NULL) {
-            break;
-        }
-        gs->queue_head = s->next;
-        if (gs->queue_head == NULL) {
-            gs->queue_tail = NULL;
-        }
-        pthread_mutex_unlock(&gs->mu);
-
+    if (s->status == 0) {
         s->status = save_write(s);
-
-        pthread_mutex_lock(&gs->mu);
-        save_done_push(gs, s);
     }
-    pthread_mutex_unlock(&gs->mu);
-    return NULL;
 }
+
+static void save_done(struct sl_work *w);
 
 /* Start a save of g (not saving): render its file now and hand it to the saver. A save
- * that cannot be rendered completes with -ENOMEM through the done list all the same. */
+ * that cannot be rendered goes through the queue all the same (save_run skips it) and
+ * completes with -ENOMEM. */
 static void save_start(struct sl_log *log, struct sl_group *g)
 {
     struct sl_group_saver *gs = &log->gsave;
     struct sl_group_save *s = &g->save;
     int rc = save_render(log, g);
 
+    s->log = log;
     s->g = g;
     s->dir = gs->dir;
     s->gen = g->gen;
     s->status = rc;
-    s->next = NULL;
+    s->work.run = save_run;
+    s->work.done = save_done;
     g->saved_gen = g->gen;
     g->saving = true;
     gs->inflight++;
-    pthread_mutex_lock(&gs->mu);
-    if (rc < 0) {
-        save_done_push(gs, s);
-    } else {
-        if (gs->queue_tail != NULL) {
-            gs->queue_tail->next = s;
-        } else {
-            gs->queue_head = s;
-        }
-        gs->queue_tail = s;
-        pthread_cond_signal(&gs->cv);
-    }
-    pthread_mutex_unlock(&gs->mu);
+    sl_workq_submit(gs->q, &s->work);
 }
 
 /* Have g saved at the end of this turn (or after its save in flight). */
@@ -648,77 +615,50 @@ static void waiters_fire(struct sl_group *g, uint64_t gen, int status)
     }
 }
 
-/* Complete the saves the saver finished: count, log a failure, fire the waiters they
- * cover, schedule follow-ups for commits made meanwhile. Loop thread. */
-static void saves_done(struct sl_log *log)
+/* Complete a save the saver finished: count, log a failure, fire the waiters it
+ * covers, schedule a follow-up for commits made meanwhile. Loop thread. */
+static void save_done(struct sl_work *w)
 {
+    struct sl_group_save *s = save_of(w);
+    struct sl_log *log = s->log;
+    struct sl_group *g = s->g;
     struct sl_group_saver *gs = &log->gsave;
-    struct sl_group_save *s;
 
-    pthread_mutex_lock(&gs->mu);
-    s = gs->done_head;
-    gs->done_head = gs->done_tail = NULL;
-    pthread_mutex_unlock(&gs->mu);
-    while (s != NULL) {
-        struct sl_group_save *next = s->next;
-        struct sl_group *g = s->g;
-
-        gs->inflight--;
-        gs->stats.saves++;
-        g->saving = false;
-        free(s->text);
-        s->text = NULL;
-        s->len = 0;
-        if (s->status < 0) {
-            gs->stats.save_errors++;
-            group_error(g, "cannot save the committed offsets", s->status);
-            if (!gs->stopping) {
-                g->saved_gen = 0;        /* written again by the group's next save */
-            }
+    gs->inflight--;
+    gs->stats.saves++;
+    g->saving = false;
+    free(s->text);
+    s->text = NULL;
+    s->len = 0;
+    if (s->status < 0) {
+        gs->stats.save_errors++;
+        group_error(g, "cannot save the committed offsets", s->status);
+        if (!gs->stopping) {
+            g->saved_gen = 0;            /* written again by the group's next save */
         }
-        waiters_fire(g, s->gen, s->status);
-        if (g->gen > s->gen && !gs->stopping) {
-            save_schedule(log, g);       /* commits made while it was in flight */
-        }
-        s = next;
     }
-}
-
-static void done_event(evutil_socket_t fd, short what, void *arg)
-{
-    saves_done(arg);
+    waiters_fire(g, s->gen, s->status);
+    if (g->gen > s->gen && !gs->stopping) {
+        save_schedule(log, g);           /* commits made while it was in flight */
+    }
 }
 
 int sl_groups_start(struct sl_log *log)
 {
     struct sl_group_saver *gs = &log->gsave;
 
-    if (pthread_mutex_init(&gs->mu, NULL) != 0) {
-        return -ENOMEM;
-    }
-    if (pthread_cond_init(&gs->cv, NULL) != 0) {
-        pthread_mutex_destroy(&gs->mu);
-        return -ENOMEM;
-    }
-    if (pthread_cond_init(&gs->done_cv, NULL) != 0) {
-        pthread_cond_destroy(&gs->cv);
-        pthread_mutex_destroy(&gs->mu);
-        return -ENOMEM;
-    }
-    gs->init = true;
     if (asprintf(&gs->dir, "%s/" GROUPS_DIR, log->data_dir) < 0) {
         gs->dir = NULL;
         return -ENOMEM;
     }
-    gs->done_ev = event_new(log->base, -1, 0, done_event, log);
     gs->save_ev = event_new(log->base, -1, 0, save_event, log);
-    if (gs->done_ev == NULL || gs->save_ev == NULL) {
+    if (gs->save_ev == NULL) {
         return -ENOMEM;
     }
-    if (pthread_create(&gs->thread, NULL, save_main, gs) != 0) {
+    gs->q = sl_workq_new(log->base, 1, "sl-gsave", NULL);
+    if (gs->q == NULL) {
         return -EAGAIN;
     }
-    gs->started = true;
     return 0;
 }
 
@@ -730,7 +670,8 @@ void sl_groups_stop(struct sl_log *log)
         return;
     }
     gs->stopping = true;
-    if (gs->started) {
+    if (gs->q != NULL) {
+        /* save what is unsaved, again after each completion (its waiters may commit) */
         for (;;) {
             gs->save_list = NULL;
             for (size_t i = 0; i < log->n_groups; i++) {
@@ -745,34 +686,14 @@ void sl_groups_stop(struct sl_log *log)
             if (gs->inflight == 0) {
                 break;
             }
-            pthread_mutex_lock(&gs->mu);
-            while (gs->done_head == NULL) {
-                pthread_cond_wait(&gs->done_cv, &gs->mu);
-            }
-            pthread_mutex_unlock(&gs->mu);
-            saves_done(log);
+            sl_workq_wait(gs->q);      /* blocks for a save in flight, runs its save_done */
         }
-        pthread_mutex_lock(&gs->mu);
-        gs->stop = true;
-        pthread_cond_broadcast(&gs->cv);
-        pthread_mutex_unlock(&gs->mu);
-        pthread_join(gs->thread, NULL);
-        gs->started = false;
+        sl_workq_free(&gs->q);
     }
     gs->stopped = true;
-    if (gs->done_ev != NULL) {
-        event_free(gs->done_ev);
-        gs->done_ev = NULL;
-    }
     if (gs->save_ev != NULL) {
         event_free(gs->save_ev);
         gs->save_ev = NULL;
-    }
-    if (gs->init) {
-        pthread_cond_destroy(&gs->done_cv);
-        pthread_cond_destroy(&gs->cv);
-        pthread_mutex_destroy(&gs->mu);
-        gs->init = false;
     }
     free(gs->dir);
     gs->dir = NULL;
@@ -786,7 +707,7 @@ static bool group_name_ok(const char *group)
 /* Commits are taken while the saver runs (until sl_groups_stop). */
 static bool saver_running(const struct sl_log *log)
 {
-    return log->gsave.started && !log->gsave.stopped;
+    return log->gsave.q != NULL && !log->gsave.stopped;
 }
 
 int sl_group_commit(struct sl_log *log, const char *group, const char *topic,

@@ -1,8 +1,8 @@
 /*
  * Embedded log: topics, the append path with group commit, the fsync threads, reads,
- * retention and statistics. Loop thread only, except fsync_main (the fsync workers),
- * which touches nothing but the job queue (under log->mu), segment snapshots and the
- * file of the segment a job zero-fills ahead (see job_prepare).
+ * retention and statistics. Loop thread only, except run_job (on the fsync workers of
+ * log->fsyncq), which touches nothing but its job's segment snapshots and the file of
+ * the segment a job zero-fills ahead (see job_prepare).
  *
  * A failed fsync fails its partition: the kernel may have dropped the dirty pages and
  * reports the error once (the next fdatasync returns 0), so nothing written to that
@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 #include "gateway/log/log_internal.h"
 #include "gateway/logging.h"
+#include "gateway/workq.h"
 
 /* The daemon's logger (gateway/logging.c) when it is linked in, as in sluice; the log
  * core also links without it (unit tests, benchmarks), and then writes to stderr. */
@@ -355,7 +357,7 @@ int32_t sl_log_partition_for(struct sl_log *log, const char *topic,
     return topic_partition_for(t, key, key_len);
 }
 
-/* ---- fsync thread ---- */
+/* ---- fsync workers ---- */
 
 /* Sync the job's segment snapshot, then write the zeros it plans ahead (if any); sets
  * status, sync_failed, syncs, seconds and fill_status. Runs on an fsync worker, or on
@@ -388,41 +390,15 @@ static void run_job(struct sl_fsync_job *job)
     }
 }
 
-static void *fsync_main(void *arg)
+static struct sl_fsync_job *job_of(struct sl_work *w)
 {
-    struct sl_log *log = arg;
+    return (struct sl_fsync_job *)((char *)w - offsetof(struct sl_fsync_job, work));
+}
 
-    pthread_mutex_lock(&log->mu);
-    for (;;) {
-        struct sl_fsync_job *job;
-
-        while (log->queue_head == NULL && !log->stop) {
-            pthread_cond_wait(&log->cv, &log->mu);
-        }
-        job = log->queue_head;
-        if (job == NULL) {
-            break;
-        }
-        log->queue_head = job->next;
-        if (log->queue_head == NULL) {
-            log->queue_tail = NULL;
-        }
-        pthread_mutex_unlock(&log->mu);
-
-        run_job(job);
-
-        pthread_mutex_lock(&log->mu);
-        job->next = NULL;
-        if (log->done_tail != NULL) {
-            log->done_tail->next = job;
-        } else {
-            log->done_head = job;
-        }
-        log->done_tail = job;
-        event_active(log->done_ev, EV_READ, 0);
-    }
-    pthread_mutex_unlock(&log->mu);
-    return NULL;
+/* The job's work, on an fsync worker. */
+static void fsync_run(struct sl_work *w)
+{
+    run_job(job_of(w));
 }
 
 /*
@@ -467,7 +443,6 @@ static int job_prepare(struct sl_partition *p)
     job->sync_failed = false;
     job->syncs = 0;
     job->seconds = 0;
-    job->next = NULL;
     p->job_first_idx = first;
     p->dirty_idx = -1;
     p->sync_end = p->written_end;
@@ -605,7 +580,15 @@ static void finish_job(struct sl_log *log, struct sl_fsync_job *job)
     maybe_start_job(p);
 }
 
-/* Queue p's job for the fsync thread (or sync inline if the thread is unavailable). */
+/* The job is back, on the loop thread. */
+static void fsync_done(struct sl_work *w)
+{
+    struct sl_fsync_job *job = job_of(w);
+
+    finish_job(job->part->log, job);
+}
+
+/* Submit p's job to the fsync workers (or fail what waits if there is no memory for it). */
 static void start_job(struct sl_partition *p)
 {
     struct sl_log *log = p->log;
@@ -624,38 +607,15 @@ static void start_job(struct sl_partition *p)
         finish_job(log, &p->job);
         return;
     }
-    pthread_mutex_lock(&log->mu);
-    if (log->queue_tail != NULL) {
-        log->queue_tail->next = &p->job;
-    } else {
-        log->queue_head = &p->job;
-    }
-    log->queue_tail = &p->job;
-    pthread_cond_signal(&log->cv);
-    pthread_mutex_unlock(&log->mu);
+    p->job.work.run = fsync_run;
+    p->job.work.done = fsync_done;
+    sl_workq_submit(log->fsyncq, &p->job.work);
 }
 
 static void maybe_start_job(struct sl_partition *p)
 {
     if (!p->job_inflight && p->written_end != p->head) {
         start_job(p);
-    }
-}
-
-static void done_event(evutil_socket_t fd, short what, void *arg)
-{
-    struct sl_log *log = arg;
-    struct sl_fsync_job *job;
-
-    pthread_mutex_lock(&log->mu);
-    job = log->done_head;
-    log->done_head = log->done_tail = NULL;
-    pthread_mutex_unlock(&log->mu);
-    while (job != NULL) {
-        struct sl_fsync_job *next = job->next;
-
-        finish_job(log, job);
-        job = next;
     }
 }
 
@@ -1302,8 +1262,6 @@ struct sl_log *sl_log_open(struct event_base *base, const struct sl_log_options 
     log->opts = *opts;
     log->opts.data_dir = NULL;
     sl_rb_builder_init(&log->builder);
-    pthread_mutex_init(&log->mu, NULL);
-    pthread_cond_init(&log->cv, NULL);
     log->data_dir = strdup(opts->data_dir);
     rc = log->data_dir != NULL ? mkdir_p(log->data_dir) : -ENOMEM;
     if (rc < 0) {
@@ -1313,32 +1271,26 @@ struct sl_log *sl_log_open(struct event_base *base, const struct sl_log_options 
         }
         goto fail;
     }
-    log->done_ev = event_new(base, -1, 0, done_event, log);
     log->flush_ev = event_new(base, -1, 0, flush_event, log);
     log->wake_ev = event_new(base, -1, 0, sl_cursor_wake_event, log);
     log->group_ev = event_new(base, -1, 0, sl_group_event, log);
     log->retention_ev = event_new(base, -1, EV_PERSIST, retention_event, log);
     log->interval_ev = event_new(base, -1, EV_PERSIST, interval_event, log);
-    if (!log->done_ev || !log->flush_ev || !log->wake_ev || !log->group_ev ||
+    if (!log->flush_ev || !log->wake_ev || !log->group_ev ||
         !log->retention_ev || !log->interval_ev) {
         goto fail;
     }
     if (discover(log, err) < 0 || sl_groups_load(log, err) < 0) {
         goto fail;
     }
-    for (int i = 0; i < SL_LOG_FSYNC_THREADS; i++) {
-        if (pthread_create(&log->threads[i], NULL, fsync_main, log) != 0) {
-            break;
-        }
-        log->n_threads++;
-    }
-    if (log->n_threads == 0) {
+    /* as many workers as start (at least one, else the open fails) */
+    log->fsyncq = sl_workq_new(base, SL_LOG_FSYNC_THREADS, "sl-fsync", NULL);
+    if (log->fsyncq == NULL) {
         if (err != NULL) {
             *err = strdup("sl_log_open: cannot start the fsync thread");
         }
         goto fail;
     }
-    log->thread_started = true;
     rc = sl_groups_start(log);
     if (rc < 0) {
         if (err != NULL && asprintf(err, "sl_log_open: cannot start the group saver: %s",
@@ -1395,16 +1347,8 @@ void sl_log_close(struct sl_log **logp)
         }
     }
     log->flush_list = NULL;
-    if (log->thread_started) {
-        pthread_mutex_lock(&log->mu);
-        log->stop = true;
-        pthread_cond_broadcast(&log->cv);
-        pthread_mutex_unlock(&log->mu);
-        for (int i = 0; i < log->n_threads; i++) {
-            pthread_join(log->threads[i], NULL);   /* the workers drain the queue first */
-        }
-        done_event(-1, 0, log);
-    }
+    /* the workers drain the queue, then every job's finish_job runs here */
+    sl_workq_free(&log->fsyncq);
     /* Every job is back and with it every zero-fill ahead: the open batches those held
      * back (write_open above left them) are written now, then synced inline. */
     for (size_t i = 0; i < log->n_topics; i++) {
@@ -1416,9 +1360,6 @@ void sl_log_close(struct sl_log **logp)
     sl_groups_stop(log);           /* unsaved commits written; their callbacks fire */
     sl_cursor_detach_all(log);
     sl_groups_free(log);
-    if (log->done_ev) {
-        event_free(log->done_ev);
-    }
     if (log->flush_ev) {
         event_free(log->flush_ev);
     }
@@ -1440,8 +1381,6 @@ void sl_log_close(struct sl_log **logp)
     free(log->topics);
     sl_rb_builder_free(&log->builder);
     free(log->read_buf);
-    pthread_mutex_destroy(&log->mu);
-    pthread_cond_destroy(&log->cv);
     free(log->data_dir);
     free(log);
     *logp = NULL;

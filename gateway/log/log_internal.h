@@ -5,7 +5,6 @@
 #ifndef SL_LOG_INTERNAL_H
 #define SL_LOG_INTERNAL_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,22 +20,14 @@
 struct sl_group;
 struct sl_group_save;
 
-/* The consumer groups' offset saver (group.c): one worker thread writes and fsyncs the
- * offsets files the loop thread rendered; at most one save per group in flight. */
+/* The consumer groups' offset saver (group.c): one worker thread (an sl_workq) writes
+ * and fsyncs the offsets files the loop thread rendered; at most one save per group in
+ * flight. Loop thread. */
 struct sl_group_saver {
-    pthread_t thread;
-    bool init;                       /* mu and the conds initialised */
-    bool started;                    /* thread running */
+    struct sl_workq *q;              /* the saver's thread; NULL before start, after stop */
     bool stopping;                   /* sl_groups_stop is draining: no retries */
     bool stopped;                    /* sl_groups_stop ran: commits refused */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;               /* work queued, or stop */
-    pthread_cond_t done_cv;          /* a save finished (sl_groups_stop waits on it) */
-    bool stop;                       /* under mu */
-    struct sl_group_save *queue_head, *queue_tail;  /* under mu */
-    struct sl_group_save *done_head, *done_tail;    /* under mu */
-    int inflight;                    /* saves queued or running (loop thread) */
-    struct event *done_ev;           /* save completions, back on the loop */
+    int inflight;                    /* saves submitted, not yet done */
     struct event *save_ev;           /* start the saves of the groups changed this turn */
     struct sl_group *save_list;      /* groups with changes to save (loop thread) */
     char *dir;                       /* <data_dir>/__groups */
@@ -78,17 +69,8 @@ struct sl_log {
     size_t read_cap;
     struct sl_log_stats stats;
 
-    /* fsync thread */
-    pthread_t threads[SL_LOG_FSYNC_THREADS]; /* fsync workers: partitions sync in parallel */
-    int n_threads;
-    bool thread_started;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop;                       /* under mu */
-    struct sl_fsync_job *queue_head, *queue_tail;   /* under mu */
-    struct sl_fsync_job *done_head, *done_tail;     /* under mu */
+    struct sl_workq *fsyncq;         /* fsync workers: partitions sync in parallel */
 
-    struct event *done_ev;           /* fsync completions */
     struct event *flush_ev;          /* write open batches at the end of the turn */
     struct event *wake_ev;           /* cursor wakes */
     struct event *group_ev;          /* deferred assignment callbacks */
@@ -124,11 +106,11 @@ int sl_groups_load(struct sl_log *log, char **err);
 void sl_groups_free(struct sl_log *log);
 void sl_group_event(evutil_socket_t fd, short what, void *arg);
 void sl_groups_topic_changed(struct sl_log *log, const char *topic);
-/* Create the saver's events and start its thread (sl_log_open, after sl_groups_load).
+/* Create the saver's event and start its thread (sl_log_open, after sl_groups_load).
  * 0 or -errno; on failure sl_groups_stop still cleans up. */
 int sl_groups_start(struct sl_log *log);
 /* Write every unsaved change and wait for every save in flight (their callbacks fire),
- * then stop the saver's thread and free its events. Commits are refused afterwards.
+ * then stop the saver's thread and free its event. Commits are refused afterwards.
  * Safe on a saver never (or partly) started. sl_log_close, before sl_groups_free. */
 void sl_groups_stop(struct sl_log *log);
 

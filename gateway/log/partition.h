@@ -3,7 +3,7 @@
  * high watermark, the group-commit queue of pending appends and its cursors.
  *
  * Private to gateway/log/. Thread affinity: the log's loop thread for everything; the
- * fsync thread only touches the snapshot of segments held in a struct sl_fsync_job
+ * fsync workers only touch the snapshot of segments held in a struct sl_fsync_job
  * (sl_segment_sync) and the file of its fill segment (sl_segment_fill).
  */
 #ifndef SL_PARTITION_H
@@ -17,6 +17,7 @@
 #include "gateway/log/log.h"
 #include "gateway/log/recordbatch.h"
 #include "gateway/log/segment.h"
+#include "gateway/workq.h"
 
 struct sl_topic;
 struct sl_partition;
@@ -30,9 +31,10 @@ struct sl_pending {
     int status;
 };
 
-/* One fdatasync request for the fsync thread (embedded in its partition). The loop sets
- * it up before queueing it and reads the results once it is back; the thread reads the
- * rest and sets only status, sync_failed, syncs, seconds, fill_status and next. */
+/* One fdatasync request for the fsync workers (embedded in its partition, submitted to
+ * the log's sl_workq through work). The loop sets it up before submitting it and reads
+ * the results once it is back; the worker reads the rest and sets only status,
+ * sync_failed, syncs, seconds and fill_status. */
 struct sl_fsync_job {
     struct sl_partition *part;
     struct sl_segment **segs;        /* snapshot; the thread syncs these */
@@ -50,7 +52,7 @@ struct sl_fsync_job {
     uint64_t fill_from;
     uint64_t fill_to;
     int fill_status;                 /* sl_segment_fill's, or -ECANCELED if not run */
-    struct sl_fsync_job *next;
+    struct sl_work work;             /* on the log's fsync queue */
 };
 
 struct sl_partition {
