@@ -13,8 +13,8 @@ write_conf "$dir/s.yaml" "$dir/data" "$port" "  mqtt:
     bind: 127.0.0.1:$mport
     max_packet_size: 1MiB"
 start_sluice "$dir/s.yaml" "$dir/log" || { bad "start"; finish; exit; }
-SUB="timeout 10 mosquitto_sub -h 127.0.0.1 -p $mport"
-PUB="timeout 10 mosquitto_pub -h 127.0.0.1 -p $mport"
+SUB="timeout -k 2 10 mosquitto_sub -h 127.0.0.1 -p $mport"
+PUB="timeout -k 2 10 mosquitto_pub -h 127.0.0.1 -p $mport"
 
 # mosquitto clients, both protocol versions, QoS 0/1/2
 for v in mqttv311 mqttv5; do

@@ -10,8 +10,8 @@ dir=$(mktemp -d); trap 'stop_sluice KILL; rm -rf "$dir"' EXIT
 port=$(free_port); mport=$(free_port)
 write_conf "$dir/s.yaml" "$dir/data" "$port" "  mqtt:
     bind: 127.0.0.1:$mport"
-SUB="timeout 10 mosquitto_sub -h 127.0.0.1 -p $mport"
-PUB="timeout 60 mosquitto_pub -h 127.0.0.1 -p $mport"
+SUB="timeout -k 2 10 mosquitto_sub -h 127.0.0.1 -p $mport"
+PUB="timeout -k 2 60 mosquitto_pub -h 127.0.0.1 -p $mport"
 FLEET="timeout 90 $PY $ROOT/tests/integration/mqtt_retain_fleet.py"
 RDIR="$dir/data/__mqtt_retained-0"
 TOPICS=20
