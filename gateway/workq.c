@@ -104,6 +104,11 @@ struct sl_workq *sl_workq_new(struct event_base *base, int threads, const char *
     return q;
 }
 
+int sl_workq_threads(const struct sl_workq *q)
+{
+    return q->n_threads;
+}
+
 void sl_workq_submit(struct sl_workq *q, struct sl_work *w)
 {
     w->next = NULL;

@@ -3,7 +3,7 @@
  * worker, then its completion runs back on the loop thread (through a sl_mailbox), in
  * the order the work completed. The work is intrusive (struct sl_work embedded in the
  * caller's job) and the queue never allocates after sl_workq_new. Used for the log's
- * fsyncs and the consumer groups' offset saves.
+ * fsyncs, the consumer groups' offset saves and the MQTT password checks.
  */
 #ifndef SL_WORKQ_H
 #define SL_WORKQ_H
@@ -31,6 +31,9 @@ struct sl_work {
  * name is copied. Loop thread. */
 struct sl_workq *sl_workq_new(struct event_base *base, int threads, const char *name,
                               char **err);
+
+/* How many workers started (at least 1). Any thread. */
+int sl_workq_threads(const struct sl_workq *q);
 
 /* Queue w (w->run and w->done set; borrowed until its done returns). Loop thread, and
  * not once sl_workq_free has begun. */

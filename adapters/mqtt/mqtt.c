@@ -435,7 +435,7 @@ static int mqtt_start(struct sl_adapter *a, char **err)
         return -1;
     }
     if (ctx->n_users > 0) {
-        ctx->auth = mqtt_auth_new(gw->mailbox, MQTT_AUTH_THREADS, MQTT_AUTH_MAX_PENDING,
+        ctx->auth = mqtt_auth_new(gw->base, MQTT_AUTH_THREADS, MQTT_AUTH_MAX_PENDING,
                                   MQTT_AUTH_CACHE_SIZE, on_auth_verdict, ctx);
         if (ctx->auth == NULL) {
             *err = strdup("cannot start the password check workers");
@@ -463,8 +463,8 @@ static void mqtt_stop(struct sl_adapter *a)
     }
     sl_tcp_server_stop_accepting(ctx->tcp);
     ctx->b->stopping = true;
-    /* Checks in flight: join the workers (at most one hash each), drop the queue; the
-     * parked CONNECTs get CONNACK 0x88 Server unavailable. */
+    /* Checks in flight: the workers finish at most one hash each, the queue is dropped
+     * and the workers joined; the parked CONNECTs get CONNACK 0x88 Server unavailable. */
     mqtt_auth_stop(ctx->auth);
     mqtt_broker_refuse_parked(ctx->b, 0x88);
     /* Tell every client why (0x8B server shutting down); flushed right away. */
@@ -512,7 +512,7 @@ static void mqtt_reload(struct sl_adapter *a, const struct sl_listener_cfg *cfg)
     }
     changed = !users_eq(ctx->users, ctx->n_users, users, n_users);
     if (n_users > 0 && ctx->auth == NULL) {
-        ctx->auth = mqtt_auth_new(ctx->a->gw->mailbox, MQTT_AUTH_THREADS,
+        ctx->auth = mqtt_auth_new(ctx->a->gw->base, MQTT_AUTH_THREADS,
                                   MQTT_AUTH_MAX_PENDING, MQTT_AUTH_CACHE_SIZE,
                                   on_auth_verdict, ctx);
         if (ctx->auth == NULL) {

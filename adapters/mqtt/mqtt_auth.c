@@ -1,10 +1,11 @@
 /*
- * Password checks off the loop: a bounded queue, worker threads, verdicts through the
- * gateway mailbox, a cache of successes. See mqtt_auth.h.
+ * Password checks off the loop: a bounded count of checks on a sl_workq (gateway/workq.h),
+ * verdicts back on the loop through its mailbox, a cache of successes. See mqtt_auth.h.
  */
 #include "adapters/mqtt/mqtt_auth.h"
 
-#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,23 +16,22 @@
 #include <openssl/rand.h>
 
 #include "gateway/logging.h"
-#include "gateway/mailbox.h"
 #include "gateway/metrics.h"
+#include "gateway/workq.h"
 
 #define AUTH_MAX_THREADS 16
 #define AUTH_KEY_LEN 32
 
-/* One queued check; becomes the verdict message once computed. */
+/* One queued check: its work runs the hash on a worker, its done is the verdict. */
 struct auth_job {
-    struct sl_msg msg;               /* first: the mailbox hands back &msg */
-    struct auth_job *next;           /* queue link (under mu) */
+    struct sl_work work;
     struct mqtt_auth *a;
     uint64_t ticket;
     char *stored;
     uint8_t *password;
     size_t len;
     uint8_t key[AUTH_KEY_LEN];       /* cache key, when the cache is on */
-    bool ok;
+    bool ok;                         /* written by the worker, read in the done */
 };
 
 struct cache_entry {
@@ -40,21 +40,14 @@ struct cache_entry {
 };
 
 struct mqtt_auth {
-    /* queue, shared with the workers */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct auth_job *head, *tail;
-    bool quit;
-    pthread_t th[AUTH_MAX_THREADS];
-    unsigned n_threads;
+    struct sl_workq *q;              /* NULL: inline, or stopped */
+    atomic_bool cancel;              /* stopping: queued checks skip the hash (workers read it) */
     /* loop thread only */
-    struct sl_mailbox *mb;
     mqtt_auth_done_fn done;          /* NULL once stopped */
     void *arg;
-    size_t pending;                  /* jobs alive: queued, running or in the mailbox */
+    size_t pending;                  /* jobs alive: queued, running or done not yet run */
     size_t max_pending;
     bool stopped;
-    bool owner_gone;                 /* freed by its owner: the last verdict frees it */
     uint8_t secret[AUTH_KEY_LEN];
     struct cache_entry *cache;
     size_t cache_size;
@@ -186,13 +179,9 @@ static void job_free(struct auth_job *j)
     free(j);
 }
 
-static void auth_release(struct mqtt_auth *a)
+/* Release a (no work queue left). */
+static void auth_destroy(struct mqtt_auth *a)
 {
-    if (!a->owner_gone || a->pending > 0) {
-        return;
-    }
-    pthread_mutex_destroy(&a->mu);
-    pthread_cond_destroy(&a->cv);
     mqtt_auth_cache_clear(a);
     free(a->cache);
     OPENSSL_cleanse(a->secret, sizeof(a->secret));
@@ -212,10 +201,23 @@ static void count_verdict(struct mqtt_auth *a, bool ok)
     sl_metric_add(ok ? a->m_ok : a->m_bad, 1);
 }
 
-/* The verdict, on the loop thread (the mailbox runs it). */
-static void on_verdict(struct sl_msg *m)
+/* On a worker: the hash, unless the checker is stopping (a check still queued then is
+ * dropped without its hash, as before the workers were joined). */
+static void job_run(struct sl_work *w)
 {
-    struct auth_job *j = (struct auth_job *)m;
+    struct auth_job *j = (struct auth_job *)((char *)w - offsetof(struct auth_job, work));
+
+    if (!atomic_load_explicit(&j->a->cancel, memory_order_relaxed)) {
+        j->ok = mqtt_password_ok(j->stored, j->password, j->len);
+    }
+    OPENSSL_cleanse(j->password, j->len);
+}
+
+/* The verdict, on the loop thread (the work queue runs it; during mqtt_auth_stop too,
+ * when done is already NULL and the verdict is dropped). */
+static void job_done(struct sl_work *w)
+{
+    struct auth_job *j = (struct auth_job *)((char *)w - offsetof(struct auth_job, work));
     struct mqtt_auth *a = j->a;
     uint64_t ticket = j->ticket;
     bool ok = j->ok;
@@ -231,38 +233,11 @@ static void on_verdict(struct sl_msg *m)
     if (a->done != NULL) {
         a->done(a->arg, ticket, ok);
     }
-    auth_release(a);
-}
-
-static void *worker(void *arg)
-{
-    struct mqtt_auth *a = arg;
-    for (;;) {
-        struct auth_job *j;
-        pthread_mutex_lock(&a->mu);
-        while (!a->quit && a->head == NULL) {
-            pthread_cond_wait(&a->cv, &a->mu);
-        }
-        if (a->quit) {
-            pthread_mutex_unlock(&a->mu);
-            return NULL;
-        }
-        j = a->head;
-        a->head = j->next;
-        if (a->head == NULL) {
-            a->tail = NULL;
-        }
-        pthread_mutex_unlock(&a->mu);
-        j->ok = mqtt_password_ok(j->stored, j->password, j->len);
-        OPENSSL_cleanse(j->password, j->len);
-        j->msg.fn = on_verdict;
-        sl_mailbox_post(a->mb, &j->msg);
-    }
 }
 
 /* ---------------------------------------------------------------- public ---- */
 
-struct mqtt_auth *mqtt_auth_new(struct sl_mailbox *mb, unsigned n_threads, size_t max_pending,
+struct mqtt_auth *mqtt_auth_new(struct event_base *base, unsigned n_threads, size_t max_pending,
                                 size_t cache_size, mqtt_auth_done_fn done, void *arg)
 {
     struct mqtt_auth *a = calloc(1, sizeof(*a));
@@ -274,9 +249,7 @@ struct mqtt_auth *mqtt_auth_new(struct sl_mailbox *mb, unsigned n_threads, size_
         free(a);
         return NULL;
     }
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cv, NULL);
-    a->mb = mb;
+    atomic_init(&a->cancel, false);
     a->done = done;
     a->arg = arg;
     a->max_pending = max_pending > 0 ? max_pending : 1;
@@ -295,23 +268,22 @@ struct mqtt_auth *mqtt_auth_new(struct sl_mailbox *mb, unsigned n_threads, size_
                                      "password checks were pending", "");
     a->m_pending = sl_metric_gauge("sluice_mqtt_auth_pending",
                                    "MQTT password checks queued or running", "");
-    if (mb == NULL) {
+    if (base == NULL) {
         n_threads = 0;
     }
     if (n_threads > AUTH_MAX_THREADS) {
         n_threads = AUTH_MAX_THREADS;
     }
-    for (unsigned i = 0; i < n_threads; i++) {
-        if (pthread_create(&a->th[i], NULL, worker, a) != 0) {
-            sl_warn("[mqtt:auth] could not start password worker %u", i);
-            break;
+    if (n_threads > 0) {
+        a->q = sl_workq_new(base, (int)n_threads, "sl-auth", NULL);
+        if (a->q == NULL || (unsigned)sl_workq_threads(a->q) < n_threads) {
+            sl_warn("[mqtt:auth] could not start password worker %u",
+                    a->q != NULL ? (unsigned)sl_workq_threads(a->q) : 0u);
         }
-        a->n_threads++;
-    }
-    if (n_threads > 0 && a->n_threads == 0) {
-        a->owner_gone = true;
-        auth_release(a);
-        return NULL;
+        if (a->q == NULL) {
+            auth_destroy(a);
+            return NULL;
+        }
     }
     return a;
 }
@@ -334,7 +306,7 @@ int mqtt_auth_check(struct mqtt_auth *a, uint64_t ticket, const char *stored,
             return 0;
         }
     }
-    if (a->n_threads == 0) {
+    if (a->q == NULL) {
         /* inline mode (tests, fuzzer) */
         bool ok = mqtt_password_ok(stored, password, len);
         count_verdict(a, ok);
@@ -372,15 +344,9 @@ int mqtt_auth_check(struct mqtt_auth *a, uint64_t ticket, const char *stored,
     }
     a->pending++;
     sl_metric_set(a->m_pending, (int64_t)a->pending);
-    pthread_mutex_lock(&a->mu);
-    if (a->tail != NULL) {
-        a->tail->next = j;
-    } else {
-        a->head = j;
-    }
-    a->tail = j;
-    pthread_cond_signal(&a->cv);
-    pthread_mutex_unlock(&a->mu);
+    j->work.run = job_run;
+    j->work.done = job_done;
+    sl_workq_submit(a->q, &j->work);
     return MQTT_AUTH_PENDING;
 }
 
@@ -391,26 +357,15 @@ size_t mqtt_auth_pending(const struct mqtt_auth *a)
 
 void mqtt_auth_stop(struct mqtt_auth *a)
 {
-    struct auth_job *j;
     if (a == NULL || a->stopped) {
         return;
     }
     a->stopped = true;
     a->done = NULL;
-    pthread_mutex_lock(&a->mu);
-    a->quit = true;
-    pthread_cond_broadcast(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-    for (unsigned i = 0; i < a->n_threads; i++) {
-        pthread_join(a->th[i], NULL);
-    }
-    /* the workers are gone: what is still queued was never started */
-    while ((j = a->head) != NULL) {
-        a->head = j->next;
-        job_gone(a);
-        job_free(j);
-    }
-    a->tail = NULL;
+    /* The workers finish the hash each is in; what is still queued skips its hash. Then
+     * every done runs here (done NULL: dropped), so nothing of ours is left in flight. */
+    atomic_store_explicit(&a->cancel, true, memory_order_relaxed);
+    sl_workq_free(&a->q);
     sl_metric_set(a->m_pending, (int64_t)a->pending);
 }
 
@@ -423,6 +378,5 @@ void mqtt_auth_free(struct mqtt_auth **pa)
     a = *pa;
     *pa = NULL;
     mqtt_auth_stop(a);
-    a->owner_gone = true;
-    auth_release(a);
+    auth_destroy(a);
 }

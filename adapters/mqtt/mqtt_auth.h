@@ -1,10 +1,10 @@
 /*
  * MQTT password checks off the loop thread. PBKDF2 with a high iteration count costs
  * milliseconds of CPU per CONNECT; run on the core loop (DESIGN.md principle 4) it would
- * stall every session. A small pool of worker threads computes it instead: the loop
- * submits a check (a copy of the stored hash and the password) with a ticket, a worker
- * runs PBKDF2 and posts the verdict back through the gateway's mailbox, and the loop
- * hands it to the owner's done callback with the ticket. The owner (the listener)
+ * stall every session. A work queue (gateway/workq.h, workers named "sl-auth") computes
+ * it instead: the loop submits a check (a copy of the stored hash and the password) with
+ * a ticket, a worker runs PBKDF2 and the verdict comes back on the loop through the
+ * queue's mailbox, where it is handed to the owner's done callback with the ticket. The owner (the listener)
  * resolves the ticket to a parked session itself, so a verdict for a session that went
  * away finds nothing and does nothing.
  *
@@ -16,11 +16,11 @@
  * legitimate devices costs one PBKDF2 per user and password, not per connection. A
  * changed stored hash (another password in the config) never matches an old entry.
  *
- * Inline mode (no mailbox or no threads: unit tests, the fuzzer): checks run inside
+ * Inline mode (no event base or no threads: unit tests, the fuzzer): checks run inside
  * mqtt_auth_check and never return MQTT_AUTH_PENDING.
  *
  * Thread affinity: every function here runs on the loop thread; the workers only touch
- * the queue (under its lock) and their own job.
+ * their own job and the checker's cancel flag.
  */
 #ifndef SL_MQTT_AUTH_H
 #define SL_MQTT_AUTH_H
@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct sl_mailbox;
+struct event_base;
 struct mqtt_auth;
 
 /* mqtt_auth_check's "the verdict comes later through done". */
@@ -44,10 +44,10 @@ struct mqtt_auth;
 /* The verdict of a queued check: ok is whether the password matched. Loop thread. */
 typedef void (*mqtt_auth_done_fn)(void *arg, uint64_t ticket, bool ok);
 
-/* A checker posting verdicts to mb with n_threads workers (mb NULL or n_threads 0:
- * inline), at most max_pending checks in flight, cache_size remembered successes (0: no
+/* A checker whose n_threads workers (at most 16) post verdicts to base's loop (base NULL
+ * or n_threads 0: inline; evthread_use_pthreads() before base was made), at most max_pending checks in flight, cache_size remembered successes (0: no
  * cache). done(arg, ...) receives the verdicts. NULL on failure. Loop thread. */
-struct mqtt_auth *mqtt_auth_new(struct sl_mailbox *mb, unsigned n_threads, size_t max_pending,
+struct mqtt_auth *mqtt_auth_new(struct event_base *base, unsigned n_threads, size_t max_pending,
                                 size_t cache_size, mqtt_auth_done_fn done, void *arg);
 
 /* Check password (borrowed, copied when queued) against stored ("pbkdf2-sha256$..."):
@@ -63,12 +63,13 @@ size_t mqtt_auth_pending(const struct mqtt_auth *a);
 /* Forget every remembered success (the users changed). Loop thread. */
 void mqtt_auth_cache_clear(struct mqtt_auth *a);
 
-/* Stop: join the workers (each finishes the hash it is computing), drop queued checks;
- * done is never called again. Idempotent. Loop thread. */
+/* Stop: the workers finish the hash each is computing, queued checks are dropped without
+ * theirs, the workers are joined and every verdict left is dropped here; done is never
+ * called again and no check is in flight afterwards. Idempotent. Loop thread; not from
+ * inside done. */
 void mqtt_auth_stop(struct mqtt_auth *a);
 
-/* Stop, then release. Verdicts still in the mailbox keep the object alive until they
- * ran (and do nothing). NULL is a no-op; *a set to NULL. Loop thread. */
+/* Stop, then release. NULL is a no-op; *a set to NULL. Loop thread. */
 void mqtt_auth_free(struct mqtt_auth **a);
 
 /* Does password match a configured hash "pbkdf2-sha256$ITER$SALT_B64$HASH_B64"

@@ -1,7 +1,8 @@
 /*
- * MQTT password checks off the loop (adapters/mqtt/mqtt_auth.c): real worker threads,
- * verdicts through a real mailbox on an event base spun by the test; the queue bound,
- * the cache of successes, stop with checks in flight, inline mode.
+ * MQTT password checks off the loop (adapters/mqtt/mqtt_auth.c): real worker threads
+ * (its sl_workq), verdicts back on an event base spun by the test; the queue bound, the
+ * cache of successes, stop and free with checks queued, running or completed but not yet
+ * delivered, inline mode.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -100,7 +101,7 @@ static int64_t mono_ms(void)
 static void test_worker_verdicts(void **state)
 {
     struct env *e = *state;
-    struct mqtt_auth *a = mqtt_auth_new(e->mb, 2, 16, 0, on_done, &e->v);
+    struct mqtt_auth *a = mqtt_auth_new(e->base, 2, 16, 0, on_done, &e->v);
     int64_t t0;
 
     assert_non_null(a);
@@ -125,7 +126,7 @@ static void test_worker_verdicts(void **state)
 static void test_queue_bound(void **state)
 {
     struct env *e = *state;
-    struct mqtt_auth *a = mqtt_auth_new(e->mb, 1, 3, 0, on_done, &e->v);
+    struct mqtt_auth *a = mqtt_auth_new(e->base, 1, 3, 0, on_done, &e->v);
     struct sl_metric *refused = sl_metric_counter("sluice_mqtt_auth_refused_total", "", "");
     int64_t before = sl_metric_value(refused);
 
@@ -148,7 +149,7 @@ static void test_queue_bound(void **state)
 static void test_cache(void **state)
 {
     struct env *e = *state;
-    struct mqtt_auth *a = mqtt_auth_new(e->mb, 2, 16, 64, on_done, &e->v);
+    struct mqtt_auth *a = mqtt_auth_new(e->base, 2, 16, 64, on_done, &e->v);
     struct sl_metric *hits = sl_metric_counter("sluice_mqtt_auth_cache_hits_total", "", "");
     int64_t before = sl_metric_value(hits);
 
@@ -174,7 +175,7 @@ static void test_cache(void **state)
 static void test_stop_in_flight(void **state)
 {
     struct env *e = *state;
-    struct mqtt_auth *a = mqtt_auth_new(e->mb, 2, 16, 16, on_done, &e->v);
+    struct mqtt_auth *a = mqtt_auth_new(e->base, 2, 16, 16, on_done, &e->v);
     int64_t t0, one_hash, took;
 
     t0 = mono_ms();
@@ -198,6 +199,45 @@ static void test_stop_in_flight(void **state)
         event_base_loop(e->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
     }
     sl_mailbox_drain(e->mb);
+    assert_int_equal(e->v.n, 0);
+}
+
+/* Free without a stop first, with checks in every state: a verdict already computed but
+ * not delivered (the loop was not spun), one hash running, more queued. Nothing reaches
+ * done, nothing is left in flight, the gauge is back to 0, the queued ones skip their
+ * hash (free is about one hash, not the queue), and ASan sees no use after free. */
+static void test_free_in_flight(void **state)
+{
+    struct env *e = *state;
+    struct mqtt_auth *a = mqtt_auth_new(e->base, 1, 16, 16, on_done, &e->v);
+    struct sl_metric *pending = sl_metric_gauge("sluice_mqtt_auth_pending", "", "");
+    struct sl_metric *ok = sl_metric_counter("sluice_mqtt_auth_checks_total", "", "result=\"ok\"");
+    int64_t ok0 = sl_metric_value(ok), t0, one_hash, took;
+
+    assert_non_null(a);
+    t0 = mono_ms();
+    assert_true(mqtt_password_ok(slow, PW("s3cret")));
+    one_hash = mono_ms() - t0;
+    assert_int_equal(mqtt_auth_check(a, 1, fast, PW("s3cret")), MQTT_AUTH_PENDING);
+    usleep(50000);    /* ticket 1 computed; its verdict waits for the loop */
+    for (uint64_t t = 2; t <= 6; t++) {
+        assert_int_equal(mqtt_auth_check(a, t, slow, PW("s3cret")), MQTT_AUTH_PENDING);
+    }
+    assert_int_equal(mqtt_auth_pending(a), 6);
+    assert_int_equal(sl_metric_value(pending), 6);
+    usleep(20000);    /* the worker is inside ticket 2's hash */
+    t0 = mono_ms();
+    mqtt_auth_free(&a);
+    took = mono_ms() - t0;
+    assert_null(a);
+    if (took >= one_hash * 5 / 2) {
+        fail_msg("free took %lld ms, one hash %lld ms", (long long)took, (long long)one_hash);
+    }
+    assert_int_equal(sl_metric_value(pending), 0);
+    assert_int_equal(sl_metric_value(ok) - ok0, 0);   /* dropped verdicts are not counted */
+    for (int i = 0; i < 50; i++) {
+        event_base_loop(e->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
     assert_int_equal(e->v.n, 0);
 }
 
@@ -231,6 +271,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_mode, setup, teardown),
         cmocka_unit_test(test_password_ok),
     };
