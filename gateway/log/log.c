@@ -382,8 +382,9 @@ static void run_job(struct sl_fsync_job *job)
     }
     job->seconds = mono_seconds() - t0;
     if (job->fill_seg != NULL) {
-        /* after the fsyncs: the acks of this job do not wait behind a page-cache fill
-         * of the segment's next step any longer than they must */
+        /* after the fsyncs, so the fill never delays them; the job's acks do wait for it
+         * (finish_job runs once run_job returns): one page-cache write of a step, once
+         * per step of data */
         job->fill_status = job->sync_failed ? -ECANCELED
                                             : sl_segment_fill(job->fill_seg, job->fill_from,
                                                               job->fill_to);
@@ -650,6 +651,11 @@ static void write_open(struct sl_partition *p)
     base = b->base_offset;
     last = base + b->count - 1;
     rc = sl_partition_write(p, buf, len, base, last, b->max_timestamp, (uint32_t)b->count);
+    if (rc == -EAGAIN) {
+        /* A fill is in flight and the write must wait after all (a roll came due by age
+         * between the check above and this one): not a failure, finish_job writes it. */
+        return;
+    }
     if (rc < 0) {
         for (uint64_t i = p->written_end; i != p->tail; i++) {
             p->ring[i & (p->ring_cap - 1)].status = rc;

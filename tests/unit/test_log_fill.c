@@ -68,6 +68,22 @@ ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset)
     return n;
 }
 
+/* CLOCK_REALTIME that jumps 2 h forward on every other call while rt_toggle is set: a
+ * segment's age crosses segment_ms between two checks of one loop turn. */
+static atomic_int rt_toggle;
+static atomic_int rt_calls;
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+    int rc = (int)syscall(SYS_clock_gettime, id, ts);
+
+    if (rc == 0 && id == CLOCK_REALTIME && atomic_load(&rt_toggle)) {
+        if (atomic_fetch_add(&rt_calls, 1) % 2 == 1) {
+            ts->tv_sec += 7200;
+        }
+    }
+    return rc;
+}
+
 /* ---- the loop, reads and describe, as in test_log.c ---- */
 
 static int64_t now_ms(void)
@@ -582,6 +598,96 @@ static void test_fill_fails(void **state)
     check_values(f, "ff", next);
 }
 
+/* A reload from always to os (preallocate 0, segment_bytes shrunk below what is
+ * written) while a fill is in flight: the os appends made meanwhile wait for the fill
+ * instead of failing, then everything is acknowledged in order and reads back, also
+ * after a reopen. */
+static void test_fill_reload_to_os(void **state)
+{
+    struct fx_log *f = *state;
+    struct seq s = { 0 };
+    struct sl_topic_config cfg;
+    int next, appended;
+
+    open_log(f, SL_FLUSH_ALWAYS);
+    fill_topic(f, "ro", 1 << 30);
+    next = append_until_fill_held(f, "ro", 0, &s);
+    appended = s.n + 1;
+    sl_topic_config_defaults(&cfg);
+    cfg.preallocate = 0;
+    cfg.flush = SL_FLUSH_OS;
+    cfg.segment_bytes = 32 * 1024;
+    assert_int_equal(sl_log_topic_configure(f->log, "ro", &cfg), 0);
+    for (int turn = 0; turn < 40; turn++) {
+        append_n(f, "ro", next, 50, &s);
+        next += 50;
+        appended++;
+        run_turns(f, 2);
+    }
+    atomic_store(&pwritev_hold, 0);
+    run_until(f, &s.n, appended);
+    assert_int_equal(s.n, appended);
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(s.disorder, 0);
+    check_values(f, "ro", next);
+    sl_log_close(&f->log);
+    open_log(f, SL_FLUSH_OS);
+    check_values(f, "ro", next);
+}
+
+/* Advancing the log start (sl_log_delete_records, MQTT retained compaction) during a
+ * fill: accepted, and the appends held by the fill are all acknowledged. */
+static void test_fill_delete_records(void **state)
+{
+    struct fx_log *f = *state;
+    struct seq s = { 0 };
+    int appended;
+
+    open_log(f, SL_FLUSH_ALWAYS);
+    fill_topic(f, "dr", 1 << 30);
+    (void)append_until_fill_held(f, "dr", 0, &s);
+    appended = s.n + 1;
+    assert_int_equal(sl_log_delete_records(f->log, "dr", 0, fx_describe(f, "dr").hw), 0);
+    atomic_store(&pwritev_hold, 0);
+    run_until(f, &s.n, appended);
+    assert_int_equal(s.n, appended);
+    assert_int_equal(s.errors, 0);
+}
+
+/* A roll that comes due by age between write_open's check and sl_partition_write's
+ * (the clock jumps between the two) while a fill is in flight: the batch waits for the
+ * fill, it does not fail with -EAGAIN. */
+static void test_fill_roll_due_between_checks(void **state)
+{
+    struct fx_log *f = *state;
+    struct seq s = { 0 };
+    struct sl_topic_config cfg;
+    int next, appended;
+
+    open_log(f, SL_FLUSH_ALWAYS);
+    fill_topic(f, "tt", 1 << 30);
+    next = append_until_fill_held(f, "tt", 0, &s);
+    appended = s.n + 1;
+    sl_topic_config_defaults(&cfg);
+    cfg.preallocate = STEP;
+    cfg.segment_bytes = 1 << 30;
+    cfg.segment_ms = 3600 * 1000;
+    assert_int_equal(sl_log_topic_configure(f->log, "tt", &cfg), 0);
+    append_n(f, "tt", next, 5, &s);
+    next += 5;
+    appended++;
+    atomic_store(&rt_calls, 0);
+    atomic_store(&rt_toggle, 1);
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+    atomic_store(&rt_toggle, 0);
+    assert_true(atomic_load(&rt_calls) >= 2);     /* both checks read the clock */
+    atomic_store(&pwritev_hold, 0);
+    run_until(f, &s.n, appended);
+    assert_int_equal(s.n, appended);
+    assert_int_equal(s.errors, 0);
+    check_values(f, "tt", next);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -590,6 +696,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fill_then_roll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fill_reload_to_os, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fill_delete_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fill_roll_due_between_checks, setup, teardown),
     };
 
     evthread_use_pthreads();
