@@ -320,7 +320,9 @@ int main(int argc, char **argv)
             struct conn *c = evs[i].data.ptr;
 
             if (c->fd >= 0 && serve(c, running, &inflight) < 0) {
-                g.errors++;
+                if (running || c->req_len > 0) {
+                    g.errors++;      /* not: an idle connection closed after the run */
+                }
                 if (c->req_len > 0) {
                     inflight--;
                 }

@@ -18,7 +18,6 @@
 #include <event2/thread.h>
 
 #include "adapters/mqtt/mqtt_auth.h"
-#include "gateway/mailbox.h"
 #include "gateway/metrics.h"
 
 /* hashlib.pbkdf2_hmac("sha256", b"s3cret", b"saltsaltsaltsalt", N) */
@@ -37,7 +36,6 @@ struct verdicts {
 
 struct env {
     struct event_base *base;
-    struct sl_mailbox *mb;
     struct verdicts v;
 };
 
@@ -55,8 +53,6 @@ static int setup(void **state)
     struct env *e = calloc(1, sizeof(*e));
     evthread_use_pthreads();
     e->base = event_base_new();
-    e->mb = sl_mailbox_new(e->base);
-    assert_non_null(e->mb);
     *state = e;
     return 0;
 }
@@ -64,7 +60,6 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct env *e = *state;
-    sl_mailbox_free(&e->mb);
     event_base_free(e->base);
     free(e);
     return 0;
@@ -194,11 +189,11 @@ static void test_stop_in_flight(void **state)
     }
     assert_int_equal(mqtt_auth_check(a, 9, fast, PW("s3cret")), 0x89);
     mqtt_auth_free(&a);
-    /* the verdicts the workers posted run now and do nothing (ASan: no use after free) */
+    /* the verdicts the workers had posted ran inside stop, dropped (ASan: no use after
+     * free); the loop has nothing of the checker's left to run */
     for (int i = 0; i < 50; i++) {
         event_base_loop(e->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
     }
-    sl_mailbox_drain(e->mb);
     assert_int_equal(e->v.n, 0);
 }
 
