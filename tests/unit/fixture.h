@@ -14,6 +14,7 @@
  *   fx_read_all(f, topic, part, from, c)   sl_log_read from offset from to the end into c
  *                                  (struct fx_collected: offsets, timestamps, values)
  *   fx_collect                     the sl_log_read / sl_cursor_poll callback behind it
+ *   fx_segment_files(dir, &n)      the .log files of a partition dir, sorted; fx_free_files
  *   fx_describe(f, topic)          partition 0's log start, hw, segments, bytes (struct fx_info)
  */
 #ifndef SLUICE_TESTS_UNIT_FIXTURE_H
@@ -25,6 +26,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +232,41 @@ static inline struct fx_info fx_describe(struct fx_log *f, const char *topic)
     memset(&in, 0, sizeof(in));
     assert_int_equal(sl_log_describe(f->log, topic, fx_on_describe, &in), 0);
     return in;
+}
+
+static inline int fx_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The .log files of dir, sorted (base-offset order); *n gets their count. */
+static inline char **fx_segment_files(const char *dir, int *n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char **v = calloc(256, sizeof(*v));
+
+    assert_non_null(d);
+    assert_non_null(v);
+    *n = 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+
+        if (len > 4 && strcmp(de->d_name + len - 4, ".log") == 0 && *n < 256) {
+            assert_true(asprintf(&v[(*n)++], "%s/%s", dir, de->d_name) > 0);
+        }
+    }
+    closedir(d);
+    qsort(v, (size_t)*n, sizeof(*v), fx_cmp_str);
+    return v;
+}
+
+static inline void fx_free_files(char **v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
 }
 
 #endif

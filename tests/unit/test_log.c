@@ -1,5 +1,4 @@
 /* Unit tests for the embedded log core (gateway/log/log.c, partition.c, cursor.c). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1060,41 +1059,6 @@ static void zero_tail(const char *path, size_t n)
     close(fd);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The .log files of dir, sorted (base-offset order); *n gets their count. */
-static char **segment_files(const char *dir, int *n)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char **v = calloc(256, sizeof(*v));
-
-    assert_non_null(d);
-    assert_non_null(v);
-    *n = 0;
-    while ((de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-
-        if (len > 4 && strcmp(de->d_name + len - 4, ".log") == 0 && *n < 256) {
-            assert_true(asprintf(&v[(*n)++], "%s/%s", dir, de->d_name) > 0);
-        }
-    }
-    closedir(d);
-    qsort(v, (size_t)*n, sizeof(*v), cmp_str);
-    return v;
-}
-
-static void free_files(char **v, int n)
-{
-    for (int i = 0; i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
-}
-
 /*
  * A damaged tail in an older segment (power loss before its data reached the disk):
  * the last two segments are recovered at open, and reads step over a segment whose
@@ -1127,11 +1091,11 @@ static void test_damaged_older_segment(void **state)
     sl_log_close(&f->log);
 
     snprintf(pdir, sizeof(pdir), "%s/dmg-0", f->dir);
-    files = segment_files(pdir, &n_files);
+    files = fx_segment_files(pdir, &n_files);
     assert_true(n_files >= 10);
     zero_tail(files[0], 64);                  /* an old segment: found by reads */
     zero_tail(files[n_files - 2], 64);        /* the one before the active: recovered */
-    free_files(files, n_files);
+    fx_free_files(files, n_files);
 
     open_log(f, SL_FLUSH_OS);
     assert_int_equal(sl_log_topic_configure(f->log, "dmg", &cfg), 0);

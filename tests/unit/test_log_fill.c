@@ -5,7 +5,6 @@
  * An interposed pwritev (only the zero-fill calls it) records which thread wrote the
  * zeros, and can hold or fail the workers' fills.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -135,41 +134,6 @@ static int teardown(void **state)
     fx_log_free(*state);
     atomic_store(&pwritev_fail, 0);
     return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The .log files of dir, sorted (base-offset order); *n gets their count. */
-static char **segment_files(const char *dir, int *n)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char **v = calloc(256, sizeof(*v));
-
-    assert_non_null(d);
-    assert_non_null(v);
-    *n = 0;
-    while ((de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-
-        if (len > 4 && strcmp(de->d_name + len - 4, ".log") == 0 && *n < 256) {
-            assert_true(asprintf(&v[(*n)++], "%s/%s", dir, de->d_name) > 0);
-        }
-    }
-    closedir(d);
-    qsort(v, (size_t)*n, sizeof(*v), cmp_str);
-    return v;
-}
-
-static void free_files(char **v, int n)
-{
-    for (int i = 0; i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
 }
 
 static int on_describe_full(void *arg, const char *topic, const struct sl_topic_config *cfg,
@@ -467,12 +431,12 @@ static void test_fill_then_roll(void **state)
     assert_int_equal(s.n, appended);
     assert_int_equal(s.errors, 0);
     assert_int_equal(s.disorder, 0);
-    files = segment_files(dir, &n_files);
+    files = fx_segment_files(dir, &n_files);
     assert_int_equal(n_files, 2);
     assert_int_equal(walk_log(files[0], &recs0), file_len(files[0]));   /* no zeros */
     assert_int_equal(recs0, roll_at);
     assert_int_equal(atoll(strrchr(files[1], '/') + 1), roll_at);
-    free_files(files, n_files);
+    fx_free_files(files, n_files);
 
     /* by size (another topic): the batch that would pass 96 KiB waits for the fill,
      * then rolls */
@@ -489,16 +453,16 @@ static void test_fill_then_roll(void **state)
     }
     assert_int_equal(fx_describe(f, "fs").segments, 1);
     assert_true(fx_describe(f, "fs").bytes <= STEP);
-    files = segment_files(dir, &n_files);
+    files = fx_segment_files(dir, &n_files);
     assert_int_equal(n_files, 1);
     assert_int_equal(file_len(files[0]), STEP);
-    free_files(files, n_files);
+    fx_free_files(files, n_files);
     atomic_store(&pwritev_hold, 0);
     run_until(f, &s.n, appended);
     assert_int_equal(s.n, appended);
     assert_int_equal(s.errors, 0);
     assert_int_equal(s.disorder, 0);
-    files = segment_files(dir, &n_files);
+    files = fx_segment_files(dir, &n_files);
     assert_int_equal(n_files, 2);
     covered = walk_log(files[0], &recs0);
     assert_int_equal(covered, file_len(files[0]));          /* cut at its last batch */
@@ -506,7 +470,7 @@ static void test_fill_then_roll(void **state)
     assert_int_equal(atoll(strrchr(files[1], '/') + 1), recs0);
     (void)walk_log(files[1], &recs1);
     assert_int_equal(recs0 + recs1, next);
-    free_files(files, n_files);
+    fx_free_files(files, n_files);
     check_values(f, "fs", next);
 }
 
