@@ -67,6 +67,18 @@ ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset)
     return n;
 }
 
+/* fdatasync that fails with EIO while fdatasync_fail is set (any thread). */
+static atomic_int fdatasync_fail;
+
+int fdatasync(int fd)
+{
+    if (atomic_load(&fdatasync_fail)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
 /* CLOCK_REALTIME that jumps 2 h forward on every other call while rt_toggle is set: a
  * segment's age crosses segment_ms between two checks of one loop turn. */
 static atomic_int rt_toggle;
@@ -133,6 +145,7 @@ static int teardown(void **state)
     atomic_store(&pwritev_hold, 0);         /* let a held fill finish */
     fx_log_free(*state);
     atomic_store(&pwritev_fail, 0);
+    atomic_store(&fdatasync_fail, 0);
     return 0;
 }
 
@@ -562,6 +575,25 @@ static void test_fill_fails(void **state)
     check_values(f, "ff", next);
 }
 
+/* A job whose fsync fails does not write the zero-fill it planned: the partition has
+ * failed, nothing more is written to it (the loop wrote only the first step). */
+static void test_fill_not_after_failed_fsync(void **state)
+{
+    struct fx_log *f = *state;
+    struct seq s = { 0 };
+
+    open_log(f, SL_FLUSH_ALWAYS);
+    fill_topic(f, "nf", 1 << 30);
+    atomic_store(&fdatasync_fail, 1);
+    append_n(f, "nf", 0, 50, &s);        /* less than a step left: its job plans a fill */
+    run_until(f, &s.n, 1);
+    atomic_store(&fdatasync_fail, 0);
+    assert_int_equal(s.errors, 1);
+    assert_true(part_info(f, "nf").failed);
+    assert_int_equal(atomic_load(&zeros_by_loop), STEP);
+    assert_int_equal(atomic_load(&zeros_by_worker), 0);
+}
+
 /* A reload from always to os (preallocate 0, segment_bytes shrunk below what is
  * written) while a fill is in flight: the os appends made meanwhile wait for the fill
  * instead of failing, then everything is acknowledged in order and reads back, also
@@ -660,6 +692,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fill_then_roll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fill_not_after_failed_fsync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_reload_to_os, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_delete_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_roll_due_between_checks, setup, teardown),

@@ -234,12 +234,23 @@ static void *release_later(void *arg)
     return NULL;
 }
 
-/* sl_workq_wait blocks for work in flight and runs its done; 0 with nothing left. */
+static int64_t ns_of(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* sl_workq_wait blocks for work in flight and runs its done; 0 with nothing left. It
+ * sleeps while it waits: the ~50 ms until the work is released cost the calling thread
+ * next to no CPU (a wait that spun would spend all of them). */
 static void test_wait(void **state)
 {
     struct sl_workq *q = sl_workq_new(base, 1, "test-workq", NULL);
     struct item *v = items_new(1);
     atomic_bool gate = false;
+    int64_t wall, cpu;
     pthread_t t;
 
     assert_non_null(q);
@@ -247,7 +258,16 @@ static void test_wait(void **state)
     v[0].gate = &gate;
     sl_workq_submit(q, &v[0].work);
     assert_int_equal(pthread_create(&t, NULL, release_later, &gate), 0);
+    wall = ns_of(CLOCK_MONOTONIC);
+    cpu = ns_of(CLOCK_THREAD_CPUTIME_ID);
     assert_int_equal(sl_workq_wait(q), 1);
+    wall = ns_of(CLOCK_MONOTONIC) - wall;
+    cpu = ns_of(CLOCK_THREAD_CPUTIME_ID) - cpu;
+    assert_true(wall >= 20 * 1000000);          /* it did wait for the release */
+    if (cpu * 4 > wall) {
+        fail_msg("sl_workq_wait used %lld us of CPU in %lld us", (long long)(cpu / 1000),
+                 (long long)(wall / 1000));
+    }
     assert_int_equal(n_done, 1);
     assert_true(v[0].done_on_loop);
     assert_int_equal(sl_workq_wait(q), 0);
