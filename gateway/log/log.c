@@ -411,8 +411,8 @@ static void fsync_run(struct sl_work *w)
  * out of zeros would write them itself, on the loop; with half a step as the threshold
  * a busy partition's writes during one job, ~450 KiB in the REST batch bench, still ran
  * out about one time in four). Until the job is back
- * (finish_job) p->fill_inflight holds every write that would reach the zeros, and any
- * roll, in the open batch; in `always` mode those records could not be acknowledged
+ * (finish_job, sl_partition_filling) every write that would reach the zeros, and any
+ * roll, waits in the open batch; in `always` mode those records could not be acknowledged
  * before the next job anyway. Not at close: run_job runs inline then.
  */
 static int job_prepare(struct sl_partition *p)
@@ -455,7 +455,6 @@ static int job_prepare(struct sl_partition *p)
         sl_segment_set_preallocate(act, cfg->preallocate, cfg->segment_bytes);
         if (sl_segment_fill_begin(act, &job->fill_from, &job->fill_to)) {
             job->fill_seg = act;
-            p->fill_inflight = true;
         }
     }
     return 0;
@@ -519,7 +518,7 @@ static void ack_until(struct sl_log *log, struct sl_partition *p, uint64_t end, 
 /* The job's zero-fill ahead is over: on success the zeros are the active segment's
  * room (sl_segment_fill_end); a failure is not an fsync failure, the segment simply has
  * no more room ahead (the next appends write their own zeros, or append past the end).
- * Writes held back by fill_inflight may go now. */
+ * Writes held back by the fill may go now. */
 static void end_fill(struct sl_partition *p, struct sl_fsync_job *job)
 {
     sl_segment_fill_end(job->fill_seg, job->fill_status);
@@ -534,7 +533,6 @@ static void end_fill(struct sl_partition *p, struct sl_fsync_job *job)
         log_partition_warn(p->topic->name, p->id, what);
     }
     job->fill_seg = NULL;
-    p->fill_inflight = false;
 }
 
 /* The job of p completed: make its records visible and fire their callbacks. A failed
@@ -644,16 +642,13 @@ static void write_open(struct sl_partition *p)
     if (b == NULL || b->count == 0 || p->failed) {
         return;
     }
-    if (sl_partition_write_waits(p, b->len, b->base_offset + b->count - 1)) {
-        return;      /* the job's zero-fill runs there: finish_job writes it, in order */
-    }
     buf = sl_rb_builder_finish(b, &len);
     base = b->base_offset;
     last = base + b->count - 1;
     rc = sl_partition_write(p, buf, len, base, last, b->max_timestamp, (uint32_t)b->count);
     if (rc == -EAGAIN) {
-        /* A fill is in flight and the write must wait after all (a roll came due by age
-         * between the check above and this one): not a failure, finish_job writes it. */
+        /* the job's zero-fill runs where this would go, or a roll must wait for it: not
+         * a failure; the batch stays open and finish_job writes it, in order */
         return;
     }
     if (rc < 0) {
@@ -858,7 +853,7 @@ int sl_log_append(struct sl_log *log, const char *topic, int32_t partition,
         return -EIO;
     }
     if (t->cfg.flush == SL_FLUSH_ALWAYS || p->tail != p->head || log->opts.coalesce ||
-        p->fill_inflight) {
+        sl_partition_filling(p)) {
         append_queued(log, p, recs, n, cb, arg);
     } else {
         append_direct(log, p, recs, n, cb, arg);

@@ -344,7 +344,7 @@ int sl_partition_roll(struct sl_partition *p)
     if (sl_segment_size(p->segs[p->n_segs - 1]) == 0) {
         return 0;
     }
-    if (p->fill_inflight) {
+    if (sl_partition_filling(p)) {
         p->roll_after_fill = true;          /* finish_job rolls once the zeros are in */
         return 0;
     }
@@ -379,11 +379,13 @@ static bool roll_due(const struct sl_partition *p, size_t len)
                          sl_log_now_ms() - sl_segment_created_ms(act) >= cfg->segment_ms));
 }
 
-bool sl_partition_write_waits(const struct sl_partition *p, size_t len, int64_t last)
+/* Whether a batch of len bytes ending at offset last must wait for the fill in flight:
+ * see sl_partition_write. */
+static bool write_waits(const struct sl_partition *p, size_t len, int64_t last)
 {
     struct sl_segment *act = p->segs[p->n_segs - 1];
 
-    if (!p->fill_inflight) {
+    if (!sl_partition_filling(p)) {
         return false;
     }
     return p->roll_after_fill || sl_segment_size(act) + len > p->job.fill_from ||
@@ -397,7 +399,7 @@ int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
     struct sl_segment *act = p->segs[p->n_segs - 1];
     int rc;
 
-    if (sl_partition_write_waits(p, len, last)) {
+    if (write_waits(p, len, last)) {
         return -EAGAIN;
     }
     if (roll_due(p, len)) {

@@ -85,11 +85,11 @@ struct sl_partition {
 
     bool job_inflight;
     struct sl_fsync_job job;
-    /* While the job zero-fills the active segment ahead (job.fill_seg): nothing is
-     * written at or past job.fill_from, and the active segment is not rolled, trimmed
-     * or closed. Writes wait in the open batch; a roll asked for meanwhile is made when
-     * the job is back (finish_job), before they are written. */
-    bool fill_inflight;
+    /* While the job zero-fills the active segment ahead (job.fill_seg set, from
+     * job_prepare to finish_job: sl_partition_filling): nothing is written at or past
+     * job.fill_from, and the active segment is not rolled, trimmed or closed. Writes
+     * wait in the open batch; a roll asked for meanwhile is made when the job is back
+     * (finish_job), before they are written. */
     bool roll_after_fill;
     bool fill_warned;                /* a failed fill was logged (again after a success) */
     ssize_t dirty_idx;               /* first segment with unsynced writes, -1: clean */
@@ -117,14 +117,18 @@ void sl_partition_close(struct sl_partition **p);
 /* Write one encoded batch (borrowed) to the active segment, rolling first by size or
  * age, and rolling and retrying once if the segment cannot address it (-EOVERFLOW).
  * Updates written_offset, dirty_idx and counters. 0 or -errno; -EAGAIN, nothing
- * written, when sl_partition_write_waits. Loop thread. */
+ * written, while the job's fill is in flight (sl_partition_filling) and the batch would
+ * reach its zeros or a roll is due (by size, age, the index's limit, or asked for): the
+ * caller keeps the batch and writes it once the job is back. Loop thread. */
 int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
                        int64_t base, int64_t last, int64_t max_ts, uint32_t records);
 
-/* Whether a batch of len bytes ending at offset last must wait for the fill in flight
- * (fill_inflight) before sl_partition_write: it would reach the zeros being written, or
- * a roll is due (by size, age, the index's limit, or asked for). Loop thread. */
-bool sl_partition_write_waits(const struct sl_partition *p, size_t len, int64_t last);
+/* Whether p's job is zero-filling its active segment ahead (see roll_after_fill).
+ * Loop thread. */
+static inline bool sl_partition_filling(const struct sl_partition *p)
+{
+    return p->job.fill_seg != NULL;
+}
 
 /* Start a new active segment at written_offset. No-op if the active one is empty.
  * While a fill is in flight the roll is only noted (roll_after_fill) and made when the
