@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,151 +11,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include <cjson/cJSON.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "gateway/json_scan.h"
+
 #define CE_MAX_B64 (256u * 1024u * 1024u)
-
-/* ---------- cJSON's allocations: a per-thread arena while parsing ----------
- *
- * cJSON allocates each node and each string separately (about 20 allocations for a
- * small event), and the tree lives only until its events are built. So while load()'s
- * tree is in use, cJSON allocates from this thread's arena: bump allocation in chunks,
- * nothing freed one by one, everything dropped at once by arena_end(). The hooks are
- * process-wide (cJSON_InitHooks, installed before main() by a constructor, so no thread
- * ever sees them change), the arena per thread: on a thread without an active arena
- * they are malloc and free. A thread keeps one chunk between parses; a thread-specific
- * key frees it when the thread exits.
- */
-#define ARENA_CHUNK (64u * 1024u)
-#define ARENA_KEEP (1024u * 1024u)      /* bytes of chunks kept between parses */
-
-struct arena_chunk {
-    struct arena_chunk *next;
-    size_t size;                        /* usable bytes after the header */
-    size_t used;
-    max_align_t data[];
-};
-
-struct arena {
-    struct arena_chunk *chunks;         /* newest first */
-    size_t hint;                        /* size for the next chunk: the last parse's */
-    bool active;
-    bool keyed;                         /* registered with arena_key */
-};
-
-static __thread struct arena tls_arena;
-static pthread_key_t arena_key;
-
-static void arena_release(void *arg)
-{
-    struct arena *a = arg;
-
-    while (a->chunks != NULL) {
-        struct arena_chunk *c = a->chunks;
-        a->chunks = c->next;
-        free(c);
-    }
-}
-
-static void *arena_malloc(size_t size)
-{
-    struct arena *a = &tls_arena;
-    struct arena_chunk *c;
-    size_t need = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
-
-    if (!a->active) {
-        return malloc(size);
-    }
-    if (size > SIZE_MAX / 2) {
-        return NULL;
-    }
-    if (!a->keyed) {
-        a->keyed = pthread_setspecific(arena_key, a) == 0;
-    }
-    c = a->chunks;
-    if (c == NULL || c->size - c->used < need) {
-        size_t csize = a->hint > ARENA_CHUNK ? a->hint : ARENA_CHUNK;
-        if (csize < need) {
-            csize = need;
-        }
-        a->hint = 0;
-        c = malloc(sizeof(*c) + csize);
-        if (c == NULL) {
-            return NULL;
-        }
-        c->size = csize;
-        c->used = 0;
-        c->next = a->chunks;
-        a->chunks = c;
-    }
-    c->used += need;
-    return (char *)c->data + c->used - need;
-}
-
-static bool in_arena(const struct arena *a, const void *p)
-{
-    for (const struct arena_chunk *c = a->chunks; c != NULL; c = c->next) {
-        uintptr_t lo = (uintptr_t)c->data;
-        if ((uintptr_t)p >= lo && (uintptr_t)p < lo + c->size) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static void arena_free(void *p)
-{
-    if (p != NULL && !(tls_arena.active && in_arena(&tls_arena, p))) {
-        free(p);
-    }
-}
-
-__attribute__((constructor)) static void hooks_init(void)
-{
-    cJSON_Hooks h = {.malloc_fn = arena_malloc, .free_fn = arena_free};
-
-    if (pthread_key_create(&arena_key, arena_release) != 0) {
-        abort();                        /* before main(): nothing else can be done */
-    }
-    cJSON_InitHooks(&h);
-}
-
-/* Start allocating cJSON nodes from this thread's arena (not re-entrant: one tree per
- * thread at a time). */
-static void arena_begin(void)
-{
-    tls_arena.active = true;
-}
-
-/* Drop everything allocated since arena_begin (the tree must not be used after this).
- * One chunk is kept for the next parse; if this one needed several, they are freed and
- * the next chunk is made as large as they were together (up to ARENA_KEEP), so that a
- * run of similar parses settles on one allocation that is reused. */
-static void arena_end(void)
-{
-    struct arena *a = &tls_arena;
-    struct arena_chunk *c = a->chunks;
-    size_t total = 0;
-
-    a->active = false;
-    if (c != NULL && c->next == NULL && c->size <= ARENA_KEEP) {
-        c->used = 0;
-        return;
-    }
-    while (c != NULL) {
-        struct arena_chunk *next = c->next;
-        total += c->size;
-        free(c);
-        c = next;
-    }
-    a->chunks = NULL;
-    a->hint = total < ARENA_KEEP ? total : ARENA_KEEP;
-}
 
 static void set_err(char *err, size_t errsz, const char *fmt, const char *what)
 {
@@ -248,474 +108,197 @@ static const char *const ce_members[] = {
     "headers",
 };
 
-static const unsigned char ce_member_len[] = {11, 4, 11, 6, 9, 2, 6, 4, 7, 4, 15, 10, 7};
-_Static_assert(sizeof(ce_member_len) == CE_EXTENSION, "a length per member name");
 
-static enum ce_member member_index(const char *name)
+static enum ce_member member_index(const char *name, size_t len)
 {
-    size_t len = strlen(name);
+    int i;
 
-    for (int i = 0; i < CE_EXTENSION; i++) {
-        if (ce_member_len[i] == len && ce_members[i][0] == name[0] &&
-            memcmp(ce_members[i], name, len) == 0) {
-            return (enum ce_member)i;
-        }
+    switch (len) {     /* at most two names share a length: one or two comparisons */
+    case 2:
+        i = CE_ID;
+        break;
+    case 4:
+        i = name[0] == 'd' ? CE_DATA : name[1] == 'y' ? CE_TYPE : CE_TIME;
+        break;
+    case 6:
+        i = name[0] == 'o' ? CE_OFFSET : CE_SOURCE;
+        break;
+    case 7:
+        i = name[0] == 's' ? CE_SUBJECT : CE_HEADERS;
+        break;
+    case 9:
+        i = CE_PARTITION;
+        break;
+    case 10:
+        i = CE_DATASCHEMA;
+        break;
+    case 11:
+        i = name[0] == 's' ? CE_SPECVERSION : CE_DATA_BASE64;
+        break;
+    case 15:
+        i = CE_DATACONTENTTYPE;
+        break;
+    default:
+        return CE_EXTENSION;
     }
-    return CE_EXTENSION;
+    return memcmp(ce_members[i], name, len) == 0 ? (enum ce_member)i : CE_EXTENSION;
 }
 
-/* 1 for the bytes a JSON string may hold as they are: printable ASCII but '"' and '\\'. */
-static const unsigned char str_plain[256] = {
-    [0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7f] = 1,
+/* ---------- decoding: one pass over the text, no tree ----------
+ *
+ * json_scan validates the text as it goes; an event object's members are collected as
+ * byte spans (struct member), and once the object is closed the envelope is built from
+ * them, strings decoded only where they hold escapes. A batch is read in the same pass,
+ * event by event. Errors keep the order a whole-text parse would give: bad JSON anywhere
+ * in the text first, then an empty or oversized batch, then the first bad event.
+ */
+
+struct member {
+    enum ce_member kind;
+    struct js_val key;
+    struct js_val val;
 };
 
-/* The first i' >= i with p[i'] not plain (or len). Sixteen bytes at a time with SSE2:
- * a byte stops the scan if it is '"', '\\', below 0x20 or at 0x80 and above (both
- * below 0x20 as signed bytes): exactly the bytes str_plain leaves out. */
-static size_t skip_plain(const unsigned char *p, size_t i, size_t len)
-{
-#if defined(__SSE2__)
-    const __m128i quote = _mm_set1_epi8('"');
-    const __m128i bslash = _mm_set1_epi8('\\');
-    const __m128i space = _mm_set1_epi8(0x20);
+#define MEMBERS_INLINE 24
+#define NAME_MAX_LEN 63              /* longer names are cut (only messages see them) */
 
-    while (len - i >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
-                                                 _mm_cmpeq_epi8(v, bslash)),
-                                    _mm_cmplt_epi8(v, space));
-        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
-
-        if (mask != 0) {
-            return i + (size_t)__builtin_ctz(mask);
-        }
-        i += 16;
-    }
-#endif
-    while (i < len && str_plain[p[i]]) {
-        i++;
-    }
-    return i;
-}
-
-static bool is_ws(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static bool is_hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/* Length of the strict UTF-8 sequence at s[0..n) (no overlongs, surrogates or code
- * points above U+10FFFF), or 0 if there is none. s[0] >= 0x80. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xbf;
-    size_t need;
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        need = 1;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        need = 2;
-        lo = s[0] == 0xe0 ? 0xa0 : 0x80;
-        hi = s[0] == 0xed ? 0x9f : 0xbf;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        need = 3;
-        lo = s[0] == 0xf0 ? 0x90 : 0x80;
-        hi = s[0] == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        return 0;
-    }
-    if (n <= need || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-    for (size_t k = 2; k <= need; k++) {
-        if ((s[k] & 0xc0) != 0x80) {
-            return 0;
-        }
-    }
-    return need + 1;
-}
-
-/* The escape at s[0] == '\\' (n bytes left): its length, or 0 with *why set. */
-static size_t escape_len(const unsigned char *s, size_t n, const char **why)
-{
-    if (n >= 2 && s[1] != '\0' && strchr("\"\\/bfnrt", s[1]) != NULL) {
-        return 2;
-    }
-    if (n < 6 || s[1] != 'u' || !is_hex(s[2]) || !is_hex(s[3]) || !is_hex(s[4]) ||
-        !is_hex(s[5])) {
-        *why = "invalid escape";
-        return 0;
-    }
-    if (s[2] == '0' && s[3] == '0' && s[4] == '0' && s[5] == '0') {
-        *why = "\\u0000 is not allowed";
-        return 0;
-    }
-    return 6;
-}
-
-/* Length of the number token at s[0] (n bytes left) if it follows the JSON grammar and
- * is not followed by more number characters, else 0. */
-static size_t number_len(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-
-    if (i < n && s[i] == '-') {
-        i++;
-    }
-    if (i < n && s[i] == '0') {
-        i++;
-    } else if (i < n && is_digit(s[i])) {
-        while (i < n && is_digit(s[i])) {
-            i++;
-        }
-    } else {
-        return 0;
-    }
-    if (i < n && s[i] == '.') {
-        if (++i >= n || !is_digit(s[i])) {
-            return 0;
-        }
-        while (i < n && is_digit(s[i])) {
-            i++;
-        }
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        if (++i < n && (s[i] == '+' || s[i] == '-')) {
-            i++;
-        }
-        if (i >= n || !is_digit(s[i])) {
-            return 0;
-        }
-        while (i < n && is_digit(s[i])) {
-            i++;
-        }
-    }
-    if (i < n && (is_digit(s[i]) || s[i] == '.' || s[i] == '+' || s[i] == '-' ||
-                  s[i] == 'e' || s[i] == 'E')) {
-        return 0;
-    }
-    return i;
-}
-
-/* The byte span [start, end) of an event's "data" value in the raw input; end == 0 when
- * the event has no "data" member. */
-struct data_span {
-    size_t start;
-    size_t end;
+struct reader {
+    struct js js;
+    bool oom;
+    struct member *m;                /* the current event's members */
+    size_t n_m;
+    size_t cap_m;
+    char *scratch[2];                /* decoded strings (two may be needed at once) */
+    size_t scratch_cap[2];
+    struct member inline_m[MEMBERS_INLINE];
 };
 
-/* Spans are kept in blocks of this many, small enough that a block is a small-bin
- * allocation: one large malloc per batch makes glibc consolidate every free small chunk
- * (cJSON's nodes), which costs more than the whole pre-scan. */
-#define SPAN_BLOCK 32
-
-struct span_block {
-    struct span_block *next;
-    struct data_span v[SPAN_BLOCK];
-};
-
-/* Where the pre-scan records each event's "data" span: the root object (batch false) or
- * the elements of the root array (batch true), at most max of them. Events are recorded
- * and read back in increasing order. */
-struct data_spans {
-    bool batch;
-    size_t max;
-    size_t n_blocks;                /* blocks in the list, head included */
-    struct span_block *tail;        /* the last block (events up to n_blocks * 32 - 1) */
-    const struct span_block *rd;    /* the reader's block, holding events from rd_base */
-    size_t rd_base;
-    struct span_block head;         /* events 0..31: on the caller's stack */
-};
-
-static void data_spans_init(struct data_spans *sp, bool batch, size_t max)
+static void reader_init(struct reader *r, const char *json, size_t len)
 {
-    sp->batch = batch;
-    sp->max = batch ? max : 1;
-    sp->n_blocks = 1;
-    sp->tail = &sp->head;
-    sp->rd = &sp->head;
-    sp->rd_base = 0;
-    sp->head.next = NULL;
-    memset(sp->head.v, 0, batch ? sizeof(sp->head.v) : sizeof(sp->head.v[0]));
+    js_init(&r->js, json, len);
+    r->oom = false;
+    r->m = r->inline_m;
+    r->n_m = 0;
+    r->cap_m = MEMBERS_INLINE;
+    r->scratch[0] = r->scratch[1] = NULL;
+    r->scratch_cap[0] = r->scratch_cap[1] = 0;
 }
 
-static void data_spans_free(struct data_spans *sp)
+static void reader_free(struct reader *r)
 {
-    struct span_block *b = sp->head.next;
-
-    while (b != NULL) {
-        struct span_block *next = b->next;
-        free(b);
-        b = next;
+    if (r->m != r->inline_m) {
+        free(r->m);
     }
-    sp->head.next = NULL;
-    sp->tail = &sp->head;
-    sp->n_blocks = 1;
+    free(r->scratch[0]);
+    free(r->scratch[1]);
 }
 
-/* The span of event i (not below the last i asked for), or NULL if it has none. */
-static const struct data_span *data_spans_get(struct data_spans *sp, size_t i)
+/* The string v decoded into scratch slot, NUL-terminated. NULL on out of memory. */
+static const char *cstr_of(struct reader *r, const struct js_val *v, int slot, size_t *len)
 {
-    while (i - sp->rd_base >= SPAN_BLOCK) {
-        if (sp->rd->next == NULL) {
+    size_t need = v->end - v->start + 1;
+
+    if (need > r->scratch_cap[slot]) {
+        char *grown = realloc(r->scratch[slot], need);
+        if (grown == NULL) {
+            r->oom = true;
             return NULL;
         }
-        sp->rd = sp->rd->next;
-        sp->rd_base += SPAN_BLOCK;
+        r->scratch[slot] = grown;
+        r->scratch_cap[slot] = need;
     }
-    return sp->rd->v[i - sp->rd_base].end != 0 ? &sp->rd->v[i - sp->rd_base] : NULL;
+    *len = js_decode(&r->js, v, r->scratch[slot]);
+    return r->scratch[slot];
 }
 
-/* Record [start, end) for event i (not below the last i recorded; the first "data" wins,
- * a second one is rejected later as a duplicate). 0, or -ENOMEM. */
-static int data_spans_set(struct data_spans *sp, size_t i, size_t start, size_t end)
+/* The string v: a pointer into the input when it has no escapes (not NUL-terminated),
+ * else as cstr_of. NULL on out of memory. */
+static const char *str_of(struct reader *r, const struct js_val *v, int slot, size_t *len)
 {
-    struct data_span *v;
-
-    if (i >= sp->max) {
-        return 0;   /* too many events: the batch is refused before its events are read */
+    if (!v->escaped) {
+        *len = v->end - v->start;
+        return (const char *)r->js.p + v->start;
     }
-    while (i / SPAN_BLOCK >= sp->n_blocks) {
-        struct span_block *b = calloc(1, sizeof(*b));
-        if (b == NULL) {
-            return -ENOMEM;
+    return cstr_of(r, v, slot, len);
+}
+
+/* The string v as a C string in out (NAME_MAX_LEN + 1 bytes), cut if longer: names and
+ * message text. */
+static void name_of(const struct reader *r, const struct js_val *v, char *out)
+{
+    char tmp[6 * NAME_MAX_LEN + 1];
+    struct js_val cut = *v;
+    size_t n;
+
+    /* at most NAME_MAX_LEN characters' worth of input (an escape is at most 6 bytes a
+     * character, or 12 for a pair of 4 bytes), never splitting an escape */
+    if (cut.end - cut.start > sizeof(tmp) - 1) {
+        size_t i = cut.start;
+        while (i < cut.end && i - cut.start < sizeof(tmp) - 13) {
+            i += r->js.p[i] != '\\' ? 1 : r->js.p[i + 1] != 'u' ? 2 : 6;
         }
-        sp->tail->next = b;
-        sp->tail = b;
-        sp->n_blocks++;
+        cut.end = i;
     }
-    v = &sp->tail->v[i % SPAN_BLOCK];
-    if (v->end == 0) {
-        v->start = start;
-        v->end = end;
+    n = js_decode(&r->js, &cut, tmp);
+    if (n > NAME_MAX_LEN) {
+        n = NAME_MAX_LEN;
     }
-    return 0;
+    memcpy(out, tmp, n);
+    out[n] = '\0';
 }
 
-/* The value of the hex digit c (is_hex(c)). */
-static unsigned hex_val(unsigned char c)
+/* Append member (key, val) to the current event's list. False on out of memory. */
+static bool add_member(struct reader *r, const struct js_val *key, const struct js_val *val)
 {
-    return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
-}
+    struct member *m;
 
-/* True if the member name whose raw bytes (between the quotes, escapes already checked)
- * are k[0..n) is "data" once unescaped, as cJSON sees it: "d\u0061ta" is "data" too. */
-static bool key_is_data(const unsigned char *k, size_t n)
-{
-    static const char want[] = "data";
-    size_t j = 0;
-
-    if (n == 4) {
-        return memcmp(k, want, 4) == 0;
-    }
-    for (size_t i = 0; i < n; j++) {
-        unsigned c;
-        if (j == 4) {
+    if (r->n_m == r->cap_m) {
+        size_t cap = r->cap_m * 2;
+        struct member *grown = r->m == r->inline_m ? malloc(cap * sizeof(*grown))
+                                                   : realloc(r->m, cap * sizeof(*grown));
+        if (grown == NULL) {
+            r->oom = true;
             return false;
         }
-        if (k[i] != '\\') {
-            c = k[i++];
-        } else if (i + 6 <= n && k[i + 1] == 'u') {
-            c = hex_val(k[i + 2]) << 12 | hex_val(k[i + 3]) << 8 | hex_val(k[i + 4]) << 4 |
-                hex_val(k[i + 5]);
-            i += 6;
-        } else {
-            return false;   /* \" \\ \/ \b \f \n \r \t: not a letter */
+        if (r->m == r->inline_m) {
+            memcpy(grown, r->inline_m, sizeof(r->inline_m));
         }
-        if (c != (unsigned char)want[j]) {
+        r->m = grown;
+        r->cap_m = cap;
+    }
+    m = &r->m[r->n_m++];
+    m->key = *key;
+    m->val = *val;
+    if (!key->escaped) {
+        m->kind = member_index((const char *)r->js.p + key->start, key->end - key->start);
+    } else {
+        char name[NAME_MAX_LEN + 1];
+        name_of(r, key, name);
+        /* a cut name is longer than any member name, so never mistaken for one */
+        m->kind = member_index(name, strlen(name));
+    }
+    return true;
+}
+
+/* Read the object at the next byte (an event): its members into r->m. False on bad JSON
+ * (r->js.why) or out of memory (r->oom). */
+static bool collect_members(struct reader *r)
+{
+    struct js_val key;
+    struct js_val val;
+    bool first = true;
+    int rc;
+
+    r->n_m = 0;
+    if (!js_open(&r->js)) {
+        return false;
+    }
+    while ((rc = js_member(&r->js, &first, &key)) == 1) {
+        if (!js_value(&r->js, &val) || !add_member(r, &key, &val)) {
             return false;
         }
     }
-    return j == 4;
-}
-
-/* The pre-scan's view of the structure: just enough to find each event's "data" value.
- * It trusts the syntax (cJSON checks it): on bad input the spans are junk but in bounds,
- * and unused. */
-struct prescan {
-    const unsigned char *p;
-    struct data_spans *spans;
-    size_t depth;       /* containers open */
-    size_t ev_depth;    /* depth inside an event object: 1, 2 (batch) or 0 (wrong root) */
-    size_t index;       /* the event being read: elements of the root array so far */
-    size_t data_start;  /* where the current "data" value starts, if in_data */
-    bool in_event;      /* the container at ev_depth is an object */
-    bool want_key;      /* at event level, the next string is a member name */
-    bool in_data;       /* at event level, the current member is "data" */
-};
-
-/* 1 for the bytes the pre-scan tracks structure by. */
-static const unsigned char json_struct[256] = {
-    ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1, [','] = 1,
-};
-
-/* The member that ends at p[i] (',' or '}' at event level) was "data": record its span,
- * trailing whitespace trimmed. 0 or -ENOMEM. */
-static int end_data(struct prescan *s, size_t i)
-{
-    size_t end = i;
-
-    s->in_data = false;
-    while (end > s->data_start && is_ws(s->p[end - 1])) {
-        end--;
-    }
-    return end > s->data_start ? data_spans_set(s->spans, s->index, s->data_start, end) : 0;
-}
-
-/* The structural byte p[i] (json_struct). 0 or -ENOMEM. */
-static int on_struct(struct prescan *s, size_t i)
-{
-    unsigned char c = s->p[i];
-    bool at_event = s->in_event && s->depth == s->ev_depth;
-
-    switch (c) {
-    case '{':
-    case '[':
-        if (s->depth == 0) {
-            bool array = c == '[';
-            s->ev_depth = array != s->spans->batch ? 0 : array ? 2 : 1;
-        }
-        s->depth++;
-        if (s->depth == s->ev_depth) {
-            s->in_event = c == '{';
-            s->want_key = true;
-            s->in_data = false;
-        }
-        return 0;
-    case '}':
-    case ']':
-        if (s->depth > 0) {
-            s->depth--;
-        }
-        if (at_event) {
-            s->in_event = false;
-            return s->in_data ? end_data(s, i) : 0;
-        }
-        return 0;
-    default: /* ',' */
-        if (at_event) {
-            s->want_key = true;
-            return s->in_data ? end_data(s, i) : 0;
-        }
-        if (s->depth == 1 && s->ev_depth == 2) {
-            s->index++;
-        }
-        return 0;
-    }
-}
-
-/*
- * One pass over the raw text for what cJSON accepts but RFC 8259 (and jansson before it)
- * rejects: outside strings, control bytes other than tab, LF, CR (cJSON skips them as
- * whitespace), non-ASCII bytes (a UTF-8 BOM, which cJSON skips) and numbers such as
- * "01", "1." or "-.5"; inside strings, raw control bytes, invalid UTF-8, unknown escapes,
- * \u escapes without four hex digits (cJSON decodes them as U+0000) and \u0000 (which
- * cJSON would turn into a truncated C string). Escapes are consumed whole, so the text
- * "\\u0000" (an escaped backslash) is not mistaken for one. Syntax is left to cJSON.
- * On the way, records in spans the byte span of each event's top-level "data" value.
- * Returns NULL, or the reason with *at set to the offset of the offending byte; *oom set
- * (and "out of memory" returned) when spans could not grow.
- */
-static const char *json_prescan(const unsigned char *p, size_t len, struct data_spans *spans,
-                                size_t *at, bool *oom)
-{
-    struct prescan s = {.p = p, .spans = spans};
-    const char *why = NULL;
-    size_t i = 0;
-    size_t k;
-
-    *oom = false;
-    while (i < len) {
-        unsigned char c = p[i];
-
-        if (c == '"') {
-            size_t open = i;
-            for (i++; i < len; i += k) {
-                i = skip_plain(p, i, len);
-                if (i == len || p[i] == '"') {
-                    break;
-                }
-                c = p[i];
-                if (c == '\\') {
-                    k = escape_len(p + i, len - i, &why);
-                } else if (c < 0x20) {
-                    why = "control character in a string";
-                    k = 0;
-                } else {
-                    k = utf8_len(p + i, len - i);
-                    why = "invalid UTF-8";
-                }
-                if (k == 0) {
-                    *at = i;
-                    return why;
-                }
-            }
-            if (s.want_key && s.in_event && s.depth == s.ev_depth) {
-                /* A member name: if "data", its value starts after the ':'. */
-                s.want_key = false;
-                s.in_data = key_is_data(p + open + 1, i - open - 1);
-                if (s.in_data) {
-                    k = i + 1;
-                    while (k < len && (is_ws(p[k]) || p[k] == ':')) {
-                        k++;
-                    }
-                    s.data_start = k;
-                }
-            }
-            i++;
-        } else if (c == '-' || is_digit(c)) {
-            k = number_len(p + i, len - i);
-            if (k == 0) {
-                *at = i;
-                return "invalid number";
-            }
-            i += k;
-        } else if (json_struct[c]) {
-            if (on_struct(&s, i) != 0) {
-                *at = i;
-                *oom = true;
-                return "out of memory";
-            }
-            i++;
-        } else if ((c >= 0x20 && c < 0x7f) || is_ws(c)) {
-            i++;
-        } else {
-            *at = i;
-            return "invalid character";
-        }
-    }
-    return NULL;
-}
-
-/* "bad JSON at line L column C: why" for the byte at offset at. */
-static void set_bad_json(char *err, size_t errsz, const char *json, size_t at,
-                         const char *why)
-{
-    size_t line = 1;
-    size_t col = 1;
-
-    if (err == NULL || errsz == 0) {
-        return;
-    }
-    for (size_t i = 0; i < at; i++) {
-        if (json[i] == '\n') {
-            line++;
-            col = 1;
-        } else {
-            col++;
-        }
-    }
-    snprintf(err, errsz, "bad JSON at line %zu column %zu: %s", line, col, why);
+    return rc == 0;
 }
 
 /* An integer-valued number as its decimal text ("42", "-7", exact up to 2^53), any
@@ -729,71 +312,81 @@ static void number_text(double d, char *buf, size_t size)
     }
 }
 
-/* True if v holds a number cJSON could not represent (it overflowed to infinity). */
-static bool has_non_finite(const cJSON *v)
+/* Apply member m (other than specversion/data/data_base64/headers) to env. 0 or
+ * -errno. */
+static int apply_member(struct reader *r, struct sl_env *env, const struct member *m,
+                        char *err, size_t errsz)
 {
-    if (cJSON_IsNumber(v)) {
-        return !isfinite(v->valuedouble);
-    }
-    for (const cJSON *c = v->child; c != NULL; c = c->next) {
-        if (has_non_finite(c)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Apply member v (named name, of kind idx) other than specversion/data/data_base64.
- * 0 or -errno. */
-static int apply_member(struct sl_env *env, enum ce_member idx, const char *name,
-                        const cJSON *v, char *err, size_t errsz)
-{
+    char name[NAME_MAX_LEN + 1];
     char num[64];
     const char *text;
+    size_t len;
     int rc;
 
-    if (idx == CE_OFFSET || idx == CE_PARTITION) {
+    if (m->kind == CE_OFFSET || m->kind == CE_PARTITION) {
         return 0;
     }
-    if (idx != CE_EXTENSION) {
-        if (!cJSON_IsString(v)) {
-            set_err(err, errsz, "attribute \"%s\" must be a string", name);
+    if (m->kind != CE_EXTENSION) {
+        const char *attr = ce_members[m->kind];
+        if (m->val.type != JS_STRING) {
+            set_err(err, errsz, "attribute \"%s\" must be a string", attr);
             return -EINVAL;
         }
-        text = v->valuestring;
-        if (text[0] == '\0' && (idx == CE_ID || idx == CE_SOURCE || idx == CE_TYPE)) {
-            set_err(err, errsz, "attribute \"%s\" must not be empty", name);
+        if (m->val.end == m->val.start &&
+            (m->kind == CE_ID || m->kind == CE_SOURCE || m->kind == CE_TYPE)) {
+            set_err(err, errsz, "attribute \"%s\" must not be empty", attr);
             return -EINVAL;
         }
-    } else {
-        if (cJSON_IsNull(v)) {
-            return 0;
+        text = str_of(r, &m->val, 0, &len);
+        rc = text == NULL ? -ENOMEM : sl_env_set_attr(env, attr, text, len);
+        if (rc == -EINVAL) {
+            set_err(err, errsz, "bad value for attribute \"%s\"", attr);
+        } else if (rc != 0) {
+            set_err(err, errsz, "%s", "out of memory");
         }
-        if (!sl_env_ext_name_valid(name)) {
-            set_err(err, errsz, "bad extension name \"%.40s\" (want [a-z0-9]{1,20})", name);
-            return -EINVAL;
-        }
-        if (sl_env_get_attr(env, name) != NULL) {
-            set_err(err, errsz, "bad JSON: duplicate member \"%s\"", name);
-            return -EINVAL;
-        }
-        if (cJSON_IsString(v)) {
-            text = v->valuestring;
-        } else if (cJSON_IsNumber(v)) {
-            if (!isfinite(v->valuedouble)) {
-                set_err(err, errsz, "bad JSON: number out of range in \"%s\"", name);
-                return -EINVAL;
-            }
-            number_text(v->valuedouble, num, sizeof(num));
-            text = num;
-        } else if (cJSON_IsBool(v)) {
-            text = cJSON_IsTrue(v) ? "true" : "false";
-        } else {
-            set_err(err, errsz, "extension \"%s\" must be a string, number or boolean", name);
-            return -EINVAL;
-        }
+        return rc;
     }
-    rc = sl_env_set_attr(env, name, text, strlen(text));
+    if (m->val.type == JS_NULL) {
+        return 0;
+    }
+    name_of(r, &m->key, name);     /* a cut name is too long to be valid anyway */
+    if (!sl_env_ext_name_valid(name)) {
+        set_err(err, errsz, "bad extension name \"%.40s\" (want [a-z0-9]{1,20})", name);
+        return -EINVAL;
+    }
+    if (sl_env_get_attr(env, name) != NULL) {
+        set_err(err, errsz, "bad JSON: duplicate member \"%s\"", name);
+        return -EINVAL;
+    }
+    switch (m->val.type) {
+    case JS_STRING:
+        text = str_of(r, &m->val, 0, &len);
+        if (text == NULL) {
+            set_err(err, errsz, "%s", "out of memory");
+            return -ENOMEM;
+        }
+        break;
+    case JS_NUMBER: {
+        double d = js_number(&r->js, &m->val);
+        if (!isfinite(d)) {
+            set_err(err, errsz, "%s", "out of memory");
+            return -ENOMEM;
+        }
+        number_text(d, num, sizeof(num));
+        text = num;
+        len = strlen(num);
+        break;
+    }
+    case JS_TRUE:
+    case JS_FALSE:
+        text = m->val.type == JS_TRUE ? "true" : "false";
+        len = strlen(text);
+        break;
+    default:
+        set_err(err, errsz, "extension \"%s\" must be a string, number or boolean", name);
+        return -EINVAL;
+    }
+    rc = sl_env_set_attr(env, name, text, len);
     if (rc == -EINVAL) {
         set_err(err, errsz, "bad value for attribute \"%s\"", name);
     } else if (rc != 0) {
@@ -802,12 +395,13 @@ static int apply_member(struct sl_env *env, enum ce_member idx, const char *name
     return rc;
 }
 
-/* Set env->data from "data" / "data_base64"; raw is the sender's bytes of the "data"
- * value (NULL if there is none). 0 or -errno. */
-static int apply_data(struct sl_env *env, const cJSON *data, const char *raw, size_t raw_len,
-                      const cJSON *b64, char *err, size_t errsz)
+/* Set env->data from "data" / "data_base64" (either may be NULL). 0 or -errno. */
+static int apply_data(struct reader *r, struct sl_env *env, const struct member *data,
+                      const struct member *b64, char *err, size_t errsz)
 {
     const char *ct = sl_env_get_attr(env, "datacontenttype");
+    const char *text;
+    size_t len;
     int rc = 0;
 
     if (data != NULL && b64 != NULL) {
@@ -816,11 +410,15 @@ static int apply_data(struct sl_env *env, const cJSON *data, const char *raw, si
     }
     if (b64 != NULL) {
         struct sl_buf *buf;
-        if (!cJSON_IsString(b64)) {
+        if (b64->val.type != JS_STRING) {
             set_err(err, errsz, "%s", "\"data_base64\" must be a string");
             return -EINVAL;
         }
-        buf = b64_decode(b64->valuestring, strlen(b64->valuestring), &rc);
+        text = str_of(r, &b64->val, 0, &len);
+        buf = text != NULL ? b64_decode(text, len, &rc) : NULL;
+        if (text == NULL) {
+            rc = -ENOMEM;
+        }
         if (buf == NULL) {
             set_err(err, errsz, "%s", rc == -ENOMEM ? "out of memory" : "bad data_base64");
             return rc;
@@ -832,23 +430,17 @@ static int apply_data(struct sl_env *env, const cJSON *data, const char *raw, si
     if (data == NULL) {
         return 0;
     }
-    if (cJSON_IsString(data) && !ce_json_is_json_type(ct)) {
-        rc = sl_env_set_data(env, data->valuestring, strlen(data->valuestring));
+    if (data->val.type == JS_STRING && !ce_json_is_json_type(ct)) {
+        text = str_of(r, &data->val, 0, &len);
+        rc = text != NULL ? sl_env_set_data(env, text, len) : -ENOMEM;
         if (rc == 0 && ct == NULL) {
             rc = sl_env_set_attr(env, "datacontenttype", "text/plain; charset=utf-8", 25);
         }
     } else {
-        /* JSON text: the sender's bytes as they are, never cJSON's re-spelling (doubles
-         * would round integers beyond 2^53 and turn 1.0 into 1). cJSON has validated it. */
-        if (has_non_finite(data)) {
-            set_err(err, errsz, "%s", "bad JSON: number out of range in \"data\"");
-            return -EINVAL;
-        }
-        if (raw == NULL) {
-            set_err(err, errsz, "%s", "internal error: \"data\" not located in the input");
-            return -EINVAL;
-        }
-        rc = sl_env_set_data(env, raw, raw_len);
+        /* JSON text: the sender's bytes as they are (a string with its quotes). */
+        size_t start = data->val.start - (data->val.type == JS_STRING);
+        size_t end = data->val.end + (data->val.type == JS_STRING);
+        rc = sl_env_set_data(env, r->js.p + start, end - start);
         if (rc == 0 && ct == NULL) {
             rc = sl_env_set_attr(env, "datacontenttype", "application/json", 16);
         }
@@ -866,57 +458,83 @@ static void set_header_err(char *err, size_t errsz, size_t i, const char *why)
     }
 }
 
-/* The header object h (entry i of "headers"): exactly "name" (a string) and one of
- * "value" (a string or null) or "value_base64" (a string). Appends it to env's headers.
- * 0 or -errno. */
-static int apply_header(struct sl_env *env, const cJSON *h, size_t i, char *err, size_t errsz)
+/* The header object at the next byte of hs (entry i of "headers", already validated):
+ * exactly "name" (a string) and one of "value" (a string or null) or "value_base64" (a
+ * string). Appends it to env's headers. 0 or -errno. */
+static int apply_header(struct reader *r, struct js *hs, struct sl_env *env, size_t i,
+                        char *err, size_t errsz)
 {
     static const char shape[] = "want {\"name\": string, \"value\": string or null} or "
                                 "{\"name\": string, \"value_base64\": string}";
-    const cJSON *name = NULL;
-    const cJSON *value = NULL;
-    const cJSON *b64 = NULL;
-    struct sl_buf *buf = NULL;
+    struct js_val key;
+    struct js_val v[3];              /* name, value, value_base64 */
+    bool have[3] = {false, false, false};
+    bool first = true;
+    const char *name;
+    const char *value;
+    size_t name_len;
+    size_t value_len;
     int rc;
 
-    if (!cJSON_IsObject(h)) {
+    if (js_peek(hs) != '{') {
         set_header_err(err, errsz, i, shape);
         return -EINVAL;
     }
-    for (const cJSON *m = h->child; m != NULL; m = m->next) {
-        const cJSON **slot = strcmp(m->string, "name") == 0          ? &name
-                             : strcmp(m->string, "value") == 0        ? &value
-                             : strcmp(m->string, "value_base64") == 0 ? &b64
-                                                                      : NULL;
-        if (slot == NULL || *slot != NULL) {
+    js_open(hs);
+    while (js_member(hs, &first, &key) == 1) {
+        static const char *const names[] = {"name", "value", "value_base64"};
+        char kname[NAME_MAX_LEN + 1];
+        int slot = -1;
+        name_of(r, &key, kname);
+        for (int k = 0; k < 3; k++) {
+            if (strcmp(kname, names[k]) == 0) {
+                slot = k;
+            }
+        }
+        if (slot < 0 || have[slot]) {
             set_header_err(err, errsz, i, shape);
             return -EINVAL;
         }
-        *slot = m;
+        have[slot] = true;
+        js_value(hs, &v[slot]);
     }
-    if (!cJSON_IsString(name) || (value == NULL) == (b64 == NULL) ||
-        (value != NULL && !cJSON_IsString(value) && !cJSON_IsNull(value)) ||
-        (b64 != NULL && !cJSON_IsString(b64))) {
+    if (!have[0] || v[0].type != JS_STRING || have[1] == have[2] ||
+        (have[1] && v[1].type != JS_STRING && v[1].type != JS_NULL) ||
+        (have[2] && v[2].type != JS_STRING)) {
         set_header_err(err, errsz, i, shape);
         return -EINVAL;
     }
-    if (b64 != NULL) {
-        buf = b64_decode(b64->valuestring, strlen(b64->valuestring), &rc);
+    name = cstr_of(r, &v[0], 1, &name_len);
+    if (name == NULL) {
+        set_header_err(err, errsz, i, "out of memory");
+        return -ENOMEM;
+    }
+    if (have[2]) {
+        struct sl_buf *buf = NULL;
+        value = str_of(r, &v[2], 0, &value_len);
+        rc = -ENOMEM;
+        if (value != NULL) {
+            buf = b64_decode(value, value_len, &rc);
+        }
         if (buf == NULL) {
             set_header_err(err, errsz, i, rc == -ENOMEM ? "out of memory" : "bad value_base64");
             return rc;
         }
-        rc = sl_env_add_header(env, name->valuestring, buf->data, (int32_t)buf->len);
+        rc = sl_env_add_header(env, name, buf->data, (int32_t)buf->len);
         sl_buf_unref(&buf);
-    } else if (cJSON_IsNull(value)) {
-        rc = sl_env_add_header(env, name->valuestring, NULL, -1);
+    } else if (v[1].type == JS_NULL) {
+        rc = sl_env_add_header(env, name, NULL, -1);
     } else {
-        size_t len = strlen(value->valuestring);
-        if (len > (size_t)INT32_MAX) {
+        value = str_of(r, &v[1], 0, &value_len);
+        if (value == NULL) {
+            set_header_err(err, errsz, i, "out of memory");
+            return -ENOMEM;
+        }
+        if (value_len > (size_t)INT32_MAX) {
             set_header_err(err, errsz, i, "value too long");
             return -EINVAL;
         }
-        rc = sl_env_add_header(env, name->valuestring, value->valuestring, (int32_t)len);
+        rc = sl_env_add_header(env, name, value, (int32_t)value_len);
     }
     if (rc != 0) {
         set_header_err(err, errsz, i, "out of memory");
@@ -926,19 +544,26 @@ static int apply_header(struct sl_env *env, const cJSON *h, size_t i, char *err,
 
 /* The "headers" member (NULL if there is none): an array of header objects, added to
  * env's headers in order. 0 or -errno. */
-static int apply_headers(struct sl_env *env, const cJSON *hdrs, char *err, size_t errsz)
+static int apply_headers(struct reader *r, struct sl_env *env, const struct member *hdrs,
+                         char *err, size_t errsz)
 {
+    struct js hs;
+    bool first = true;
     size_t i = 0;
 
     if (hdrs == NULL) {
         return 0;
     }
-    if (!cJSON_IsArray(hdrs)) {
+    if (hdrs->val.type != JS_ARRAY) {
         set_err(err, errsz, "%s", "\"headers\" must be an array of header objects");
         return -EINVAL;
     }
-    for (const cJSON *h = hdrs->child; h != NULL; h = h->next, i++) {
-        int rc = apply_header(env, h, i, err, errsz);
+    /* Walk the array again (it has been validated), starting at its '['. */
+    js_init(&hs, r->js.p, hdrs->val.end);
+    hs.i = hdrs->val.start;
+    js_open(&hs);
+    while (js_element(&hs, &first) == 1) {
+        int rc = apply_header(r, &hs, env, i++, err, errsz);
         if (rc != 0) {
             return rc;
         }
@@ -946,45 +571,34 @@ static int apply_headers(struct sl_env *env, const cJSON *hdrs, char *err, size_
     return 0;
 }
 
-/* One event from a parsed JSON value (borrowed) whose "data" value is json[span] (span
- * NULL if the event has none). A new envelope, or NULL with err set. */
-static struct sl_env *event_from_value(const cJSON *obj, const char *json,
-                                       const struct data_span *span, char *err, size_t errsz)
+/* The envelope for the members just collected. NULL with err set. */
+static struct sl_env *build_event(struct reader *r, char *err, size_t errsz)
 {
-    const cJSON *sv = NULL;
-    const cJSON *data = NULL;
-    const cJSON *b64 = NULL;
-    const cJSON *hdrs = NULL;
+    const struct member *sv = NULL;
+    const struct member *data = NULL;
+    const struct member *b64 = NULL;
+    const struct member *hdrs = NULL;
     unsigned seen = 0;
     struct sl_env *env;
-    unsigned char kinds[32];             /* member_index of the first members, kept */
-    size_t k = 0;
 
-    if (!cJSON_IsObject(obj)) {
-        set_err(err, errsz, "%s", "a CloudEvent must be a JSON object");
-        return NULL;
-    }
     /* Known members first: a second one is ambiguous (which "id" did the sender mean?). */
-    for (const cJSON *m = obj->child; m != NULL; m = m->next, k++) {
-        enum ce_member i = member_index(m->string);
-        if (k < sizeof(kinds)) {
-            kinds[k] = (unsigned char)i;
-        }
-        if (i == CE_EXTENSION) {
+    for (size_t k = 0; k < r->n_m; k++) {
+        const struct member *m = &r->m[k];
+        if (m->kind == CE_EXTENSION) {
             continue;
         }
-        if (seen & (1u << i)) {
-            set_err(err, errsz, "bad JSON: duplicate member \"%s\"", m->string);
+        if (seen & (1u << m->kind)) {
+            set_err(err, errsz, "bad JSON: duplicate member \"%s\"", ce_members[m->kind]);
             return NULL;
         }
-        seen |= 1u << i;
-        if (i == CE_SPECVERSION) {
+        seen |= 1u << m->kind;
+        if (m->kind == CE_SPECVERSION) {
             sv = m;
-        } else if (i == CE_DATA) {
+        } else if (m->kind == CE_DATA) {
             data = m;
-        } else if (i == CE_DATA_BASE64) {
+        } else if (m->kind == CE_DATA_BASE64) {
             b64 = m;
-        } else if (i == CE_HEADERS) {
+        } else if (m->kind == CE_HEADERS) {
             hdrs = m;
         }
     }
@@ -992,107 +606,96 @@ static struct sl_env *event_from_value(const cJSON *obj, const char *json,
         set_err(err, errsz, "%s", "missing \"specversion\"");
         return NULL;
     }
-    if (!cJSON_IsString(sv) || strcmp(sv->valuestring, "1.0") != 0) {
-        set_err(err, errsz, "%s", "\"specversion\" must be \"1.0\"");
-        return NULL;
+    {
+        size_t len;
+        const char *v = sv->val.type == JS_STRING ? str_of(r, &sv->val, 0, &len) : NULL;
+        if (v == NULL || len != 3 || memcmp(v, "1.0", 3) != 0) {
+            set_err(err, errsz, "%s", r->oom ? "out of memory" : "\"specversion\" must be \"1.0\"");
+            return NULL;
+        }
     }
     env = sl_env_new();
     if (env == NULL) {
         set_err(err, errsz, "%s", "out of memory");
         return NULL;
     }
-    k = 0;
-    for (const cJSON *m = obj->child; m != NULL; m = m->next, k++) {
-        enum ce_member i;
+    for (size_t k = 0; k < r->n_m; k++) {
+        const struct member *m = &r->m[k];
         if (m == sv || m == data || m == b64 || m == hdrs) {
             continue;
         }
-        i = k < sizeof(kinds) ? (enum ce_member)kinds[k] : member_index(m->string);
-        if (apply_member(env, i, m->string, m, err, errsz) != 0) {
+        if (apply_member(r, env, m, err, errsz) != 0) {
             sl_env_unref(&env);
             return NULL;
         }
     }
-    if (apply_data(env, data, span != NULL ? json + span->start : NULL,
-                   span != NULL ? span->end - span->start : 0, b64, err, errsz) != 0 ||
-        apply_headers(env, hdrs, err, errsz) != 0) {
+    if (apply_data(r, env, data, b64, err, errsz) != 0 ||
+        apply_headers(r, env, hdrs, err, errsz) != 0) {
         sl_env_unref(&env);
         return NULL;
     }
     return env;
 }
 
-/* Parse json[0..len) (need not be NUL-terminated): an object or array, nothing after it
- * but whitespace; each event's "data" span goes to spans (initialised by the caller). A
- * new tree (cJSON_Delete), or NULL with *rc -EINVAL and "bad JSON ..." in err, or -ENOMEM. */
-static cJSON *load(const char *json, size_t len, struct data_spans *spans, int *rc, char *err,
-                   size_t errsz)
+/* "bad JSON at line L column C: why" for the scanner's error. */
+static void set_bad_json(char *err, size_t errsz, const struct reader *r)
 {
-    const char *end = NULL;
-    const char *why;
-    size_t at = 0;
-    bool oom;
-    cJSON *root;
+    size_t line;
+    size_t col;
 
-    *rc = -EINVAL;
-    if (len == 0) {
-        set_bad_json(err, errsz, json, 0, "'[' or '{' expected near end of input");
-        return NULL;
+    if (err == NULL || errsz == 0) {
+        return;
     }
-    why = json_prescan((const unsigned char *)json, len, spans, &at, &oom);
-    if (oom) {
-        *rc = -ENOMEM;
-        set_err(err, errsz, "%s", why);
-        return NULL;
+    js_position(r->js.p, r->js.at, &line, &col);
+    snprintf(err, errsz, "bad JSON at line %zu column %zu: %s", line, col, r->js.why);
+}
+
+/* The root must open an object or array: else bad JSON at the first non-blank byte. */
+static int check_root(struct reader *r)
+{
+    int c = js_peek(&r->js);
+
+    if (c == '{' || c == '[') {
+        return c;
     }
-    if (why != NULL) {
-        set_bad_json(err, errsz, json, at, why);
-        return NULL;
-    }
-    root = cJSON_ParseWithLengthOpts(json, len, &end, false);
-    if (root == NULL) {
-        at = end != NULL && end >= json && end <= json + len ? (size_t)(end - json) : 0;
-        set_bad_json(err, errsz, json, at, "syntax error");
-        return NULL;
-    }
-    if (!cJSON_IsObject(root) && !cJSON_IsArray(root)) {
-        while (is_ws((unsigned char)json[at])) {
-            at++;
-        }
-        set_bad_json(err, errsz, json, at, "'[' or '{' expected");
-        cJSON_Delete(root);
-        return NULL;
-    }
-    at = (size_t)(end - json);
-    while (at < len && is_ws((unsigned char)json[at])) {
-        at++;
-    }
-    if (at < len) {
-        set_bad_json(err, errsz, json, at, "end of input expected");
-        cJSON_Delete(root);
-        return NULL;
-    }
-    return root;
+    js_fail(&r->js, r->js.i, c < 0 ? "'[' or '{' expected near end of input"
+                                   : "'[' or '{' expected");
+    return -1;
 }
 
 struct sl_env *ce_json_parse_event(const char *json, size_t len, char *err, size_t errsz)
 {
-    struct data_spans spans;
-    struct sl_env *env;
-    cJSON *root;
-    int rc;
+    struct reader r;
+    struct sl_env *env = NULL;
+    char sub[200];
+    struct js_val skipped;
+    const char *why = NULL;
 
-    data_spans_init(&spans, false, 1);
-    arena_begin();
-    root = load(json, len, &spans, &rc, err, errsz);
-    if (root == NULL) {
-        arena_end();
-        data_spans_free(&spans);
-        return NULL;
+    reader_init(&r, json, len);
+    switch (check_root(&r)) {
+    case '{':
+        if (collect_members(&r) && js_end(&r.js)) {
+            env = build_event(&r, sub, sizeof(sub));
+            why = sub;
+        }
+        break;
+    case '[':
+        if (js_value(&r.js, &skipped) && js_end(&r.js)) {
+            why = "a CloudEvent must be a JSON object";
+        }
+        break;
+    default:
+        break;
     }
-    env = event_from_value(root, json, data_spans_get(&spans, 0), err, errsz);
-    arena_end();                         /* the tree goes with the arena */
-    data_spans_free(&spans);
+    if (r.oom) {
+        set_err(err, errsz, "%s", "out of memory");
+        sl_env_unref(&env);
+    } else if (r.js.why != NULL) {
+        set_bad_json(err, errsz, &r);
+    } else if (env == NULL) {
+        set_err(err, errsz, "%s", why);
+    }
+    reader_free(&r);
     return env;
 }
 
@@ -1113,64 +716,101 @@ void ce_json_free_batch(struct sl_env ***envsp, size_t n)
 int ce_json_parse_batch(const char *json, size_t len, size_t max_events,
                         struct sl_env ***out, size_t *n, char *err, size_t errsz)
 {
-    struct data_spans spans;
-    cJSON *root;
-    const cJSON *item;
-    struct sl_env **envs;
-    size_t count = 0;
-    size_t i = 0;
+    struct reader r;
+    struct sl_env **envs = NULL;
+    size_t cap = 0;
+    size_t count = 0;                /* elements seen */
+    size_t built = 0;                /* envelopes in envs */
+    size_t bad_at = 0;               /* the first bad event, when sub is set */
+    bool bad = false;
     char sub[200];
-    int rc;
+    int rc = 0;
 
     *out = NULL;
     *n = 0;
-    data_spans_init(&spans, true, max_events);
-    arena_begin();                       /* the tree goes with arena_end() */
-    root = load(json, len, &spans, &rc, err, errsz);
-    if (root == NULL) {
-        arena_end();
-        data_spans_free(&spans);
+    reader_init(&r, json, len);
+    switch (check_root(&r)) {
+    case '[': {
+        bool first = true;
+        int more;
+        js_open(&r.js);
+        while ((more = js_element(&r.js, &first)) == 1) {
+            struct js_val skipped;
+            bool build = !bad && count < max_events;
+            if (js_peek(&r.js) != '{') {
+                if (!js_value(&r.js, &skipped)) {
+                    break;
+                }
+                if (build) {
+                    bad = true;
+                    bad_at = count;
+                    snprintf(sub, sizeof(sub), "a CloudEvent must be a JSON object");
+                }
+            } else if (!collect_members(&r)) {
+                break;
+            } else if (build) {
+                struct sl_env *env;
+                if (built == cap) {
+                    size_t ncap = cap > 0 ? cap * 2 : 16;
+                    struct sl_env **grown = realloc(envs, ncap * sizeof(*grown));
+                    if (grown == NULL) {
+                        r.oom = true;
+                        break;
+                    }
+                    envs = grown;
+                    cap = ncap;
+                }
+                env = build_event(&r, sub, sizeof(sub));
+                if (env == NULL) {
+                    bad = true;
+                    bad_at = count;
+                } else {
+                    envs[built++] = env;
+                }
+            }
+            count++;
+        }
+        if (more == 0) {
+            js_end(&r.js);
+        }
+        break;
+    }
+    case '{': {
+        struct js_val skipped;
+        if (js_value(&r.js, &skipped)) {
+            js_end(&r.js);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    if (r.oom) {
+        set_err(err, errsz, "%s", "out of memory");
+        rc = -ENOMEM;
+    } else if (r.js.why != NULL) {
+        set_bad_json(err, errsz, &r);
+        rc = strcmp(r.js.why, "out of memory") == 0 ? -ENOMEM : -EINVAL;
+    } else if (count == 0) {
+        set_err(err, errsz, "%s", "a batch must be a non-empty JSON array of CloudEvents");
+        rc = -EINVAL;
+    } else if (count > max_events) {
+        set_err(err, errsz, "%s", "too many events in the batch");
+        rc = -E2BIG;
+    } else if (bad) {
+        /* Keep the "bad JSON" prefix first: callers map it to a reason code. */
+        if (err != NULL && errsz > 0 && strncmp(sub, "bad JSON", 8) == 0) {
+            snprintf(err, errsz, "bad JSON in event %zu%s", bad_at, sub + 8);
+        } else if (err != NULL && errsz > 0) {
+            snprintf(err, errsz, "event %zu: %s", bad_at, sub);
+        }
+        rc = -EINVAL;
+    }
+    reader_free(&r);
+    if (rc != 0) {
+        ce_json_free_batch(&envs, built);
         return rc;
     }
-    for (item = root->child; cJSON_IsArray(root) && item != NULL; item = item->next) {
-        count++;
-    }
-    if (count == 0) {
-        set_err(err, errsz, "%s", "a batch must be a non-empty JSON array of CloudEvents");
-        arena_end();
-        data_spans_free(&spans);
-        return -EINVAL;
-    }
-    if (count > max_events) {
-        set_err(err, errsz, "%s", "too many events in the batch");
-        arena_end();
-        data_spans_free(&spans);
-        return -E2BIG;
-    }
-    envs = calloc(count, sizeof(*envs));
-    if (envs == NULL) {
-        set_err(err, errsz, "%s", "out of memory");
-        arena_end();
-        data_spans_free(&spans);
-        return -ENOMEM;
-    }
-    for (item = root->child; item != NULL; item = item->next, i++) {
-        envs[i] = event_from_value(item, json, data_spans_get(&spans, i), sub, sizeof(sub));
-        if (envs[i] == NULL) {
-            /* Keep the "bad JSON" prefix first: callers map it to a reason code. */
-            if (err != NULL && errsz > 0 && strncmp(sub, "bad JSON", 8) == 0) {
-                snprintf(err, errsz, "bad JSON in event %zu%s", i, sub + 8);
-            } else if (err != NULL && errsz > 0) {
-                snprintf(err, errsz, "event %zu: %s", i, sub);
-            }
-            ce_json_free_batch(&envs, i);
-            arena_end();
-            data_spans_free(&spans);
-            return -EINVAL;
-        }
-    }
-    arena_end();
-    data_spans_free(&spans);
     *out = envs;
     *n = count;
     return 0;
@@ -1260,44 +900,16 @@ static json_t *b64_string(const uint8_t *p, size_t len)
     return s;
 }
 
-/* True if the payload is one JSON value the decoder would take as "data" unchanged:
- * json_prescan's RFC 8259 strictness, parsed whole by cJSON (whitespace around it
- * allowed), every number finite. Then its bytes can be written into the output as they
- * are. */
+/* True if the payload is one JSON value the decoder would take as "data" unchanged
+ * (json_scan's strict RFC 8259, whitespace around it allowed). Then its bytes can be
+ * written into the output as they are. */
 static bool data_is_json(const struct sl_buf *d)
 {
-    struct data_spans spans;
-    const char *text = (const char *)d->data;
-    const char *end = NULL;
-    size_t at = 0;
-    bool oom;
-    bool ok;
-    cJSON *v;
+    struct js s;
+    struct js_val v;
 
-    if (d->len == 0) {
-        return false;
-    }
-    /* Not a batch: spans holds one entry on the stack and never allocates. */
-    data_spans_init(&spans, false, 1);
-    ok = json_prescan(d->data, d->len, &spans, &at, &oom) == NULL;
-    data_spans_free(&spans);
-    if (!ok) {
-        return false;
-    }
-    v = cJSON_ParseWithLengthOpts(text, d->len, &end, false);
-    if (v == NULL) {
-        return false;
-    }
-    ok = !has_non_finite(v) && end != NULL && end >= text && end <= text + d->len;
-    cJSON_Delete(v);
-    if (!ok) {
-        return false;
-    }
-    at = (size_t)(end - text);
-    while (at < d->len && is_ws(d->data[at])) {
-        at++;
-    }
-    return at == d->len;
+    js_init(&s, d->data, d->len);
+    return js_value(&s, &v) && js_end(&s);
 }
 
 /* Add "data" (a string) or "data_base64" to obj, or set *raw when the payload is JSON

@@ -1,14 +1,12 @@
 /*
  * CloudEvents JSON event format (structured content mode and batch mode) <-> the
- * envelope. Pure: cJSON (decoding), jansson (encoding) and OpenSSL's base64 only, no
- * I/O; any thread. While a parse runs, cJSON allocates from that thread's arena (cJSON's
- * allocation hooks, installed for the whole process before main()); a thread that has
- * parsed keeps one arena chunk until it exits. cJSON stores its last error position in
- * a global that nothing here reads.
+ * envelope. Pure: json_scan (decoding, one pass over the text: no tree is built, and
+ * strings without escapes are read where they lie), jansson (encoding) and OpenSSL's
+ * base64 only, no I/O; any thread.
  *
  * Parsing rules (structured mode):
  * - The input is strict RFC 8259 JSON (an object, or for a batch an array, and nothing
- *   after it but whitespace), UTF-8, nested at most 1000 deep (cJSON's limit). Strings
+ *   after it but whitespace), UTF-8, nested at most 1000 deep (JS_MAX_DEPTH). Strings
  *   must not contain \u0000 (envelope attributes and text payloads are C strings).
  * - The event must be a JSON object; "specversion" is required and must be "1.0".
  * - A member name that occurs twice in the event object (an attribute such as "id", an
@@ -48,7 +46,7 @@
  * "value_base64" otherwise, null for a null value; a header whose name is not UTF-8 is
  * left out); then data, last:
  * - when datacontenttype is JSON and the payload is one JSON value as the decoder
- *   accepts it (the same RFC 8259 pre-scan, cJSON, finite numbers; whitespace around
+ *   accepts it (json_scan's strict RFC 8259, finite numbers; whitespace around
  *   it allowed), "data" is the stored bytes verbatim: numbers keep their spelling and
  *   every digit (12345678901234567890123, 1e2, 0.1), whitespace and escapes stay;
  * - else when the payload is UTF-8 text (no control characters but tab, CR, LF),

@@ -316,7 +316,7 @@ static void test_strict_json(void **state)
     expect_bad("{\"specversion\":\"1.0\",\"data\":{\"k\":[\"\\u0000\"]}}", "bad JSON");
     /* An escaped backslash before real \u0000 is still caught. */
     expect_bad("{\"specversion\":\"1.0\",\"id\":\"\\\\\\u0000\"}", "bad JSON");
-    /* cJSON would decode \u escapes without four hex digits as U+0000. */
+    /* \u escapes need four hex digits (a lenient parser might read U+0000). */
     expect_bad("{\"specversion\":\"1.0\",\"id\":\"\\uZZZZ\"}", "bad JSON");
     expect_bad("{\"specversion\":\"1.0\",\"id\":\"\\u00\"}", "bad JSON");
     expect_bad("{\"specversion\":\"1.0\",\"id\":\"\\q\"}", "bad JSON");
@@ -602,7 +602,7 @@ static void test_raw_data(void **state)
     struct sl_env *env;
 
     (void)state;
-    /* Integers beyond 2^53 keep every digit (cJSON alone would round them). */
+    /* Integers beyond 2^53 keep every digit (a double would round them). */
     expect_data("\"data\":{\"id\":12345678901234567890123}",
                 "{\"id\":12345678901234567890123}");
     expect_data("\"data\":12345678901234567890123", "12345678901234567890123");
@@ -632,7 +632,7 @@ static void test_raw_data(void **state)
     /* A text string is still stored decoded. */
     expect_data("\"data\":\"caf\\u00e9 \\/\"", "caf\xc3\xa9 /");
 
-    /* A member name is compared unescaped, as cJSON sees it. */
+    /* A member name is compared unescaped: "d\u0061ta" is "data". */
     expect_data("\"d\\u0061ta\":{\"n\":1.50}", "{\"n\":1.50}");
     expect_data("\"\\u0064\\u0061\\u0074\\u0061\" : [ 1e2 ]", "[ 1e2 ]");
     expect_bad("{\"specversion\":\"1.0\",\"data\":7,\"d\\u0061t\\u0041\":5}",
@@ -1096,6 +1096,53 @@ static void test_render_round_trip(void **state)
     }
 }
 
+/* Every member name the decoder knows is recognised (a second one is a duplicate), and
+ * a name of the same length that differs in its first or last letter is an extension. */
+static void test_member_names(void **state)
+{
+    static const struct {
+        const char *name;
+        const char *value;
+        const char *near[2];       /* same length, other names: extensions */
+    } known[] = {
+        {"specversion", "\"1.0\"", {"xpecversion", "specversiox"}},
+        {"data", "1", {"xata", "datx"}},
+        {"data_base64", "\"AA==\"", {"xata0base64", "data0base6x"}},
+        {"offset", "1", {"xffset", "offsex"}},
+        {"partition", "1", {"xartition", "partitiox"}},
+        {"id", "\"a\"", {"xd", "ix"}},
+        {"source", "\"a\"", {"xource", "sourcx"}},
+        {"type", "\"a\"", {"xype", "typx"}},
+        {"subject", "\"a\"", {"xubject", "subjecx"}},
+        {"time", "\"2020-01-01T00:00:00Z\"", {"xime", "timx"}},
+        {"datacontenttype", "\"a/b\"", {"xatacontenttype", "datacontenttypx"}},
+        {"dataschema", "\"a\"", {"xataschema", "dataschemx"}},
+        {"headers", "[]", {"xeaders", "headerx"}},
+    };
+    char text[256];
+    char err[200];
+    char want[64];
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
+        struct sl_env *env;
+        const char *sv = strcmp(known[k].name, "specversion") == 0 ? "" : "\"specversion\":\"1.0\",";
+
+        snprintf(text, sizeof(text), "{%s\"%s\":%s,\"%s\":%s}", sv, known[k].name,
+                 known[k].value, known[k].name, known[k].value);
+        snprintf(want, sizeof(want), "duplicate member \"%s\"", known[k].name);
+        expect_bad(text, want);
+        for (int j = 0; j < 2; j++) {
+            snprintf(text, sizeof(text), "{\"specversion\":\"1.0\",\"%s\":\"v\"}",
+                     known[k].near[j]);
+            env = ce_json_parse_event(text, strlen(text), err, sizeof(err));
+            assert_non_null(env);
+            assert_string_equal(sl_env_get_attr(env, known[k].near[j]), "v");
+            sl_env_unref(&env);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1121,6 +1168,7 @@ int main(void)
         cmocka_unit_test(test_render_headers),
         cmocka_unit_test(test_parse_headers),
         cmocka_unit_test(test_render_round_trip),
+        cmocka_unit_test(test_member_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
