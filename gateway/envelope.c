@@ -475,7 +475,43 @@ static size_t default_source(const struct sl_env *env, char *buf, size_t sz)
     return n;
 }
 
+/* The arrival time: *now if already read (>= 0), else the clock, kept in *now. */
+static int64_t arrival_ms(int64_t *now)
+{
+    if (*now < 0) {
+        *now = now_ms();
+    }
+    return *now;
+}
+
+/*
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ" for ms into out (>= 25 bytes), its length returned. The
+ * last millisecond formatted on this thread is kept: a busy thread finalizes many events
+ * in the same millisecond, and formatting costs about as much as the rest of finalize.
+ * Keyed by the exact value, so it never answers for another millisecond.
+ */
+static size_t format_time_cached(int64_t ms, char *out)
+{
+    static _Thread_local int64_t cached_ms = INT64_MIN;
+    static _Thread_local char cached[32];
+    static _Thread_local size_t cached_len;
+
+    if (ms != cached_ms) {
+        sl_rfc3339_format_ms(ms, cached, sizeof(cached));
+        cached_len = strlen(cached);
+        cached_ms = ms;
+    }
+    memcpy(out, cached, cached_len + 1);
+    return cached_len;
+}
+
 int sl_env_finalize(struct sl_env *env)
+{
+    int64_t now = -1;
+    return sl_env_finalize_now(env, &now);
+}
+
+int sl_env_finalize_now(struct sl_env *env, int64_t *now)
 {
     char buf[300];
 
@@ -499,14 +535,14 @@ int sl_env_finalize(struct sl_env *env)
         return -ENOMEM;
     }
     if (env->time == NULL) {
-        env->timestamp_ms = now_ms();
-        sl_rfc3339_format_ms(env->timestamp_ms, buf, sizeof(buf));
-        if (set_str(env, &env->time, buf, strlen(buf)) != 0) {
+        env->timestamp_ms = arrival_ms(now);
+        size_t n = format_time_cached(env->timestamp_ms, buf);
+        if (set_str(env, &env->time, buf, n) != 0) {
             return -ENOMEM;
         }
     } else if (env->timestamp_ms < 0) {
         if (sl_rfc3339_parse_ms(env->time, strlen(env->time), &env->timestamp_ms) != 0) {
-            env->timestamp_ms = now_ms();
+            env->timestamp_ms = arrival_ms(now);
         }
     }
     return 0;

@@ -120,6 +120,13 @@ int sl_env_set_origin(struct sl_env *env, const char *adapter, const char *name,
  * with milliseconds) and timestamp_ms. 0 or -ENOMEM.
  */
 int sl_env_finalize(struct sl_env *env);
+/*
+ * The same, with the arrival time shared by the caller: *now (ms since the epoch) if it
+ * is >= 0, else the clock is read (only if the envelope needs it) and kept in *now. A
+ * caller finalizing a batch starts with *now = -1, so the batch reads the clock at most
+ * once and its generated times are all the same.
+ */
+int sl_env_finalize_now(struct sl_env *env, int64_t *now);
 
 /* Milliseconds since the epoch from RFC 3339 text; -EINVAL if not RFC 3339. */
 int sl_rfc3339_parse_ms(const char *s, size_t len, int64_t *out_ms);

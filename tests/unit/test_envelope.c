@@ -315,6 +315,43 @@ static void test_foreign_record(void **state)
     sl_rb_builder_free(&b);
 }
 
+/* The arrival time given by the caller, formatted per millisecond: a finalize in the
+ * next millisecond (also across a second) gets that millisecond's text, not the last
+ * one formatted; an event that has its time reads no clock. */
+static void test_finalize_now_time(void **state)
+{
+    (void)state;
+    const int64_t ms[] = {1700000000999LL, 1700000000999LL, 1700000001000LL,
+                          1700000000999LL, 1700006400000LL, 1700006399999LL};
+    const char *want[] = {"2023-11-14T22:13:20.999Z", "2023-11-14T22:13:20.999Z",
+                          "2023-11-14T22:13:21.000Z", "2023-11-14T22:13:20.999Z",
+                          "2023-11-15T00:00:00.000Z", "2023-11-14T23:59:59.999Z"};
+    for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+        struct sl_env *e = sl_env_new();
+        int64_t now = ms[i];
+        assert_int_equal(sl_env_finalize_now(e, &now), 0);
+        assert_string_equal(e->time, want[i]);
+        assert_int_equal(e->timestamp_ms, ms[i]);
+        assert_int_equal(now, ms[i]);
+        sl_env_unref(&e);
+    }
+    /* -1: the clock is read once, kept for the next envelope */
+    int64_t now = -1;
+    struct sl_env *a = sl_env_new();
+    struct sl_env *b = sl_env_new();
+    assert_int_equal(sl_env_set_attr(a, "time", "2025-01-02T03:04:05.678Z", 24), 0);
+    assert_int_equal(sl_env_finalize_now(a, &now), 0);
+    assert_int_equal(now, -1);                              /* not needed: not read */
+    assert_int_equal(sl_env_finalize_now(b, &now), 0);
+    assert_true(now > 1700000000000LL);
+    assert_int_equal(b->timestamp_ms, now);
+    char text[32];
+    sl_rfc3339_format_ms(now, text, sizeof(text));
+    assert_string_equal(b->time, text);
+    sl_env_unref(&a);
+    sl_env_unref(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339_format_matches_gmtime),
         cmocka_unit_test(test_ids_unique_v4),
         cmocka_unit_test(test_finalize_fills_missing),
+        cmocka_unit_test(test_finalize_now_time),
         cmocka_unit_test(test_kafka_binding_round_trip),
         cmocka_unit_test(test_foreign_record),
     };
