@@ -23,6 +23,7 @@
 
 struct pub_topic {
     char name[RT_TOPIC_MAX + 1];
+    size_t len;                    /* strlen(name) */
     int32_t sticky;                /* keyless partition for this call, -1: not chosen */
 };
 
@@ -67,6 +68,27 @@ struct pub_scratch {
     size_t n_topics, cap_topics;
     struct pub_rec *recs;
     size_t n_recs, cap_recs;
+    int64_t now;                   /* the call's arrival time, -1 until read */
+    /* The last routing decision (after the explicit topic's fallback) and the subject it
+     * was made for. Valid only if the lookup asked for no header: then it is a function
+     * of the table, the source and the subject alone, all the same for the whole call,
+     * so an envelope with the same subject gets the same decision. */
+    bool memo_valid;
+    const char *memo_subject;
+    struct rt_decision memo;
+    /* The last keyed record's partition: the same key to the same topic (whose
+     * partition count does not change during the call) lands in the same partition. */
+    bool pkey_valid;
+    size_t pkey_topic;
+    const uint8_t *pkey;
+    int32_t pkey_len;
+    int32_t pkey_partition;
+};
+
+/* Header lookups for the router that note whether the router asked at all. */
+struct hdr_probe {
+    const struct sl_env *env;
+    bool asked;
 };
 
 static const char *env_header_value(void *arg, const char *name)
@@ -77,6 +99,13 @@ static const char *env_header_value(void *arg, const char *name)
         return h->value != NULL ? (const char *)h->value->data : "";
     }
     return sl_env_get_attr(env, name);
+}
+
+static const char *probe_header_value(void *arg, const char *name)
+{
+    struct hdr_probe *pr = arg;
+    pr->asked = true;
+    return env_header_value((void *)pr->env, name);
 }
 
 static void op_release(struct pub_op *op)
@@ -190,42 +219,85 @@ static int topic_index(struct sl_gateway *gw, struct pub_scratch *sc, const char
         return -ENOMEM;
     }
     sl_strlcpy(sc->topics[sc->n_topics].name, name, sizeof(sc->topics[0].name));
+    sc->topics[sc->n_topics].len = strlen(sc->topics[sc->n_topics].name);
     sc->topics[sc->n_topics].sticky = -1;
     *idx = sc->n_topics++;
     return 0;
+}
+
+/* The routing decision for env into sc->memo: the previous envelope's when that one
+ * provably holds (same subject, no header asked), else a lookup. 0 or -errno. */
+static int route_decide(struct sl_gateway *gw, const struct sl_pub_source *src,
+                        struct pub_scratch *sc, const struct sl_env *env)
+{
+    struct rt_decision *d = &sc->memo;
+    struct hdr_probe probe = {.env = env, .asked = false};
+    int rc;
+
+    if (sc->memo_valid && strcmp(sc->memo_subject, env->subject) == 0) {
+        return 0;
+    }
+    sc->memo_valid = false;
+    rc = rt_route_ingress(gw->routes, src->listener, src->bridge, env->subject,
+                          probe_header_value, &probe, d);
+    if (rc != 0 && src->topic == NULL) {
+        return rc;
+    }
+    if ((rc != 0 || d->rule == NULL) && src->topic != NULL) {
+        /* Explicit topic (HTTP): the key is what the request gave; else a subject of
+         * its own is the key, as with every protocol (DESIGN.md's addressing), so one
+         * subject keeps its order across protocols. A subject that is just the topic
+         * (the default) is no key: such events spread over the partitions. */
+        d->rule = NULL;
+        d->n_topics = 1;
+        sl_strlcpy(d->topics[0], src->topic, sizeof(d->topics[0]));
+        d->key = strcmp(env->subject, src->topic) != 0 ? RT_KEY_SUBJECT : RT_KEY_NONE;
+    }
+    sc->memo_valid = !probe.asked;
+    sc->memo_subject = env->subject;
+    return 0;
+}
+
+/* The partition for a keyed record of topic ti: the previous keyed record's if it had
+ * the same topic and key bytes, else the partitioner's. */
+static int32_t keyed_partition(struct sl_gateway *gw, struct pub_scratch *sc, size_t ti,
+                               const uint8_t *key, int32_t key_len)
+{
+    int32_t p;
+
+    if (sc->pkey_valid && sc->pkey_topic == ti && sc->pkey_len == key_len &&
+        (key_len <= 0 || memcmp(sc->pkey, key, (size_t)key_len) == 0)) {
+        return sc->pkey_partition;
+    }
+    p = sl_log_partition_for(gw->log, sc->topics[ti].name, key, key_len);
+    sc->pkey_valid = p >= 0;
+    sc->pkey_topic = ti;
+    sc->pkey = key;
+    sc->pkey_len = key_len;
+    sc->pkey_partition = p;
+    return p;
 }
 
 /* Route one envelope and add a record per target topic. */
 static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
                      struct pub_scratch *sc, struct sl_env *env, size_t i)
 {
-    struct rt_decision d;
+    const struct rt_decision *dp = &sc->memo;
     int rc;
 
     if (env->subject == NULL || env->subject[0] == '\0') {
         return -EINVAL;
     }
-    rc = rt_route_ingress(gw->routes, src->listener, src->bridge, env->subject,
-                          env_header_value, env, &d);
-    if (rc != 0 && src->topic == NULL) {
+    rc = route_decide(gw, src, sc, env);
+    if (rc != 0) {
         return rc;
-    }
-    if ((rc != 0 || d.rule == NULL) && src->topic != NULL) {
-        /* Explicit topic (HTTP): the key is what the request gave; else a subject of
-         * its own is the key, as with every protocol (DESIGN.md's addressing), so one
-         * subject keeps its order across protocols. A subject that is just the topic
-         * (the default) is no key: such events spread over the partitions. */
-        d.rule = NULL;
-        d.n_topics = 1;
-        sl_strlcpy(d.topics[0], src->topic, sizeof(d.topics[0]));
-        d.key = strcmp(env->subject, src->topic) != 0 ? RT_KEY_SUBJECT : RT_KEY_NONE;
     }
     if (src->has_partition) {
         /* The partition is one of src->topic's: refused (nothing changed, nothing
          * created) if a route sends the event elsewhere or the topic has no such
          * partition; a topic created by this publish gets the default count. */
         int32_t n = sl_log_partitions(gw->log, src->topic);
-        if (d.rule != NULL && (d.n_topics != 1 || strcmp(d.topics[0], src->topic) != 0)) {
+        if (dp->rule != NULL && (dp->n_topics != 1 || strcmp(dp->topics[0], src->topic) != 0)) {
             return -ENOTSUP;
         }
         if (n <= 0 && gw->cfg != NULL && gw->cfg->auto_create) {
@@ -235,26 +307,26 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
             return -ERANGE;
         }
     }
-    if (d.rule != NULL) {
-        for (size_t s = 0; s < d.rule->n_set; s++) {
-            if (d.rule->set[s].value == NULL) {
+    if (dp->rule != NULL) {
+        for (size_t s = 0; s < dp->rule->n_set; s++) {
+            if (dp->rule->set[s].value == NULL) {
                 continue;           /* removal is not supported yet: keep the header */
             }
-            if (sl_env_add_header(env, d.rule->set[s].name, d.rule->set[s].value,
-                                  (int32_t)strlen(d.rule->set[s].value)) != 0) {
+            if (sl_env_add_header(env, dp->rule->set[s].name, dp->rule->set[s].value,
+                                  (int32_t)strlen(dp->rule->set[s].value)) != 0) {
                 return -ENOMEM;
             }
         }
     }
-    rc = sl_env_finalize(env);
+    rc = sl_env_finalize_now(env, &sc->now);
     if (rc != 0) {
         return rc;
     }
-    for (size_t t = 0; t < d.n_topics; t++) {
+    for (size_t t = 0; t < dp->n_topics; t++) {
         struct pub_rec *r;
         size_t ti;
 
-        rc = topic_index(gw, sc, d.topics[t], &ti);
+        rc = topic_index(gw, sc, dp->topics[t], &ti);
         if (rc != 0) {
             return rc;
         }
@@ -271,13 +343,12 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
             r->key = env->key->data;
             r->key_len = (int32_t)env->key->len;
         } else {
-            decision_key(env, &d, &r->key, &r->key_len);
+            decision_key(env, dp, &r->key, &r->key_len);
         }
         if (src->has_partition) {
             r->partition = src->partition;     /* range checked above */
         } else if (r->key != NULL) {
-            r->partition = sl_log_partition_for(gw->log, sc->topics[ti].name, r->key,
-                                                r->key_len);
+            r->partition = keyed_partition(gw, sc, ti, r->key, r->key_len);
         } else {
             /* keyless: one partition per topic for the whole call (sticky) */
             if (sc->topics[ti].sticky < 0) {
@@ -305,6 +376,18 @@ static int cmp_rec(const void *a, const void *b)
         return x->partition < y->partition ? -1 : 1;
     }
     return x->env < y->env ? -1 : (x->env > y->env ? 1 : 0);
+}
+
+/* Are the records in cmp_rec's order already? The common batch (one topic, one key or
+ * none) is: the records are made in envelope order. */
+static bool recs_sorted(const struct pub_scratch *sc)
+{
+    for (size_t j = 1; j < sc->n_recs; j++) {
+        if (cmp_rec(&sc->recs[j - 1], &sc->recs[j]) > 0) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Events accepted per listener: the few listener names are cached. */
@@ -394,13 +477,16 @@ int sl_gateway_publish(struct sl_gateway *gw, const struct sl_pub_source *src,
     sc.recs = sc.recs_inline;
     sc.cap_recs = PUB_INLINE_RECS;
     sc.n_recs = 0;
+    sc.now = -1;
+    sc.memo_valid = false;
+    sc.pkey_valid = false;
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = route_env(gw, src, &sc, envs[i], i);
     }
     if (rc != 0) {
         goto out;
     }
-    if (sc.n_recs > 1) {
+    if (!recs_sorted(&sc)) {
         qsort(sc.recs, sc.n_recs, sizeof(*sc.recs), cmp_rec);
     }
     for (size_t j = 0; j < sc.n_recs; j++) {
@@ -432,7 +518,7 @@ int sl_gateway_publish(struct sl_gateway *gw, const struct sl_pub_source *src,
         op->group_env[j] = r->first_topic ? r->env : SIZE_MAX;
         if (r->first_topic) {
             memcpy(op->items[r->env].topic, sc.topics[r->topic].name,
-                   sizeof(op->items[0].topic));
+                   sc.topics[r->topic].len + 1);
         }
         if (j == 0 || r->topic != sc.recs[j - 1].topic ||
             r->partition != sc.recs[j - 1].partition) {

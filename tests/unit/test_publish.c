@@ -331,6 +331,166 @@ static void test_refusals(void **state)
     assert_int_equal(r.calls, 0);                 /* refused: never called back */
 }
 
+/* Within one call the routing of the previous envelope is reused only when it provably
+ * holds: a batch of one subject whose rule has a header predicate routes each envelope
+ * by its own headers (a reused decision sends b and the headerless one to tenant-a). */
+static void test_batch_same_subject_header_predicates(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    const char *topics[] = {"tenant-a"};
+    struct rt_kv when[] = {{"x-tenant", "a"}};
+    struct rt_ingress rule = {.listener = "mqtt", .match = "orders/#", .when = when,
+                              .n_when = 1, .topics = topics, .n_topics = 1, .line = 1};
+    const char *tenant[6] = {"a", "b", "a", NULL, "a", "b"};
+    const char *want[6] = {"tenant-a", "orders", "tenant-a", "orders", "tenant-a", "orders"};
+    struct sl_pub_source src = {.listener = "mqtt"};
+    struct sl_env *e[6];
+    char *err = NULL;
+
+    assert_int_equal(rt_add_ingress(f->gw.routes, &rule, &err), 0);
+    for (int i = 0; i < 6; i++) {
+        e[i] = mk("orders/1", "x");
+        if (tenant[i] != NULL) {
+            sl_env_add_header(e[i], "x-tenant", tenant[i], 1);
+        }
+    }
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, e, 6, on_published, &r), 0);
+    run_until(f, &r);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, 0);
+    for (int i = 0; i < 6; i++) {
+        assert_string_equal(r.items[i].topic, want[i]);
+        assert_int_equal(r.items[i].partition, sl_murmur2_partition("orders/1", 8, 4));
+        sl_env_unref(&e[i]);
+    }
+}
+
+/* A batch whose subjects change, back and forth: each envelope gets its own subject's
+ * route (a template that uses a level), default addressing, and its own key's partition;
+ * records out of partition order are still appended in envelope order per partition. */
+static void test_batch_differing_subjects(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    const char *topics[] = {"o-{2}"};
+    struct rt_ingress rule = {.listener = "mqtt", .match = "orders/+", .topics = topics,
+                              .n_topics = 1, .line = 1};
+    const char *subjects[8] = {"orders/eu", "orders/eu", "orders/us", "orders/us",
+                               "sensors/1", "orders/eu", "sensors/2", "sensors/1"};
+    const char *want[8] = {"o-eu", "o-eu", "o-us", "o-us", "sensors", "o-eu", "sensors",
+                           "sensors"};
+    struct sl_pub_source src = {.listener = "mqtt"};
+    struct sl_env *e[8];
+    char *err = NULL;
+
+    /* the two sensors keys must land in different partitions for the check to bite */
+    assert_int_not_equal(sl_murmur2_partition("sensors/1", 9, 4),
+                         sl_murmur2_partition("sensors/2", 9, 4));
+    assert_int_equal(rt_add_ingress(f->gw.routes, &rule, &err), 0);
+    for (int i = 0; i < 8; i++) {
+        e[i] = mk(subjects[i], "x");
+    }
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, e, 8, on_published, &r), 0);
+    run_until(f, &r);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, 0);
+    for (int i = 0; i < 8; i++) {
+        assert_string_equal(r.items[i].topic, want[i]);
+        assert_int_equal(r.items[i].partition,
+                         sl_murmur2_partition(subjects[i], (int32_t)strlen(subjects[i]), 4));
+    }
+    /* per topic and partition, offsets follow the envelopes' order */
+    assert_int_equal(r.items[0].offset, 0);
+    assert_int_equal(r.items[1].offset, 1);
+    assert_int_equal(r.items[5].offset, 2);
+    assert_int_equal(r.items[2].offset, 0);
+    assert_int_equal(r.items[3].offset, 1);
+    assert_int_equal(r.items[4].offset, 0);
+    assert_int_equal(r.items[7].offset, 1);
+    assert_int_equal(r.items[6].offset, 0);
+    for (int i = 0; i < 8; i++) {
+        sl_env_unref(&e[i]);
+    }
+}
+
+/* The same key to two topics with different partition counts: each topic's own
+ * partitioner (a partition reused across topics would be the 4-partition one's). */
+static void test_batch_same_key_two_topics(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    const char *topics[] = {"fleet", "audit3"};
+    struct rt_ingress rule = {.listener = "mqtt", .match = "trucks/#", .topics = topics,
+                              .n_topics = 2, .key = RT_KEY_HEADER, .key_header = "vin",
+                              .line = 1};
+    struct sl_topic_config tc;
+    struct sl_pub_source src = {.listener = "mqtt"};
+    struct sl_env *e[2];
+    char *err = NULL;
+    const char *key = NULL;
+    char buf[16];
+    struct got g = {0};
+    int64_t next;
+
+    for (int i = 0; i < 100 && key == NULL; i++) {   /* a key that tells 4 from 3 */
+        snprintf(buf, sizeof(buf), "v%d", i);
+        if (sl_murmur2_partition(buf, (int32_t)strlen(buf), 4) !=
+            sl_murmur2_partition(buf, (int32_t)strlen(buf), 3)) {
+            key = buf;
+        }
+    }
+    assert_non_null(key);
+    sl_topic_config_defaults(&tc);
+    tc.partitions = 3;
+    tc.flush = SL_FLUSH_OS;
+    assert_int_equal(sl_log_topic_configure(f->gw.log, "audit3", &tc), 0);
+    assert_int_equal(rt_add_ingress(f->gw.routes, &rule, &err), 0);
+    for (int i = 0; i < 2; i++) {
+        e[i] = mk("trucks/1", "x");
+        sl_env_add_header(e[i], "vin", key, strlen(key));
+    }
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, e, 2, on_published, &r), 0);
+    run_until(f, &r);
+    assert_int_equal(r.status, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(r.items[i].topic, "fleet");
+        assert_int_equal(r.items[i].partition,
+                         sl_murmur2_partition(key, (int32_t)strlen(key), 4));
+        sl_env_unref(&e[i]);
+    }
+    assert_int_equal(sl_log_read(f->gw.log, "audit3",
+                                 sl_murmur2_partition(key, (int32_t)strlen(key), 3), 0, 10,
+                                 1 << 20, collect, &g, &next), 2);
+}
+
+/* One call reads the clock once: the times it generates are all the same. */
+static void test_batch_one_time(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    struct sl_pub_source src = {.listener = "http", .topic = "inbox"};
+    struct sl_env *e[16];
+
+    for (int i = 0; i < 16; i++) {
+        e[i] = mk("inbox", "x");
+    }
+    assert_int_equal(sl_env_set_attr(e[3], "time", "2020-01-02T03:04:05.678Z", 24), 0);
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, e, 16, on_published, &r), 0);
+    run_until(f, &r);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(e[3]->time, "2020-01-02T03:04:05.678Z");
+    for (int i = 1; i < 16; i++) {
+        if (i != 3) {
+            assert_string_equal(e[i]->time, e[0]->time);
+            assert_int_equal(e[i]->timestamp_ms, e[0]->timestamp_ms);
+        }
+    }
+    for (int i = 0; i < 16; i++) {
+        sl_env_unref(&e[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +504,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ack_waits_for_fsync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counter_after_metrics_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_same_subject_header_predicates, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_batch_differing_subjects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_same_key_two_topics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_one_time, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
