@@ -254,6 +254,58 @@ static int len_ok(int32_t len, const void *ptr)
     return len == -1 || (len >= 0 && (len == 0 || ptr != NULL));
 }
 
+/* The builder's hot path: most of a record's varints (lengths of header names and
+ * values, small deltas) fit one byte, and most of its byte strings are short. */
+static inline size_t vsize(int64_t v)
+{
+    uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    return u < 0x80 ? 1 : varint_size(v);
+}
+
+static inline uint8_t *vput(uint8_t *p, int64_t v)
+{
+    uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    if (u < 0x80) {
+        *p = (uint8_t)u;
+        return p + 1;
+    }
+    return p + sl_varint_put(p, v);
+}
+
+/* Copy n bytes to p, short copies inline (two overlapping loads and stores of a fixed
+ * size), longer ones through memcpy; returns p + n. */
+static inline uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
+{
+    const uint8_t *s = src;
+
+    if (n >= 16 && n <= 32) {
+        uint8_t a[16], b[16];
+        memcpy(a, s, 16);
+        memcpy(b, s + n - 16, 16);
+        memcpy(p, a, 16);
+        memcpy(p + n - 16, b, 16);
+    } else if (n >= 8 && n < 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(p, &a, 8);
+        memcpy(p + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(p, &a, 4);
+        memcpy(p + n - 4, &b, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++) {
+            p[i] = s[i];
+        }
+    } else {
+        memcpy(p, s, n);
+    }
+    return p + n;
+}
+
 int sl_rb_builder_add(struct sl_rb_builder *b, const struct sl_rec_in *rec)
 {
     if (rec == NULL || !len_ok(rec->key_len, rec->key) || !len_ok(rec->value_len, rec->value) ||
@@ -269,24 +321,24 @@ int sl_rb_builder_add(struct sl_rb_builder *b, const struct sl_rec_in *rec)
     int32_t off_delta = b->count;
 
     /* Exact body size (everything after the length varint). */
-    uint64_t body = 1 + varint_size(ts_delta) + varint_size(off_delta) +
-                    varint_size(rec->key_len) + (rec->key_len > 0 ? (uint64_t)rec->key_len : 0) +
-                    varint_size(rec->value_len) +
+    uint64_t body = 1 + vsize(ts_delta) + vsize(off_delta) +
+                    vsize(rec->key_len) + (rec->key_len > 0 ? (uint64_t)rec->key_len : 0) +
+                    vsize(rec->value_len) +
                     (rec->value_len > 0 ? (uint64_t)rec->value_len : 0) +
-                    varint_size((int64_t)rec->n_headers);
+                    vsize((int64_t)rec->n_headers);
     for (size_t i = 0; i < rec->n_headers; i++) {
         const struct sl_hdr *h = &rec->headers[i];
         if (h->name_len > INT32_MAX || (h->name_len > 0 && h->name == NULL) ||
             !len_ok(h->value_len, h->value)) {
             return -EINVAL;
         }
-        body += varint_size((int64_t)h->name_len) + h->name_len + varint_size(h->value_len) +
+        body += vsize((int64_t)h->name_len) + h->name_len + vsize(h->value_len) +
                 (h->value_len > 0 ? (uint64_t)h->value_len : 0);
     }
     if (body > INT32_MAX) {
         return -EINVAL;
     }
-    size_t total = varint_size((int64_t)body) + (size_t)body;
+    size_t total = vsize((int64_t)body) + (size_t)body;
     if (b->len + total - SL_RB_LOG_OVERHEAD > INT32_MAX) {
         return -EINVAL; /* batchLength would overflow */
     }
@@ -295,32 +347,26 @@ int sl_rb_builder_add(struct sl_rb_builder *b, const struct sl_rec_in *rec)
     }
 
     uint8_t *p = b->buf + b->len;
-    p += sl_varint_put(p, (int64_t)body);
+    p = vput(p, (int64_t)body);
     *p++ = 0; /* record attributes */
-    p += sl_varint_put(p, ts_delta);
-    p += sl_varint_put(p, off_delta);
-    p += sl_varint_put(p, rec->key_len);
+    p = vput(p, ts_delta);
+    p = vput(p, off_delta);
+    p = vput(p, rec->key_len);
     if (rec->key_len > 0) {
-        memcpy(p, rec->key, (size_t)rec->key_len);
-        p += rec->key_len;
+        p = put_bytes(p, rec->key, (size_t)rec->key_len);
     }
-    p += sl_varint_put(p, rec->value_len);
+    p = vput(p, rec->value_len);
     if (rec->value_len > 0) {
-        memcpy(p, rec->value, (size_t)rec->value_len);
-        p += rec->value_len;
+        p = put_bytes(p, rec->value, (size_t)rec->value_len);
     }
-    p += sl_varint_put(p, (int64_t)rec->n_headers);
+    p = vput(p, (int64_t)rec->n_headers);
     for (size_t i = 0; i < rec->n_headers; i++) {
         const struct sl_hdr *h = &rec->headers[i];
-        p += sl_varint_put(p, (int64_t)h->name_len);
-        if (h->name_len > 0) {
-            memcpy(p, h->name, h->name_len);
-            p += h->name_len;
-        }
-        p += sl_varint_put(p, h->value_len);
+        p = vput(p, (int64_t)h->name_len);
+        p = put_bytes(p, h->name, h->name_len);
+        p = vput(p, h->value_len);
         if (h->value_len > 0) {
-            memcpy(p, h->value, (size_t)h->value_len);
-            p += h->value_len;
+            p = put_bytes(p, h->value, (size_t)h->value_len);
         }
     }
     b->len += total;
