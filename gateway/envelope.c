@@ -356,16 +356,28 @@ void sl_env_set_data_buf(struct sl_env *env, struct sl_buf *data)
     env->data = b;
 }
 
+/* set_str for a value whose length is known to be its strlen (no strnlen again). */
+static int set_str_len(struct sl_env *env, char **field, const char *value, size_t len)
+{
+    char *s = env_strndup(env, value, len);
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    env_str_free(env, *field);
+    *field = s;
+    return 0;
+}
+
 int sl_env_set_origin(struct sl_env *env, const char *adapter, const char *name,
                       const char *destination)
 {
     sl_strlcpy(env->origin_adapter, adapter != NULL ? adapter : "",
                sizeof(env->origin_adapter));
-    if (name != NULL && set_str(env, &env->origin_name, name, strlen(name)) != 0) {
+    if (name != NULL && set_str_len(env, &env->origin_name, name, strlen(name)) != 0) {
         return -ENOMEM;
     }
-    if (destination != NULL && set_str(env, &env->destination, destination,
-                                       strlen(destination)) != 0) {
+    if (destination != NULL && set_str_len(env, &env->destination, destination,
+                                           strlen(destination)) != 0) {
         return -ENOMEM;
     }
     return 0;
@@ -521,23 +533,23 @@ int sl_env_finalize_now(struct sl_env *env, int64_t *now)
         if (rc != 0) {
             return rc;
         }
-        if (set_str(env, &env->id, uuid, strlen(uuid)) != 0) {
+        if (set_str_len(env, &env->id, uuid, 36) != 0) {
             return -ENOMEM;
         }
     }
     if (env->source == NULL) {
         size_t n = default_source(env, buf, sizeof(buf));
-        if (set_str(env, &env->source, buf, n) != 0) {
+        if (set_str_len(env, &env->source, buf, n) != 0) {
             return -ENOMEM;
         }
     }
-    if (env->type == NULL && set_str(env, &env->type, "io.sluice.message", 17) != 0) {
+    if (env->type == NULL && set_str_len(env, &env->type, "io.sluice.message", 17) != 0) {
         return -ENOMEM;
     }
     if (env->time == NULL) {
         env->timestamp_ms = arrival_ms(now);
         size_t n = format_time_cached(env->timestamp_ms, buf);
-        if (set_str(env, &env->time, buf, n) != 0) {
+        if (set_str_len(env, &env->time, buf, n) != 0) {
             return -ENOMEM;
         }
     } else if (env->timestamp_ms < 0) {
