@@ -74,8 +74,10 @@ struct pub_scratch {
      * of the table, the source and the subject alone, all the same for the whole call,
      * so an envelope with the same subject gets the same decision. */
     bool memo_valid;
+    bool memo_ti_known;            /* memo_ti holds memo's topics' indexes */
     const char *memo_subject;
     struct rt_decision memo;
+    size_t memo_ti[RT_MAX_TOPICS];
     /* The last keyed record's partition: the same key to the same topic (whose
      * partition count does not change during the call) lands in the same partition. */
     bool pkey_valid;
@@ -238,6 +240,7 @@ static int route_decide(struct sl_gateway *gw, const struct sl_pub_source *src,
         return 0;
     }
     sc->memo_valid = false;
+    sc->memo_ti_known = false;
     rc = rt_route_ingress(gw->routes, src->listener, src->bridge, env->subject,
                           probe_header_value, &probe, d);
     if (rc != 0 && src->topic == NULL) {
@@ -326,9 +329,14 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
         struct pub_rec *r;
         size_t ti;
 
-        rc = topic_index(gw, sc, dp->topics[t], &ti);
-        if (rc != 0) {
-            return rc;
+        if (sc->memo_ti_known) {
+            ti = sc->memo_ti[t];       /* the same decision's topic: the same index */
+        } else {
+            rc = topic_index(gw, sc, dp->topics[t], &ti);
+            if (rc != 0) {
+                return rc;
+            }
+            sc->memo_ti[t] = ti;
         }
         if (sc->n_recs == sc->cap_recs &&
             grow((void **)&sc->recs, &sc->cap_recs, sizeof(*sc->recs),
@@ -362,6 +370,7 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
         }
         sc->n_recs++;
     }
+    sc->memo_ti_known = sc->memo_valid;
     return 0;
 }
 
@@ -479,6 +488,7 @@ int sl_gateway_publish(struct sl_gateway *gw, const struct sl_pub_source *src,
     sc.n_recs = 0;
     sc.now = -1;
     sc.memo_valid = false;
+    sc.memo_ti_known = false;
     sc.pkey_valid = false;
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = route_env(gw, src, &sc, envs[i], i);
