@@ -530,6 +530,11 @@ static int complete_event(struct rest_api *api, struct sl_env *env, const char *
     return rc;
 }
 
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 /* Append {"partition":P,"offset":O} (after a comma if comma) into out[0..cap); returns
  * the length written, or cap when it did not fit. */
 static size_t fmt_offset(char *out, size_t cap, bool comma, int32_t partition, int64_t offset)
@@ -541,10 +546,17 @@ static size_t fmt_offset(char *out, size_t cap, bool comma, int32_t partition, i
     size_t n;
 
     *--o = '}';
-    do {
-        *--o = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+    while (v >= 100) {              /* two digits per division: offsets run long */
+        o -= 2;
+        memcpy(o, digit_pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        o -= 2;
+        memcpy(o, digit_pairs + 2 * v, 2);
+    } else {
+        *--o = (char)('0' + v);
+    }
     if (offset < 0) {
         *--o = '-';
     }

@@ -304,6 +304,42 @@ static void test_publish_structured_and_batch(void **state)
     result_clear(&r);
 }
 
+/* A batch answer's offsets as the formatter writes them, across 1, 2 and 3 digits
+ * (offsets 0..149 of a fresh topic, one key: one partition), exactly as snprintf.
+ * (150 bare events: the fixture's body limit is 4 KiB.) */
+static void test_publish_batch_answer_digits(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    size_t cap = 150 * 80 + 256, len = 0;
+    char *body = malloc(cap), *want = malloc(cap);
+    int p;
+
+    len += (size_t)snprintf(body + len, cap - len, "[");
+    for (int i = 0; i < 150; i++) {
+        len += (size_t)snprintf(body + len, cap - len, "%s{\"specversion\":\"1.0\"}",
+                                i > 0 ? "," : "");
+    }
+    snprintf(body + len, cap - len, "]");
+    request(f, &r, "POST", "/topics/digits", "key=k", body, "content-type",
+            "application/cloudevents-batch+json", NULL);
+    if (r.status != 201) {
+        fail_msg("batch: %d %s", r.status, r.body);
+    }
+    p = (int)json_integer_value(json_object_get(
+        json_array_get(json_object_get(r.json, "offsets"), 0), "partition"));
+    len = (size_t)snprintf(want, cap, "{\"topic\":\"digits\",\"count\":150,\"offsets\":[");
+    for (int i = 0; i < 150; i++) {
+        len += (size_t)snprintf(want + len, cap - len, "%s{\"partition\":%d,\"offset\":%d}",
+                                i > 0 ? "," : "", p, i);
+    }
+    snprintf(want + len, cap - len, "]}");
+    assert_string_equal(r.body, want);
+    free(body);
+    free(want);
+    result_clear(&r);
+}
+
 /* The same with the JSON decoded ahead (on the transport thread in the daemon), plus
  * the decoder's errors coming through req->parsed. */
 static void test_publish_preparsed(void **state)
@@ -858,6 +894,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_health_metrics_static, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_binary_and_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_structured_and_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_batch_answer_digits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_preparsed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_read_commit, setup, teardown),
