@@ -6,7 +6,7 @@
  * is decoded ahead of the handler (rest_api_preparse), as the transport thread does, so
  * the figure is the loop thread's part: route, finalize, encode, append, write, ack.
  *
- *   build/bench/bench_publish [requests (default 20000)]
+ *   build/bench/bench_publish [requests (default 10000)]
  *
  * Prints one line. For instruction counts (the machine's timing is noisy), count only
  * the loop thread's work:
@@ -60,7 +60,7 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    long requests = argc > 1 ? atol(argv[1]) : 20000;
+    long requests = argc > 1 ? atol(argv[1]) : 10000;
     const char *tmp = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
     char dir[256];
     struct sl_gateway gw;
