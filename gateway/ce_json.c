@@ -737,7 +737,8 @@ int ce_json_parse_batch(const char *json, size_t len, size_t max_events,
         while ((more = js_element(&r.js, &first)) == 1) {
             struct js_val skipped;
             bool build = !bad && count < max_events;
-            if (js_peek(&r.js) != '{') {
+            if (js_peek(&r.js) != '{' || !build) {
+                /* not an event, or one that will not be built: validated only */
                 if (!js_value(&r.js, &skipped)) {
                     break;
                 }
@@ -748,7 +749,7 @@ int ce_json_parse_batch(const char *json, size_t len, size_t max_events,
                 }
             } else if (!collect_members(&r)) {
                 break;
-            } else if (build) {
+            } else {
                 struct sl_env *env;
                 if (built == cap) {
                     size_t ncap = cap > 0 ? cap * 2 : 16;

@@ -25,7 +25,8 @@
  *   12345678901234567890123), escapes in strings stay escaped, and whitespace inside an
  *   object or array is kept as sent (only the whitespace around the value is not part of
  *   it). A member name is matched after unescaping: "d\u0061ta" is "data".
- * - A number too large for a double (1e400) in data or an extension is bad JSON.
+ * - A number too large for a double (1e400) anywhere in the text is bad JSON, as it is
+ *   for jansson (before 2026-11-26 only in data or an extension).
  * - "headers" is a sluice member, not a CloudEvents attribute (so not an extension): the
  *   envelope's ordered headers (record headers; MQTT 5 user properties, mqtt-* headers
  *   and the like), an array, in order, of {"name": N, "value": V} (V a string, or null
