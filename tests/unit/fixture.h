@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -142,6 +143,23 @@ static inline void fx_log_open(struct fx_log *f, const struct sl_log_options *o)
     }
     free(err);
     assert_non_null(f->log);
+}
+
+/* fx_log_open with fx_log_options(f, flush). */
+static inline void fx_log_open_flush(struct fx_log *f, enum sl_flush flush)
+{
+    struct sl_log_options o = fx_log_options(f, flush);
+
+    fx_log_open(f, &o);
+}
+
+/* Wall-clock milliseconds since the epoch, as the log stamps records. */
+static inline int64_t fx_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static inline void fx_log_free(struct fx_log *f)

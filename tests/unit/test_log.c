@@ -140,21 +140,6 @@ static int dir_sync_count(const char *path)
     return n;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void open_log(struct fx_log *f, enum sl_flush flush)
-{
-    struct sl_log_options o = fx_log_options(f, flush);
-
-    fx_log_open(f, &o);
-}
-
 static int setup(void **state)
 {
     *state = fx_log_new("/tmp/test_log.");
@@ -296,7 +281,7 @@ static void test_roundtrip(void **state)
     struct rt_check chk = { 0 };
     int64_t next = -1;
 
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     for (int i = 0; i < 10; i++) {
         snprintf(vals[i], sizeof(vals[i]), "val-%d", i);
         recs[i] = (struct sl_rec_in){ .timestamp = 1700000000000LL + i,
@@ -337,7 +322,7 @@ static void test_partitioner(void **state)
     struct acks a = { 0 };
     int seen[4] = { 0 };
 
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     sl_topic_config_defaults(&c);
     c.partitions = 4;
     c.flush = SL_FLUSH_OS;
@@ -351,16 +336,16 @@ static void test_partitioner(void **state)
     /* Kafka's Java client: murmur2("foobar") = -790332482 -> partition 2 of 4 */
     assert_int_equal(sl_log_partition_for(f->log, "keyed", (const uint8_t *)"foobar", 6), 2);
     for (int i = 0; i < 5; i++) {
-        append_one(f, "keyed", -1, "foobar", i, now_ms(), &a);
+        append_one(f, "keyed", -1, "foobar", i, fx_now_ms(), &a);
         assert_int_equal(a.partition, 2);
     }
-    append_one(f, "keyed", -1, "device-17", 0, now_ms(), &a);
+    append_one(f, "keyed", -1, "device-17", 0, fx_now_ms(), &a);
     int32_t p17 = a.partition;
-    append_one(f, "keyed", -1, "device-17", 1, now_ms(), &a);
+    append_one(f, "keyed", -1, "device-17", 1, fx_now_ms(), &a);
     assert_int_equal(a.partition, p17);
     /* keyless records are spread over all partitions */
     for (int i = 0; i < 8; i++) {
-        append_one(f, "keyed", -1, NULL, i, now_ms(), &a);
+        append_one(f, "keyed", -1, NULL, i, fx_now_ms(), &a);
         seen[a.partition]++;
     }
     for (int i = 0; i < 4; i++) {
@@ -393,10 +378,10 @@ static void test_roll_by_size(void **state)
     struct fx_info in;
 
     assert_non_null(c);
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     small_segments(f, "roll", -1, -1);
     for (int i = 0; i < 500; i++) {
-        append_one(f, "roll", 0, NULL, i, now_ms(), &a);
+        append_one(f, "roll", 0, NULL, i, fx_now_ms(), &a);
     }
     assert_int_equal(a.n, 500);
     assert_int_equal(a.errors, 0);
@@ -426,10 +411,10 @@ static void test_retention_bytes(void **state)
     struct fx_info before, after;
 
     assert_non_null(c);
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     small_segments(f, "rb", 8192, -1);
     for (int i = 0; i < 600; i++) {
-        append_one(f, "rb", 0, NULL, i, now_ms(), &a);
+        append_one(f, "rb", 0, NULL, i, fx_now_ms(), &a);
     }
     before = fx_describe(f, "rb");
     assert_int_equal(before.log_start, 0);
@@ -453,15 +438,15 @@ static void test_retention_age(void **state)
     struct fx_log *f = *state;
     struct acks a = { 0 };
     struct fx_info before, after;
-    int64_t old = now_ms() - 10LL * 24 * 3600 * 1000;
+    int64_t old = fx_now_ms() - 10LL * 24 * 3600 * 1000;
 
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     small_segments(f, "ra", -1, 24LL * 3600 * 1000);
     for (int i = 0; i < 300; i++) {
         append_one(f, "ra", 0, NULL, i, old, &a);        /* ten days old */
     }
     for (int i = 300; i < 400; i++) {
-        append_one(f, "ra", 0, NULL, i, now_ms(), &a);   /* fresh */
+        append_one(f, "ra", 0, NULL, i, fx_now_ms(), &a);   /* fresh */
     }
     before = fx_describe(f, "ra");
     sl_log_maintain(f->log);
@@ -469,7 +454,7 @@ static void test_retention_age(void **state)
     assert_true(after.segments < before.segments);
     assert_true(after.log_start > 0);
     assert_true(after.log_start <= 300);                  /* fresh records stay */
-    assert_true(sl_log_offset_for_time(f->log, "ra", 0, now_ms() - 60000) >= after.log_start);
+    assert_true(sl_log_offset_for_time(f->log, "ra", 0, fx_now_ms() - 60000) >= after.log_start);
 }
 
 static void test_reopen(void **state)
@@ -479,20 +464,20 @@ static void test_reopen(void **state)
     struct fx_collected *c = malloc(sizeof(*c));
 
     assert_non_null(c);
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     small_segments(f, "re-open-me", -1, -1);
     for (int i = 0; i < 200; i++) {
-        append_one(f, "re-open-me", 0, NULL, i, now_ms(), &a);
+        append_one(f, "re-open-me", 0, NULL, i, fx_now_ms(), &a);
     }
     sl_log_close(&f->log);
     assert_null(f->log);
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     assert_int_equal(sl_log_partitions(f->log, "re-open-me"), 1);
     assert_int_equal(fx_describe(f, "re-open-me").hw, 200);
     assert_true(fx_describe(f, "re-open-me").segments > 1);
     assert_int_equal(fx_read_all(f, "re-open-me", 0, 0, c), 200);
     assert_int_equal(c->offsets[199], 199);
-    append_one(f, "re-open-me", 0, NULL, 200, now_ms(), &a);
+    append_one(f, "re-open-me", 0, NULL, 200, fx_now_ms(), &a);
     assert_int_equal(a.last_offset, 200);
     free(c);
 }
@@ -508,9 +493,9 @@ static void test_recovery(void **state)
     int fd;
 
     assert_non_null(c);
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     for (int i = 0; i < 50; i++) {
-        append_one(f, "rec", 0, NULL, i, now_ms(), &a);
+        append_one(f, "rec", 0, NULL, i, fx_now_ms(), &a);
     }
     sl_log_close(&f->log);
     snprintf(path, sizeof(path), "%s/rec-0/00000000000000000000.log", f->dir);
@@ -520,11 +505,11 @@ static void test_recovery(void **state)
     assert_int_equal(write(fd, garbage, sizeof(garbage)), (ssize_t)sizeof(garbage));
     close(fd);
 
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.recovered_truncated_bytes, sizeof(garbage));
     assert_int_equal(fx_describe(f, "rec").hw, 50);
-    append_one(f, "rec", 0, NULL, 50, now_ms(), &a);
+    append_one(f, "rec", 0, NULL, 50, fx_now_ms(), &a);
     assert_int_equal(a.last_offset, 50);
     assert_int_equal(fx_read_all(f, "rec", 0, 0, c), 51);
     assert_int_equal(c->offsets[50], 50);
@@ -541,9 +526,9 @@ static void test_flush_always_group_commit(void **state)
     int64_t next = 0;
 
     assert_non_null(c);
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     for (int i = 0; i < 200; i++) {
-        append_one(f, "durable", 0, NULL, i, now_ms(), &a);
+        append_one(f, "durable", 0, NULL, i, fx_now_ms(), &a);
     }
     /* nothing acked nor visible before the fsync */
     assert_int_equal(a.n, 0);
@@ -609,13 +594,13 @@ static void test_preallocate_roll(void **state)
     int n;
 
     assert_non_null(c);
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     sl_topic_config_defaults(&cfg);
     cfg.segment_bytes = 4096;
     cfg.preallocate = 64 * 1024;
     assert_int_equal(sl_log_topic_configure(f->log, "pre", &cfg), 0);
     for (int i = 0; i < 300; i++) {
-        append_one(f, "pre", 0, NULL, i, now_ms(), &a);
+        append_one(f, "pre", 0, NULL, i, fx_now_ms(), &a);
         if (i % 10 == 9) {
             run_until(f, &a.n, i + 1);          /* ten per turn, each turn acked */
         }
@@ -623,7 +608,7 @@ static void test_preallocate_roll(void **state)
     /* a roll of a segment whose appends are all synced already (as the age roll does):
      * the cut is synced with the next append's job, before that append is acked */
     assert_int_equal(sl_log_roll(f->log, "pre", 0), 0);
-    append_one(f, "pre", 0, NULL, 300, now_ms(), &a);
+    append_one(f, "pre", 0, NULL, 300, fx_now_ms(), &a);
     run_until(f, &a.n, 301);
     assert_int_equal(a.n, 301);
     assert_int_equal(a.errors, 0);
@@ -641,7 +626,7 @@ static void test_preallocate_roll(void **state)
     sl_log_close(&f->log);
     assert_int_equal(log_file_sizes(dir, sizes, NULL, 64), n);
     assert_true(sizes[n - 1] > 0 && sizes[n - 1] <= 4096);     /* close cut it */
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     assert_int_equal(fx_describe(f, "pre").hw, 301);
     assert_int_equal(fx_read_all(f, "pre", 0, 0, c), 301);
     for (int i = 0; i < 301; i++) {
@@ -682,7 +667,7 @@ static void test_flush_always_chained(void **state)
     struct sl_rec_in r = { .timestamp = 1, .key_len = -1, .value = (const uint8_t *)"x",
                            .value_len = 1 };
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     for (int i = 0; i < 20; i++) {
         assert_int_equal(sl_log_append(f->log, "chain", 0, &r, 1, chain_ack, &ch), 0);
     }
@@ -698,15 +683,15 @@ static void test_close_fires_pending(void **state)
     struct fx_log *f = *state;
     struct acks a = { 0 };
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     for (int i = 0; i < 10; i++) {
-        append_one(f, "pend", 0, NULL, i, now_ms(), &a);
+        append_one(f, "pend", 0, NULL, i, fx_now_ms(), &a);
     }
     assert_int_equal(a.n, 0);
     sl_log_close(&f->log);
     assert_int_equal(a.n, 10);
     assert_int_equal(a.errors, 0);
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     assert_int_equal(fx_describe(f, "pend").hw, 10);
 }
 
@@ -717,12 +702,12 @@ static void test_flush_interval(void **state)
     struct acks a = { 0 };
     struct sl_log_stats st;
 
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     sl_topic_config_defaults(&c);
     c.flush = SL_FLUSH_INTERVAL;
     c.flush_interval_ms = 10;
     assert_int_equal(sl_log_topic_configure(f->log, "iv", &c), 0);
-    append_one(f, "iv", 0, NULL, 0, now_ms(), &a);
+    append_one(f, "iv", 0, NULL, 0, fx_now_ms(), &a);
     assert_int_equal(a.n, 1);                 /* acked after write() */
     assert_int_equal(fx_describe(f, "iv").hw, 1);
     sl_log_get_stats(f->log, &st);
@@ -747,9 +732,9 @@ static void test_corrupt_read_eio(void **state)
     int fd;
 
     assert_non_null(c);
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     for (int i = 0; i < 5; i++) {
-        append_one(f, "bad", 0, NULL, i, now_ms(), &a);
+        append_one(f, "bad", 0, NULL, i, fx_now_ms(), &a);
     }
     snprintf(path, sizeof(path), "%s/bad-0/00000000000000000000.log", f->dir);
     fd = open(path, O_WRONLY);
@@ -786,11 +771,11 @@ static void test_cursor_starts(void **state)
     struct acks a = { 0 };
     struct fx_collected *c = malloc(sizeof(*c));
     struct sl_cursor *cur;
-    int64_t t0 = now_ms() - 100000;
+    int64_t t0 = fx_now_ms() - 100000;
     int err = 0;
 
     assert_non_null(c);
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     for (int i = 0; i < 30; i++) {
         append_one(f, "cur", 0, NULL, i, t0 + i * 1000, &a);
     }
@@ -850,24 +835,24 @@ static void test_cursor_wake(void **state)
     int err = 0;
 
     assert_non_null(c);
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     cur = sl_cursor_open(f->log, "wake", 0, (struct sl_start){ SL_START_LATEST, 0 },
                          on_wake, &w, &err);
     assert_non_null(cur);
-    append_one(f, "wake", 0, NULL, 0, now_ms(), &a);
-    append_one(f, "wake", 0, NULL, 1, now_ms(), &a);
+    append_one(f, "wake", 0, NULL, 0, fx_now_ms(), &a);
+    append_one(f, "wake", 0, NULL, 1, fx_now_ms(), &a);
     assert_int_equal(w.wakes, 0);             /* never inside sl_log_append */
     run_until(f, &a.n, 2);
     run_turns(f, 3);
     assert_int_equal(w.wakes, 1);             /* once per arming */
-    append_one(f, "wake", 0, NULL, 2, now_ms(), &a);
+    append_one(f, "wake", 0, NULL, 2, fx_now_ms(), &a);
     run_until(f, &a.n, 3);
     run_turns(f, 3);
     assert_int_equal(w.wakes, 1);             /* not re-armed until polled to the end */
     memset(c, 0, sizeof(*c));
     assert_int_equal(sl_cursor_poll(cur, 100, 0, fx_collect, c), 3);
     assert_int_equal(sl_cursor_poll(cur, 100, 0, fx_collect, c), 0);
-    append_one(f, "wake", 0, NULL, 3, now_ms(), &a);
+    append_one(f, "wake", 0, NULL, 3, fx_now_ms(), &a);
     run_until(f, &a.n, 4);
     run_turns(f, 3);
     assert_int_equal(w.wakes, 2);
@@ -877,7 +862,7 @@ static void test_cursor_wake(void **state)
                             on_wake, &w2, &err);
     assert_non_null(victim);
     w2.close_me = victim;
-    append_one(f, "wake", 0, NULL, 4, now_ms(), &a);
+    append_one(f, "wake", 0, NULL, 4, fx_now_ms(), &a);
     run_until(f, &a.n, 5);
     run_turns(f, 3);
     assert_int_equal(w2.wakes, 1);
@@ -925,8 +910,8 @@ static void test_fsync_error_fails_partition(void **state)
     struct sl_log_stats st;
 
     assert_non_null(c);
-    open_log(f, SL_FLUSH_ALWAYS);
-    append_one(f, "fs", 0, NULL, 0, now_ms(), &a);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
+    append_one(f, "fs", 0, NULL, 0, fx_now_ms(), &a);
     run_until(f, &a.n, 1);
     assert_int_equal(a.errors, 0);
     assert_int_equal(fx_describe(f, "fs").hw, 1);
@@ -934,11 +919,11 @@ static void test_fsync_error_fails_partition(void **state)
     /* the next fdatasync fails, once released; meanwhile more appends queue behind it */
     atomic_store(&fdatasync_hold, 1);
     atomic_store(&fdatasync_fail, 1);
-    append_one(f, "fs", 0, NULL, 1, now_ms(), &b);
+    append_one(f, "fs", 0, NULL, 1, fx_now_ms(), &b);
     run_turns(f, 1);                          /* written, its fsync job started */
-    append_one(f, "fs", 0, NULL, 2, now_ms(), &b);
+    append_one(f, "fs", 0, NULL, 2, fx_now_ms(), &b);
     run_turns(f, 1);                          /* written, waits for the next fsync */
-    append_one(f, "fs", 0, NULL, 3, now_ms(), &b);   /* still in the open batch */
+    append_one(f, "fs", 0, NULL, 3, fx_now_ms(), &b);   /* still in the open batch */
     assert_int_equal(b.n, 0);
     atomic_store(&fdatasync_hold, 0);
     run_until(f, &b.n, 3);
@@ -960,17 +945,17 @@ static void test_fsync_error_fails_partition(void **state)
     assert_true(st.append_errors >= 4);
 
     /* other partitions carry on */
-    append_one(f, "other", 0, NULL, 0, now_ms(), &o);
+    append_one(f, "other", 0, NULL, 0, fx_now_ms(), &o);
     run_until(f, &o.n, 1);
     assert_int_equal(o.errors, 0);
     assert_false(part_info(f, "other").failed);
 
     /* a restart validates the files and makes the partition writable again */
     sl_log_close(&f->log);
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     assert_false(part_info(f, "fs").failed);
     memset(&a, 0, sizeof(a));
-    append_one(f, "fs", 0, NULL, 4, now_ms(), &a);
+    append_one(f, "fs", 0, NULL, 4, fx_now_ms(), &a);
     run_until(f, &a.n, 1);
     assert_int_equal(a.errors, 0);
     assert_true(a.last_offset >= 1);
@@ -988,13 +973,13 @@ static void test_roll_on_eoverflow(void **state)
 
     assert_non_null(c);
     sl_segment_max_bytes = 2048;              /* stands for 4 GiB */
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     sl_topic_config_defaults(&cfg);
     cfg.flush = SL_FLUSH_OS;
     cfg.segment_bytes = 1 << 20;              /* never reached: only the limit rolls */
     assert_int_equal(sl_log_topic_configure(f->log, "ovf", &cfg), 0);
     for (int i = 0; i < 100; i++) {
-        append_one(f, "ovf", 0, NULL, i, now_ms(), &a);
+        append_one(f, "ovf", 0, NULL, i, fx_now_ms(), &a);
     }
     assert_int_equal(a.n, 100);
     assert_int_equal(a.errors, 0);
@@ -1007,7 +992,7 @@ static void test_roll_on_eoverflow(void **state)
     assert_int_equal(sl_log_topic_configure(f->log, "ovf-always", &cfg), 0);
     memset(&a, 0, sizeof(a));
     for (int i = 0; i < 60; i++) {
-        append_one(f, "ovf-always", 0, NULL, i, now_ms(), &a);
+        append_one(f, "ovf-always", 0, NULL, i, fx_now_ms(), &a);
         run_until(f, &a.n, i + 1);
     }
     assert_int_equal(a.n, 60);
@@ -1025,7 +1010,7 @@ static void test_segment_bytes_limit(void **state)
     struct sl_log_options o;
     char *err = NULL;
 
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     sl_topic_config_defaults(&cfg);
     cfg.segment_bytes = 2147483648ULL;
     assert_int_equal(sl_log_topic_configure(f->log, "big", &cfg), -EINVAL);
@@ -1078,13 +1063,13 @@ static void test_damaged_older_segment(void **state)
     int64_t hw, prev = -1;
 
     assert_non_null(c);
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     sl_topic_config_defaults(&cfg);
     cfg.flush = SL_FLUSH_OS;
     cfg.segment_bytes = 350;                  /* three records per segment */
     assert_int_equal(sl_log_topic_configure(f->log, "dmg", &cfg), 0);
     for (int i = 0; i < 40; i++) {
-        append_one(f, "dmg", 0, NULL, i, now_ms(), &a);
+        append_one(f, "dmg", 0, NULL, i, fx_now_ms(), &a);
     }
     assert_int_equal(a.errors, 0);
     assert_true(fx_describe(f, "dmg").segments >= 10);
@@ -1097,7 +1082,7 @@ static void test_damaged_older_segment(void **state)
     zero_tail(files[n_files - 2], 64);        /* the one before the active: recovered */
     fx_free_files(files, n_files);
 
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     assert_int_equal(sl_log_topic_configure(f->log, "dmg", &cfg), 0);
     sl_log_get_stats(f->log, &st);
     assert_true(st.recovered_truncated_bytes > 0);
@@ -1134,7 +1119,7 @@ static void test_damaged_older_segment(void **state)
     assert_int_equal(sl_cursor_position(cur), hw);
 
     /* and new records land after it */
-    append_one(f, "dmg", 0, NULL, 40, now_ms(), &a);
+    append_one(f, "dmg", 0, NULL, 40, fx_now_ms(), &a);
     assert_int_equal(a.last_offset, 40);
     memset(c, 0, sizeof(*c));
     assert_int_equal(sl_cursor_poll(cur, 10, 0, fx_collect, c), 1);
@@ -1169,13 +1154,13 @@ static void test_dir_sync(void **state)
     /* a new partition directory (data_dir synced) and its first segment (dir synced
      * before the first acknowledgement) */
     dir_syncs_reset();
-    append_one(f, "ds", 0, NULL, 0, now_ms(), &a);
+    append_one(f, "ds", 0, NULL, 0, fx_now_ms(), &a);
     run_until(f, &a.n, 1);
     assert_int_equal(a.errors, 0);
     snprintf(pdir, sizeof(pdir), "%s/ds-0", data);
     assert_true(dir_sync_count(data) >= 1);
     assert_int_equal(dir_sync_count(pdir), 1);
-    append_one(f, "ds", 0, NULL, 1, now_ms(), &a);
+    append_one(f, "ds", 0, NULL, 1, fx_now_ms(), &a);
     run_until(f, &a.n, 2);
     assert_int_equal(dir_sync_count(pdir), 1);      /* not on the hot path */
 
@@ -1186,7 +1171,7 @@ static void test_dir_sync(void **state)
     snprintf(rdir, sizeof(rdir), "%s/dr-0", data);
     memset(&a, 0, sizeof(a));
     for (int i = 0; i < 12; i++) {
-        append_one(f, "dr", 0, NULL, i, now_ms(), &a);
+        append_one(f, "dr", 0, NULL, i, fx_now_ms(), &a);
         run_until(f, &a.n, i + 1);
     }
     assert_int_equal(a.errors, 0);

@@ -97,21 +97,6 @@ int clock_gettime(clockid_t id, struct timespec *ts)
 
 /* ---- the loop, reads and describe, as in test_log.c ---- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void open_log(struct fx_log *f, enum sl_flush flush)
-{
-    struct sl_log_options o = fx_log_options(f, flush);
-
-    fx_log_open(f, &o);
-}
-
 /* Run the loop until *flag reaches want (bounded: about 5 s). */
 static void run_until(struct fx_log *f, const int *flag, int want)
 {
@@ -204,7 +189,7 @@ static void append_n(struct fx_log *f, const char *topic, int first, int n, stru
     for (int i = 0; i < n; i++) {
         snprintf(vals[i], sizeof(vals[i]), "value-%06d-padding-padding-padding", first + i);
         memset(&r[i], 0, sizeof(r[i]));
-        r[i].timestamp = now_ms();
+        r[i].timestamp = fx_now_ms();
         r[i].key_len = -1;
         r[i].value = (const uint8_t *)vals[i];
         r[i].value_len = (int32_t)strlen(vals[i]);
@@ -324,7 +309,7 @@ static void test_fill_on_worker(void **state)
     uint64_t len, data;
     int next = 0;
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     fill_topic(f, "fw", 1 << 30);
     snprintf(path, sizeof(path), "%s/fw-0/%020d.log", f->dir, 0);
     for (int turn = 0; turn < 60; turn++) {
@@ -347,7 +332,7 @@ static void test_fill_on_worker(void **state)
 
     sl_log_close(&f->log);
     assert_int_equal(file_len(path), data);  /* close cut the zeros */
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.recovered_truncated_bytes, 0);
     check_values(f, "fw", next);
@@ -365,7 +350,7 @@ static void test_fill_defers_writes(void **state)
     uint64_t held_data, data;
     int next, acked, appended;
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     fill_topic(f, "fd", 1 << 30);
     snprintf(path, sizeof(path), "%s/fd-0/%020d.log", f->dir, 0);
     next = append_until_fill_held(f, "fd", 0, &s);
@@ -403,7 +388,7 @@ static void test_fill_defers_writes(void **state)
     check_values(f, "fd", next);
 
     sl_log_close(&f->log);
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.recovered_truncated_bytes, 0);
     check_values(f, "fd", next);
@@ -421,7 +406,7 @@ static void test_fill_then_roll(void **state)
     int64_t recs0, recs1;
     uint64_t covered;
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     fill_topic(f, "fr", 96 * 1024);          /* fills stop at 96 KiB, it rolls there */
     snprintf(dir, sizeof(dir), "%s/fr-0", f->dir);
 
@@ -507,7 +492,7 @@ static void test_fill_close(void **state)
     int next, appended;
     int64_t written;
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     fill_topic(f, "fc", 1 << 30);
     snprintf(path, sizeof(path), "%s/fc-0/%020d.log", f->dir, 0);
     next = append_until_fill_held(f, "fc", 0, &s);
@@ -530,7 +515,7 @@ static void test_fill_close(void **state)
     assert_int_equal(walk_log(path, NULL), file_len(path));
     assert_true(file_len(path) > STEP);
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.recovered_truncated_bytes, 0);
     assert_int_equal(fx_describe(f, "fc").hw, next);
@@ -547,7 +532,7 @@ static void test_fill_fails(void **state)
     char path[256];
     int next = 0, turn;
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     fill_topic(f, "ff", 1 << 30);
     snprintf(path, sizeof(path), "%s/ff-0/%020d.log", f->dir, 0);
     atomic_store(&pwritev_fail, 1);
@@ -582,7 +567,7 @@ static void test_fill_not_after_failed_fsync(void **state)
     struct fx_log *f = *state;
     struct seq s = { 0 };
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     fill_topic(f, "nf", 1 << 30);
     atomic_store(&fdatasync_fail, 1);
     append_n(f, "nf", 0, 50, &s);        /* less than a step left: its job plans a fill */
@@ -605,7 +590,7 @@ static void test_fill_reload_to_os(void **state)
     struct sl_topic_config cfg;
     int next, appended;
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     fill_topic(f, "ro", 1 << 30);
     next = append_until_fill_held(f, "ro", 0, &s);
     appended = s.n + 1;
@@ -627,7 +612,7 @@ static void test_fill_reload_to_os(void **state)
     assert_int_equal(s.disorder, 0);
     check_values(f, "ro", next);
     sl_log_close(&f->log);
-    open_log(f, SL_FLUSH_OS);
+    fx_log_open_flush(f, SL_FLUSH_OS);
     check_values(f, "ro", next);
 }
 
@@ -639,7 +624,7 @@ static void test_fill_delete_records(void **state)
     struct seq s = { 0 };
     int appended;
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     fill_topic(f, "dr", 1 << 30);
     (void)append_until_fill_held(f, "dr", 0, &s);
     appended = s.n + 1;
@@ -660,7 +645,7 @@ static void test_fill_roll_due_between_checks(void **state)
     struct sl_topic_config cfg;
     int next, appended;
 
-    open_log(f, SL_FLUSH_ALWAYS);
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     fill_topic(f, "tt", 1 << 30);
     next = append_until_fill_held(f, "tt", 0, &s);
     appended = s.n + 1;
