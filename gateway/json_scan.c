@@ -414,7 +414,7 @@ static bool skip_container(struct js *s, struct js_val *v)
                 continue;
             }
             if (c != (is_obj ? '}' : ']')) {
-                return js_fail(s, c < 0 ? s->len : s->i,
+                return js_fail(s, s->i,
                                is_obj ? "',' or '}' expected" : "',' or ']' expected");
             }
             s->i++;
@@ -454,7 +454,7 @@ bool js_open(struct js *s)
         return false;
     }
     if (c != '{' && c != '[') {
-        return js_fail(s, c < 0 ? s->len : s->i, "'[' or '{' expected");
+        return js_fail(s, s->i, "'[' or '{' expected");
     }
     if (s->depth >= JS_MAX_DEPTH) {
         return js_fail(s, s->i, "nested too deep");
@@ -484,7 +484,7 @@ static int next_item(struct js *s, bool *first, int close, const char *expected)
         return 1;
     }
     if (c != ',') {
-        js_fail(s, c < 0 ? s->len : s->i, expected);
+        js_fail(s, s->i, expected);
         return -1;
     }
     s->i++;
