@@ -145,6 +145,27 @@ static inline void fx_log_open(struct fx_log *f, const struct sl_log_options *o)
     assert_non_null(f->log);
 }
 
+static inline int fx_on_partition0(void *arg, const char *topic,
+                                   const struct sl_topic_config *cfg,
+                                   const struct sl_partition_info *parts, int32_t n)
+{
+    (void)topic;
+    (void)cfg;
+    (void)n;
+    *(struct sl_partition_info *)arg = parts[0];
+    return 0;
+}
+
+/* Partition 0 of topic as sl_log_describe reports it (the topic must exist). */
+static inline struct sl_partition_info fx_part_info(struct fx_log *f, const char *topic)
+{
+    struct sl_partition_info pi;
+
+    memset(&pi, 0, sizeof(pi));
+    assert_int_equal(sl_log_describe(f->log, topic, fx_on_partition0, &pi), 0);
+    return pi;
+}
+
 /* fx_log_open with fx_log_options(f, flush). */
 static inline void fx_log_open_flush(struct fx_log *f, enum sl_flush flush)
 {

@@ -874,27 +874,6 @@ static void test_cursor_wake(void **state)
 
 /* ---- fsync errors, segment limits, damaged older segments, directory durability ---- */
 
-static struct sl_partition_info part_info(struct fx_log *f, const char *topic);
-
-static int on_describe_full(void *arg, const char *topic, const struct sl_topic_config *cfg,
-                            const struct sl_partition_info *parts, int32_t n)
-{
-    (void)topic;
-    (void)cfg;
-    (void)n;
-    *(struct sl_partition_info *)arg = parts[0];
-    return 0;
-}
-
-static struct sl_partition_info part_info(struct fx_log *f, const char *topic)
-{
-    struct sl_partition_info pi;
-
-    memset(&pi, 0, sizeof(pi));
-    assert_int_equal(sl_log_describe(f->log, topic, on_describe_full, &pi), 0);
-    return pi;
-}
-
 /*
  * An fdatasync that fails (EIO) must not let anything become visible or acknowledged
  * on that partition afterwards: Linux reports a writeback error once, and the next
@@ -933,7 +912,7 @@ static void test_fsync_error_fails_partition(void **state)
     run_turns(f, 20);                         /* a later (successful) fsync changes nothing */
     assert_int_equal(fx_describe(f, "fs").hw, 1);
     assert_int_equal(fx_read_all(f, "fs", 0, 0, c), 1);
-    assert_true(part_info(f, "fs").failed);
+    assert_true(fx_part_info(f, "fs").failed);
 
     /* every later append on the partition is refused */
     assert_int_equal(sl_log_append(f->log, "fs", 0, &r, 1, on_ack, &b), -EIO);
@@ -948,12 +927,12 @@ static void test_fsync_error_fails_partition(void **state)
     append_one(f, "other", 0, NULL, 0, fx_now_ms(), &o);
     run_until(f, &o.n, 1);
     assert_int_equal(o.errors, 0);
-    assert_false(part_info(f, "other").failed);
+    assert_false(fx_part_info(f, "other").failed);
 
     /* a restart validates the files and makes the partition writable again */
     sl_log_close(&f->log);
     fx_log_open_flush(f, SL_FLUSH_ALWAYS);
-    assert_false(part_info(f, "fs").failed);
+    assert_false(fx_part_info(f, "fs").failed);
     memset(&a, 0, sizeof(a));
     append_one(f, "fs", 0, NULL, 4, fx_now_ms(), &a);
     run_until(f, &a.n, 1);

@@ -134,25 +134,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static int on_describe_full(void *arg, const char *topic, const struct sl_topic_config *cfg,
-                            const struct sl_partition_info *parts, int32_t n)
-{
-    (void)topic;
-    (void)cfg;
-    (void)n;
-    *(struct sl_partition_info *)arg = parts[0];
-    return 0;
-}
-
-static struct sl_partition_info part_info(struct fx_log *f, const char *topic)
-{
-    struct sl_partition_info pi;
-
-    memset(&pi, 0, sizeof(pi));
-    assert_int_equal(sl_log_describe(f->log, topic, on_describe_full, &pi), 0);
-    return pi;
-}
-
 /* ---- fill helpers ---- */
 
 #define STEP (64 * 1024)                     /* the fill tests' preallocate */
@@ -543,7 +524,7 @@ static void test_fill_fails(void **state)
     }
     assert_int_equal(atomic_load(&pwritev_fail), 0);
     assert_int_equal(file_len(path), STEP);  /* cut back */
-    assert_false(part_info(f, "ff").failed);
+    assert_false(fx_part_info(f, "ff").failed);
     for (int i = 0; i < 20; i++, turn++) {
         append_n(f, "ff", next, 50, &s);
         next += 50;
@@ -574,7 +555,7 @@ static void test_fill_not_after_failed_fsync(void **state)
     run_until(f, &s.n, 1);
     atomic_store(&fdatasync_fail, 0);
     assert_int_equal(s.errors, 1);
-    assert_true(part_info(f, "nf").failed);
+    assert_true(fx_part_info(f, "nf").failed);
     assert_int_equal(atomic_load(&zeros_by_loop), STEP);
     assert_int_equal(atomic_load(&zeros_by_worker), 0);
 }
