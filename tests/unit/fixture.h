@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -164,6 +165,26 @@ static inline struct sl_partition_info fx_part_info(struct fx_log *f, const char
     memset(&pi, 0, sizeof(pi));
     assert_int_equal(sl_log_describe(f->log, topic, fx_on_partition0, &pi), 0);
     return pi;
+}
+
+/* Run f's loop until *flag reaches want (bounded: about 5 s). */
+static inline void fx_run_until(struct fx_log *f, const int *flag, int want)
+{
+    for (int i = 0; i < 5000 && *flag < want; i++) {
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+        if (*flag < want) {
+            usleep(1000);
+        }
+    }
+}
+
+/* n turns of f's loop, 1 ms apart. */
+static inline void fx_run_turns(struct fx_log *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
 }
 
 /* fx_log_open with fx_log_options(f, flush). */

@@ -155,25 +155,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Run the loop until *flag reaches want (bounded: about 5 s). */
-static void run_until(struct fx_log *f, const int *flag, int want)
-{
-    for (int i = 0; i < 5000 && *flag < want; i++) {
-        event_base_loop(f->base, EVLOOP_NONBLOCK);
-        if (*flag < want) {
-            usleep(1000);
-        }
-    }
-}
-
-static void run_turns(struct fx_log *f, int n)
-{
-    for (int i = 0; i < n; i++) {
-        event_base_loop(f->base, EVLOOP_NONBLOCK);
-        usleep(1000);
-    }
-}
-
 struct acks {
     int n;
     int errors;
@@ -535,7 +516,7 @@ static void test_flush_always_group_commit(void **state)
     assert_int_equal(fx_describe(f, "durable").hw, 0);
     memset(c, 0, sizeof(*c));
     assert_int_equal(sl_log_read(f->log, "durable", 0, 0, 100, 0, fx_collect, c, &next), 0);
-    run_until(f, &a.n, 200);
+    fx_run_until(f, &a.n, 200);
     assert_int_equal(a.n, 200);
     assert_int_equal(a.errors, 0);
     assert_int_equal(a.last_offset, 199);
@@ -602,14 +583,14 @@ static void test_preallocate_roll(void **state)
     for (int i = 0; i < 300; i++) {
         append_one(f, "pre", 0, NULL, i, fx_now_ms(), &a);
         if (i % 10 == 9) {
-            run_until(f, &a.n, i + 1);          /* ten per turn, each turn acked */
+            fx_run_until(f, &a.n, i + 1);          /* ten per turn, each turn acked */
         }
     }
     /* a roll of a segment whose appends are all synced already (as the age roll does):
      * the cut is synced with the next append's job, before that append is acked */
     assert_int_equal(sl_log_roll(f->log, "pre", 0), 0);
     append_one(f, "pre", 0, NULL, 300, fx_now_ms(), &a);
-    run_until(f, &a.n, 301);
+    fx_run_until(f, &a.n, 301);
     assert_int_equal(a.n, 301);
     assert_int_equal(a.errors, 0);
     snprintf(dir, sizeof(dir), "%s/pre-0", f->dir);
@@ -671,7 +652,7 @@ static void test_flush_always_chained(void **state)
     for (int i = 0; i < 20; i++) {
         assert_int_equal(sl_log_append(f->log, "chain", 0, &r, 1, chain_ack, &ch), 0);
     }
-    run_until(f, &ch.done, 320);
+    fx_run_until(f, &ch.done, 320);
     assert_int_equal(ch.done, 320);
     assert_int_equal(fx_describe(f, "chain").hw, 320);
     sl_log_get_stats(f->log, &st);
@@ -713,11 +694,11 @@ static void test_flush_interval(void **state)
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.fsyncs, 0);
     for (int i = 0; i < 500 && st.fsyncs == 0; i++) {
-        run_turns(f, 1);
+        fx_run_turns(f, 1);
         sl_log_get_stats(f->log, &st);
     }
     assert_int_equal(st.fsyncs, 1);           /* the timer synced the dirty partition */
-    run_turns(f, 30);
+    fx_run_turns(f, 30);
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.fsyncs, 1);           /* clean: no more fsyncs */
 }
@@ -842,19 +823,19 @@ static void test_cursor_wake(void **state)
     append_one(f, "wake", 0, NULL, 0, fx_now_ms(), &a);
     append_one(f, "wake", 0, NULL, 1, fx_now_ms(), &a);
     assert_int_equal(w.wakes, 0);             /* never inside sl_log_append */
-    run_until(f, &a.n, 2);
-    run_turns(f, 3);
+    fx_run_until(f, &a.n, 2);
+    fx_run_turns(f, 3);
     assert_int_equal(w.wakes, 1);             /* once per arming */
     append_one(f, "wake", 0, NULL, 2, fx_now_ms(), &a);
-    run_until(f, &a.n, 3);
-    run_turns(f, 3);
+    fx_run_until(f, &a.n, 3);
+    fx_run_turns(f, 3);
     assert_int_equal(w.wakes, 1);             /* not re-armed until polled to the end */
     memset(c, 0, sizeof(*c));
     assert_int_equal(sl_cursor_poll(cur, 100, 0, fx_collect, c), 3);
     assert_int_equal(sl_cursor_poll(cur, 100, 0, fx_collect, c), 0);
     append_one(f, "wake", 0, NULL, 3, fx_now_ms(), &a);
-    run_until(f, &a.n, 4);
-    run_turns(f, 3);
+    fx_run_until(f, &a.n, 4);
+    fx_run_turns(f, 3);
     assert_int_equal(w.wakes, 2);
 
     /* close inside its own wake callback */
@@ -863,8 +844,8 @@ static void test_cursor_wake(void **state)
     assert_non_null(victim);
     w2.close_me = victim;
     append_one(f, "wake", 0, NULL, 4, fx_now_ms(), &a);
-    run_until(f, &a.n, 5);
-    run_turns(f, 3);
+    fx_run_until(f, &a.n, 5);
+    fx_run_turns(f, 3);
     assert_int_equal(w2.wakes, 1);
     assert_null(w2.close_me);
     sl_cursor_close(&cur);
@@ -891,7 +872,7 @@ static void test_fsync_error_fails_partition(void **state)
     assert_non_null(c);
     fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     append_one(f, "fs", 0, NULL, 0, fx_now_ms(), &a);
-    run_until(f, &a.n, 1);
+    fx_run_until(f, &a.n, 1);
     assert_int_equal(a.errors, 0);
     assert_int_equal(fx_describe(f, "fs").hw, 1);
 
@@ -899,17 +880,17 @@ static void test_fsync_error_fails_partition(void **state)
     atomic_store(&fdatasync_hold, 1);
     atomic_store(&fdatasync_fail, 1);
     append_one(f, "fs", 0, NULL, 1, fx_now_ms(), &b);
-    run_turns(f, 1);                          /* written, its fsync job started */
+    fx_run_turns(f, 1);                          /* written, its fsync job started */
     append_one(f, "fs", 0, NULL, 2, fx_now_ms(), &b);
-    run_turns(f, 1);                          /* written, waits for the next fsync */
+    fx_run_turns(f, 1);                          /* written, waits for the next fsync */
     append_one(f, "fs", 0, NULL, 3, fx_now_ms(), &b);   /* still in the open batch */
     assert_int_equal(b.n, 0);
     atomic_store(&fdatasync_hold, 0);
-    run_until(f, &b.n, 3);
+    fx_run_until(f, &b.n, 3);
     assert_int_equal(b.n, 3);
     assert_int_equal(b.errors, 3);            /* none acknowledged */
     assert_int_equal(atomic_load(&fdatasync_fail), 0);
-    run_turns(f, 20);                         /* a later (successful) fsync changes nothing */
+    fx_run_turns(f, 20);                         /* a later (successful) fsync changes nothing */
     assert_int_equal(fx_describe(f, "fs").hw, 1);
     assert_int_equal(fx_read_all(f, "fs", 0, 0, c), 1);
     assert_true(fx_part_info(f, "fs").failed);
@@ -917,7 +898,7 @@ static void test_fsync_error_fails_partition(void **state)
     /* every later append on the partition is refused */
     assert_int_equal(sl_log_append(f->log, "fs", 0, &r, 1, on_ack, &b), -EIO);
     assert_int_equal(b.n, 3);
-    run_turns(f, 5);
+    fx_run_turns(f, 5);
     assert_int_equal(fx_describe(f, "fs").hw, 1);
     sl_log_get_stats(f->log, &st);
     assert_int_equal(st.fsync_errors, 1);
@@ -925,7 +906,7 @@ static void test_fsync_error_fails_partition(void **state)
 
     /* other partitions carry on */
     append_one(f, "other", 0, NULL, 0, fx_now_ms(), &o);
-    run_until(f, &o.n, 1);
+    fx_run_until(f, &o.n, 1);
     assert_int_equal(o.errors, 0);
     assert_false(fx_part_info(f, "other").failed);
 
@@ -935,7 +916,7 @@ static void test_fsync_error_fails_partition(void **state)
     assert_false(fx_part_info(f, "fs").failed);
     memset(&a, 0, sizeof(a));
     append_one(f, "fs", 0, NULL, 4, fx_now_ms(), &a);
-    run_until(f, &a.n, 1);
+    fx_run_until(f, &a.n, 1);
     assert_int_equal(a.errors, 0);
     assert_true(a.last_offset >= 1);
     assert_int_equal(fx_describe(f, "fs").hw, a.last_offset + 1);
@@ -972,7 +953,7 @@ static void test_roll_on_eoverflow(void **state)
     memset(&a, 0, sizeof(a));
     for (int i = 0; i < 60; i++) {
         append_one(f, "ovf-always", 0, NULL, i, fx_now_ms(), &a);
-        run_until(f, &a.n, i + 1);
+        fx_run_until(f, &a.n, i + 1);
     }
     assert_int_equal(a.n, 60);
     assert_int_equal(a.errors, 0);
@@ -1134,13 +1115,13 @@ static void test_dir_sync(void **state)
      * before the first acknowledgement) */
     dir_syncs_reset();
     append_one(f, "ds", 0, NULL, 0, fx_now_ms(), &a);
-    run_until(f, &a.n, 1);
+    fx_run_until(f, &a.n, 1);
     assert_int_equal(a.errors, 0);
     snprintf(pdir, sizeof(pdir), "%s/ds-0", data);
     assert_true(dir_sync_count(data) >= 1);
     assert_int_equal(dir_sync_count(pdir), 1);
     append_one(f, "ds", 0, NULL, 1, fx_now_ms(), &a);
-    run_until(f, &a.n, 2);
+    fx_run_until(f, &a.n, 2);
     assert_int_equal(dir_sync_count(pdir), 1);      /* not on the hot path */
 
     /* every rolled segment: once */
@@ -1151,7 +1132,7 @@ static void test_dir_sync(void **state)
     memset(&a, 0, sizeof(a));
     for (int i = 0; i < 12; i++) {
         append_one(f, "dr", 0, NULL, i, fx_now_ms(), &a);
-        run_until(f, &a.n, i + 1);
+        fx_run_until(f, &a.n, i + 1);
     }
     assert_int_equal(a.errors, 0);
     before = dir_sync_count(rdir);

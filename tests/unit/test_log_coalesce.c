@@ -64,16 +64,6 @@ static int teardown(void **state)
 }
 
 /* Run the loop until a->n reaches want (bounded: about 5 s). */
-static void run_until(struct fx_log *f, const struct acks *a, int want)
-{
-    for (int i = 0; i < 5000 && a->n < want; i++) {
-        event_base_loop(f->base, EVLOOP_NONBLOCK);
-        if (a->n < want) {
-            usleep(1000);
-        }
-    }
-}
-
 static void append_one(struct fx_log *f, const char *topic, int i, struct acks *a)
 {
     char val[64];
@@ -165,7 +155,7 @@ static void test_os_one_batch_per_turn(void **state)
     }
     assert_int_equal(a.n, 0);                /* nothing acked before the turn ends */
     assert_int_equal(hw(f, "co"), 0);        /* nor visible */
-    run_until(f, &a, 3);
+    fx_run_until(f, &a.n, 3);
     assert_int_equal(a.n, 3);
     assert_int_equal(a.errors, 0);
     for (int i = 0; i < 3; i++) {
@@ -176,7 +166,7 @@ static void test_os_one_batch_per_turn(void **state)
     /* the next turn's appends make a second batch */
     append_one(f, "co", 3, &a);
     append_one(f, "co", 4, &a);
-    run_until(f, &a, 5);
+    fx_run_until(f, &a.n, 5);
     assert_int_equal(a.offsets[4], 4);
     assert_int_equal(count_batches(f, "co"), 2);
     assert_int_equal(read_back(f, "co"), 5);
@@ -198,7 +188,7 @@ static void test_os_roll(void **state)
     for (int i = 0; i < 40; i++) {
         append_one(f, "roll", i, &a);
     }
-    run_until(f, &a, 40);
+    fx_run_until(f, &a.n, 40);
     assert_int_equal(a.errors, 0);
     assert_int_equal(read_back(f, "roll"), 40);
     {
@@ -238,7 +228,7 @@ static void test_interval_acks_once(void **state)
             usleep(1500);                    /* let the interval timer start a job */
         }
     }
-    run_until(f, &a, 60);
+    fx_run_until(f, &a.n, 60);
     for (int i = 0; i < 20; i++) {
         event_base_loop(f->base, EVLOOP_NONBLOCK);
         usleep(1000);
@@ -271,7 +261,7 @@ static void test_policy_change_keeps_order(void **state)
     for (int i = 5; i < 10; i++) {
         append_one(f, "pc", i, &a);
     }
-    run_until(f, &a, 10);
+    fx_run_until(f, &a.n, 10);
     for (int i = 0; i < 20; i++) {
         event_base_loop(f->base, EVLOOP_NONBLOCK);
         usleep(1000);

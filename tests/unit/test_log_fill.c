@@ -95,26 +95,7 @@ int clock_gettime(clockid_t id, struct timespec *ts)
     return rc;
 }
 
-/* ---- the loop, reads and describe, as in test_log.c ---- */
-
-/* Run the loop until *flag reaches want (bounded: about 5 s). */
-static void run_until(struct fx_log *f, const int *flag, int want)
-{
-    for (int i = 0; i < 5000 && *flag < want; i++) {
-        event_base_loop(f->base, EVLOOP_NONBLOCK);
-        if (*flag < want) {
-            usleep(1000);
-        }
-    }
-}
-
-static void run_turns(struct fx_log *f, int n)
-{
-    for (int i = 0; i < n; i++) {
-        event_base_loop(f->base, EVLOOP_NONBLOCK);
-        usleep(1000);
-    }
-}
+/* ---- setup ---- */
 
 static int setup(void **state)
 {
@@ -296,7 +277,7 @@ static void test_fill_on_worker(void **state)
     for (int turn = 0; turn < 60; turn++) {
         append_n(f, "fw", next, 50, &s);
         next += 50;
-        run_until(f, &s.n, turn + 1);
+        fx_run_until(f, &s.n, turn + 1);
         assert_int_equal(s.n, turn + 1);
         len = file_len(path);
         data = fx_describe(f, "fw").bytes;
@@ -345,7 +326,7 @@ static void test_fill_defers_writes(void **state)
         append_n(f, "fd", next, 50, &s);
         next += 50;
         appended++;
-        run_turns(f, 2);
+        fx_run_turns(f, 2);
     }
     data = fx_describe(f, "fd").bytes;
     assert_true(data > held_data);            /* what fits below the fill is written */
@@ -356,7 +337,7 @@ static void test_fill_defers_writes(void **state)
     assert_int_equal(atomic_load(&zeros_by_loop), STEP);
 
     atomic_store(&pwritev_hold, 0);
-    run_until(f, &s.n, appended);
+    fx_run_until(f, &s.n, appended);
     assert_int_equal(s.n, appended);
     assert_int_equal(s.errors, 0);
     assert_int_equal(s.disorder, 0);
@@ -401,12 +382,12 @@ static void test_fill_then_roll(void **state)
         append_n(f, "fr", next, 50, &s);
         next += 50;
         appended++;
-        run_turns(f, 2);
+        fx_run_turns(f, 2);
     }
     assert_int_equal(fx_describe(f, "fr").segments, 1);
     assert_int_equal(fx_describe(f, "fr").hw, (appended - 6) * 50);
     atomic_store(&pwritev_hold, 0);
-    run_until(f, &s.n, appended);
+    fx_run_until(f, &s.n, appended);
     assert_int_equal(s.n, appended);
     assert_int_equal(s.errors, 0);
     assert_int_equal(s.disorder, 0);
@@ -428,7 +409,7 @@ static void test_fill_then_roll(void **state)
         append_n(f, "fs", next, 50, &s);
         next += 50;
         appended++;
-        run_turns(f, 2);
+        fx_run_turns(f, 2);
     }
     assert_int_equal(fx_describe(f, "fs").segments, 1);
     assert_true(fx_describe(f, "fs").bytes <= STEP);
@@ -437,7 +418,7 @@ static void test_fill_then_roll(void **state)
     assert_int_equal(file_len(files[0]), STEP);
     fx_free_files(files, n_files);
     atomic_store(&pwritev_hold, 0);
-    run_until(f, &s.n, appended);
+    fx_run_until(f, &s.n, appended);
     assert_int_equal(s.n, appended);
     assert_int_equal(s.errors, 0);
     assert_int_equal(s.disorder, 0);
@@ -482,7 +463,7 @@ static void test_fill_close(void **state)
         append_n(f, "fc", next, 50, &s);
         next += 50;
         appended++;
-        run_turns(f, 1);
+        fx_run_turns(f, 1);
     }
     (void)walk_log(path, &written);
     assert_true(written < next);              /* some wait in the open batch */
@@ -520,7 +501,7 @@ static void test_fill_fails(void **state)
     for (turn = 0; turn < 100 && atomic_load(&pwritev_fail) > 0; turn++) {
         append_n(f, "ff", next, 50, &s);
         next += 50;
-        run_until(f, &s.n, turn + 1);
+        fx_run_until(f, &s.n, turn + 1);
     }
     assert_int_equal(atomic_load(&pwritev_fail), 0);
     assert_int_equal(file_len(path), STEP);  /* cut back */
@@ -528,7 +509,7 @@ static void test_fill_fails(void **state)
     for (int i = 0; i < 20; i++, turn++) {
         append_n(f, "ff", next, 50, &s);
         next += 50;
-        run_until(f, &s.n, turn + 1);
+        fx_run_until(f, &s.n, turn + 1);
     }
     assert_int_equal(s.n, turn);
     assert_int_equal(s.errors, 0);
@@ -552,7 +533,7 @@ static void test_fill_not_after_failed_fsync(void **state)
     fill_topic(f, "nf", 1 << 30);
     atomic_store(&fdatasync_fail, 1);
     append_n(f, "nf", 0, 50, &s);        /* less than a step left: its job plans a fill */
-    run_until(f, &s.n, 1);
+    fx_run_until(f, &s.n, 1);
     atomic_store(&fdatasync_fail, 0);
     assert_int_equal(s.errors, 1);
     assert_true(fx_part_info(f, "nf").failed);
@@ -584,10 +565,10 @@ static void test_fill_reload_to_os(void **state)
         append_n(f, "ro", next, 50, &s);
         next += 50;
         appended++;
-        run_turns(f, 2);
+        fx_run_turns(f, 2);
     }
     atomic_store(&pwritev_hold, 0);
-    run_until(f, &s.n, appended);
+    fx_run_until(f, &s.n, appended);
     assert_int_equal(s.n, appended);
     assert_int_equal(s.errors, 0);
     assert_int_equal(s.disorder, 0);
@@ -611,7 +592,7 @@ static void test_fill_delete_records(void **state)
     appended = s.n + 1;
     assert_int_equal(sl_log_delete_records(f->log, "dr", 0, fx_describe(f, "dr").hw), 0);
     atomic_store(&pwritev_hold, 0);
-    run_until(f, &s.n, appended);
+    fx_run_until(f, &s.n, appended);
     assert_int_equal(s.n, appended);
     assert_int_equal(s.errors, 0);
 }
@@ -644,7 +625,7 @@ static void test_fill_roll_due_between_checks(void **state)
     atomic_store(&rt_toggle, 0);
     assert_true(atomic_load(&rt_calls) >= 2);     /* both checks read the clock */
     atomic_store(&pwritev_hold, 0);
-    run_until(f, &s.n, appended);
+    fx_run_until(f, &s.n, appended);
     assert_int_equal(s.n, appended);
     assert_int_equal(s.errors, 0);
     check_values(f, "tt", next);

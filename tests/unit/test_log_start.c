@@ -84,16 +84,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void run_until(struct fx_log *f, const int *flag, int want)
-{
-    for (int i = 0; i < 5000 && *flag < want; i++) {
-        event_base_loop(f->base, EVLOOP_NONBLOCK);
-        if (*flag < want) {
-            usleep(1000);
-        }
-    }
-}
-
 /* Small segments (about 60 records each), no retention, the given flush policy. */
 static void make_topic(struct fx_log *f, const char *topic, enum sl_flush flush)
 {
@@ -336,7 +326,7 @@ static void test_delete_records_reopen(void **state)
     open_log(f);
     make_topic(f, "keep", SL_FLUSH_ALWAYS);
     append_n(f, "keep", 0, 400, &a);
-    run_until(f, &a.n, 400);
+    fx_run_until(f, &a.n, 400);
     assert_int_equal(a.errors, 0);
     assert_int_equal(sl_log_delete_records(f->log, "keep", 0, 250), 0);
     segs = info(f, "keep").segments;
@@ -349,7 +339,7 @@ static void test_delete_records_reopen(void **state)
     assert_int_equal(read_from(f, "keep", 0).n, 150);
     a.n = 0;
     append_n(f, "keep", 400, 1, &a);
-    run_until(f, &a.n, 1);
+    fx_run_until(f, &a.n, 1);
     assert_int_equal(a.last_offset, 400);
 }
 
@@ -364,7 +354,7 @@ static void test_delete_records_all(void **state)
     open_log(f);
     make_topic(f, "all", SL_FLUSH_ALWAYS);
     append_n(f, "all", 0, 20, &a);
-    run_until(f, &a.n, 20);
+    fx_run_until(f, &a.n, 20);
     assert_int_equal(info(f, "all").segments, 1);
     assert_int_equal(sl_log_delete_records(f->log, "all", 0, 20), 0);
     pi = info(f, "all");
@@ -393,7 +383,7 @@ static void test_delete_records_all(void **state)
     assert_int_equal(pi.high_watermark, 20);
     a.n = 0;
     append_n(f, "all", 20, 1, &a);
-    run_until(f, &a.n, 1);
+    fx_run_until(f, &a.n, 1);
     assert_int_equal(a.errors, 0);
     assert_int_equal(a.last_offset, 20);
 }
@@ -410,13 +400,13 @@ static void test_roll(void **state)
     assert_int_equal(sl_log_roll(f->log, "rl", 0), 0);     /* empty active: no-op */
     assert_int_equal(info(f, "rl").segments, 1);
     append_n(f, "rl", 0, 10, &a);
-    run_until(f, &a.n, 10);
+    fx_run_until(f, &a.n, 10);
     assert_int_equal(sl_log_roll(f->log, "rl", 0), 0);
     assert_int_equal(sl_log_roll(f->log, "rl", 0), 0);
     assert_int_equal(info(f, "rl").segments, 2);
     assert_int_equal(sl_log_roll(f->log, "nope", 0), -ENOENT);
     append_n(f, "rl", 10, 5, &a);
-    run_until(f, &a.n, 15);
+    fx_run_until(f, &a.n, 15);
     assert_int_equal(segment_files(f, "rl", bases, 8), 2);
     assert_int_equal(bases[1], 10);                          /* the roll's base */
     /* everything before the roll goes whole; the start is exact */
@@ -467,7 +457,7 @@ static void test_start_file_leftovers(void **state)
     assert_int_equal(read_from(f, "lo", 0).n, 0);
     a.n = 0;
     append_n(f, "lo", 500, 1, &a);
-    run_until(f, &a.n, 1);
+    fx_run_until(f, &a.n, 1);
     assert_int_equal(a.last_offset, 500);
 }
 
