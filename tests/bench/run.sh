@@ -65,6 +65,9 @@ YAML
     # with fsync per answer the rate is bound by latency: more in flight shares more
     [ "$flush" = always ] && rest_run "publish_flush_always_c256" tests/bench/post.lua 1 "$port" 256
     rest_run "batch_flush_$flush" tests/bench/post_batch.lua 100 "$port"
+    # the same batch size with data that compresses like real telemetry, different
+    # subjects (so keys spread the events over the partitions), 64 different bodies
+    rest_run "batch_telemetry_flush_$flush" tests/bench/post_batch_telemetry.lua 100 "$port"
     load_run "publish_flush_${flush}_cclient" single 1 "$port"
     load_run "batch_flush_${flush}_cclient" batch 100 "$port"
   fi
