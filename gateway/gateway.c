@@ -106,10 +106,31 @@ void sl_gateway_log_options(const struct sl_config *cfg, struct sl_log_options *
     opts->coalesce = true;
 }
 
+static bool has_override(void *arg, const char *topic)
+{
+    const struct sl_config *cfg = arg;
+
+    for (size_t i = 0; i < cfg->n_topics; i++) {
+        if (strcmp(cfg->topics[i].name, topic) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int sl_gateway_apply_topics(struct sl_gateway *gw, const struct sl_config *cfg, char **err)
 {
+    int rc = sl_log_set_defaults(gw->log, &cfg->topic_defaults, cfg->auto_create,
+                                 has_override, (void *)cfg);
+
+    if (rc != 0) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s: log: invalid topic defaults", cfg->path);
+        *err = strdup(buf);
+        return rc;
+    }
     for (size_t i = 0; i < cfg->n_topics; i++) {
-        int rc = sl_log_topic_configure(gw->log, cfg->topics[i].name, &cfg->topics[i].cfg);
+        rc = sl_log_topic_configure(gw->log, cfg->topics[i].name, &cfg->topics[i].cfg);
         if (rc != 0) {
             char buf[512];
             snprintf(buf, sizeof(buf), "%s:%d: topics.%s: %s", cfg->path, cfg->topics[i].line,

@@ -85,7 +85,9 @@ struct rt_table *sl_gateway_build_routes(const struct sl_config *cfg, char **err
 /* Log options from the config (data_dir, defaults, auto_create, retention check). */
 void sl_gateway_log_options(const struct sl_config *cfg, struct sl_log_options *opts);
 
-/* Create or re-configure every topic the config names. 0, or -errno with *err. */
+/* Apply the config's log section (defaults and auto_create, also to existing topics
+ * without an override, as a restart would) and create or re-configure every topic it
+ * names. At the start and at a reload. 0, or -errno with *err. Loop thread. */
 int sl_gateway_apply_topics(struct sl_gateway *gw, const struct sl_config *cfg, char **err);
 
 /* The metrics collector for the log: per partition appended records/bytes, high

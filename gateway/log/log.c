@@ -321,6 +321,28 @@ int sl_log_topic_configure(struct sl_log *log, const char *topic,
     return rc;
 }
 
+int sl_log_set_defaults(struct sl_log *log, const struct sl_topic_config *defaults,
+                        bool auto_create, bool (*keep)(void *arg, const char *topic),
+                        void *arg)
+{
+    if (defaults == NULL || !config_valid(defaults)) {
+        return -EINVAL;
+    }
+    log->opts.defaults = *defaults;
+    log->opts.auto_create = auto_create;
+    for (size_t i = 0; i < log->n_topics; i++) {
+        struct sl_topic *t = log->topics[i];
+
+        if (keep != NULL && keep(arg, t->name)) {
+            continue;
+        }
+        t->cfg = *defaults;
+        t->cfg.partitions = t->n_parts;      /* as discover() does at a start */
+    }
+    update_interval_timer(log);
+    return 0;
+}
+
 int32_t sl_log_partitions(struct sl_log *log, const char *topic)
 {
     struct sl_topic *t = sl_log_find_topic(log, topic);

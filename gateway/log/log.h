@@ -77,6 +77,16 @@ void sl_log_close(struct sl_log **log);
 bool sl_log_topic_name_valid(const char *name);
 
 /*
+ * A reload of the log section: auto_create and the settings later auto-created topics
+ * start from become these, and every existing topic for which keep(arg, name) is false
+ * (keep NULL: every topic) takes them now, keeping its partition count, as it would at
+ * the next start. Returns 0, or -EINVAL (bad config: nothing changed). Loop thread.
+ */
+int sl_log_set_defaults(struct sl_log *log, const struct sl_topic_config *defaults,
+                        bool auto_create, bool (*keep)(void *arg, const char *topic),
+                        void *arg);
+
+/*
  * Create a topic, or with an existing one apply new settings (partitions can only
  * grow). cfg NULL: the defaults. Returns 0, or -EINVAL (bad name/config), -errno.
  */

@@ -51,6 +51,13 @@ write_conf "$dir/s.yaml" "$dir/data" "$port" 'routes:
 kill -HUP "$SLUICE_PID"; sleep 0.5
 t2=$(curl -s -X POST --data x "$url/topics/inbox?subject=sensors/1" | $PY -c 'import json,sys; print(json.load(sys.stdin)["topic"])')
 check "after SIGHUP the new route applies ($t2)" test "$t2" = sensor-data
+# the log section's settings reach existing topics without an override, as at a start
+flush_of() { curl -s "$url/topics/$1" | $PY -c 'import json,sys; print(json.load(sys.stdin).get("config", {}).get("flush"))'; }
+f1=$(flush_of inbox)
+sed -i 's/^  flush: always$/  flush: os/' "$dir/s.yaml"
+kill -HUP "$SLUICE_PID"; sleep 0.5
+f2=$(flush_of inbox)
+check "SIGHUP applies log.flush to an existing topic ($f1 -> $f2)" test "$f1.$f2" = always.os
 printf 'log: [broken\n' >> "$dir/s.yaml"
 kill -HUP "$SLUICE_PID"; sleep 0.5
 check "a bad reload keeps the daemon running" kill -0 "$SLUICE_PID"

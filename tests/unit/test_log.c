@@ -1139,6 +1139,70 @@ static void test_dir_sync(void **state)
     assert_int_equal(before, (int)fx_describe(f, "dr").segments);
 }
 
+/* The topic's settings as sl_log_describe reports them. */
+static int on_cfg(void *arg, const char *topic, const struct sl_topic_config *cfg,
+                  const struct sl_partition_info *parts, int32_t n)
+{
+    (void)topic;
+    (void)parts;
+    (void)n;
+    *(struct sl_topic_config *)arg = *cfg;
+    return 0;
+}
+
+static bool keep_pinned(void *arg, const char *topic)
+{
+    return strcmp(topic, (const char *)arg) == 0;
+}
+
+/* A reload of the log section reaches existing topics without an override (keeping
+ * their partition counts), not the overridden ones, and the topics created after it. */
+static void test_set_defaults(void **state)
+{
+    struct fx_log *f = *state;
+    struct sl_topic_config d, got;
+    struct acks a = { 0 };
+    struct sl_rec_in r;
+
+    memset(&r, 0, sizeof(r));
+    r.value = (const uint8_t *)"v";
+    r.value_len = 1;
+    r.key_len = -1;
+    fx_log_open_flush(f, SL_FLUSH_ALWAYS);
+    assert_int_equal(sl_log_topic_configure(f->log, "plain", NULL), 0);  /* the defaults */
+    sl_topic_config_defaults(&d);
+    d.partitions = 3;
+    d.flush = SL_FLUSH_ALWAYS;
+    assert_int_equal(sl_log_topic_configure(f->log, "pinned", &d), 0);
+    sl_topic_config_defaults(&d);
+    d.partitions = 2;
+    d.flush = SL_FLUSH_OS;
+    d.retention_ms = 60000;
+    assert_int_equal(sl_log_set_defaults(f->log, &d, true, keep_pinned, (void *)"pinned"), 0);
+    assert_int_equal(sl_log_describe(f->log, "plain", on_cfg, &got), 0);
+    assert_int_equal(got.flush, SL_FLUSH_OS);
+    assert_int_equal(got.retention_ms, 60000);
+    assert_int_equal(got.partitions, 1);                            /* kept, not grown */
+    assert_int_equal(sl_log_partitions(f->log, "plain"), 1);
+    assert_int_equal(sl_log_describe(f->log, "pinned", on_cfg, &got), 0);
+    assert_int_equal(got.flush, SL_FLUSH_ALWAYS);
+    assert_int_equal(sl_log_partitions(f->log, "pinned"), 3);
+    append_one(f, "later", -1, NULL, 0, fx_now_ms(), &a);           /* auto-created */
+    assert_int_equal(sl_log_describe(f->log, "later", on_cfg, &got), 0);
+    assert_int_equal(got.flush, SL_FLUSH_OS);
+    assert_int_equal(sl_log_partitions(f->log, "later"), 2);
+    /* auto_create off: unknown topics are refused from now on */
+    assert_int_equal(sl_log_set_defaults(f->log, &d, false, NULL, NULL), 0);
+    assert_int_equal(sl_log_append(f->log, "refused", -1, &r, 1, on_ack, &a), -ENOENT);
+    assert_int_equal(sl_log_describe(f->log, "pinned", on_cfg, &got), 0);
+    assert_int_equal(got.flush, SL_FLUSH_OS);                       /* keep NULL: all */
+    /* a bad config changes nothing */
+    d.partitions = 0;
+    assert_int_equal(sl_log_set_defaults(f->log, &d, true, NULL, NULL), -EINVAL);
+    assert_int_equal(sl_log_append(f->log, "refused", -1, &r, 1, on_ack, &a), -ENOENT);
+    assert_int_equal(sl_log_describe(f->log, "refused", on_cfg, &got), -ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1163,6 +1227,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_segment_bytes_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_older_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_defaults, setup, teardown),
     };
 
     evthread_use_pthreads();
