@@ -16,7 +16,8 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 CONF     ?= conf/sluice.yaml
 
-PKGS      := libevent libevent_pthreads yaml-0.1 jansson libwebsockets libisal libsystemd rdkafka openssl
+PKGS      := libevent libevent_pthreads yaml-0.1 jansson libwebsockets libisal libsystemd rdkafka openssl \
+             zlib liblz4 libzstd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -5,6 +5,7 @@ PKGS=(
   build-essential clang libclang-rt-14-dev pkg-config
   libevent-dev librdkafka-dev librabbitmq-dev libpaho-mqtt-dev libwebsockets-dev
   libcmocka-dev libssl-dev libyaml-dev libjansson-dev libsystemd-dev libisal-dev
+  zlib1g-dev liblz4-dev libzstd-dev
   curl wrk python3 python3-requests python3-kafka python3-websockets chromium
   mosquitto mosquitto-clients python3-paho-mqtt
 )

@@ -13,11 +13,17 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <isa-l/crc.h>
 #include <librdkafka/rdkafka.h>
+#include <lz4frame.h>
+#include <sys/types.h>
+#include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
 
 /* Byte positions of the v2 batch header fields. */
 enum {
@@ -408,6 +414,12 @@ const uint8_t *sl_rb_builder_finish(struct sl_rb_builder *b, size_t *len)
 
 /* ---- decoder ---- */
 
+static bool codec_supported(int codec)
+{
+    return codec == SL_RB_CODEC_NONE || codec == SL_RB_CODEC_GZIP ||
+           codec == SL_RB_CODEC_LZ4 || codec == SL_RB_CODEC_ZSTD;
+}
+
 enum sl_rb_status sl_rb_parse_header(const uint8_t *buf, size_t len, struct sl_rb_batch *out)
 {
     memset(out, 0, sizeof(*out));
@@ -439,10 +451,13 @@ enum sl_rb_status sl_rb_parse_header(const uint8_t *buf, size_t len, struct sl_r
     out->record_count = (int32_t)get_be32(buf + RB_OFF_RECORD_COUNT);
 
     size_t records_len = out->total_len - SL_RB_HEADER_SIZE;
+    int codec = out->attributes & RB_ATTR_COMPRESSION_MASK;
     int64_t last;
+    /* Each record takes at least one byte, but only once decompressed: a compressed
+     * section may be far shorter than its record count (sl_rb_decompress checks). */
     if (out->last_offset_delta < 0 || out->record_count < 0 ||
         (int64_t)out->record_count > (int64_t)out->last_offset_delta + 1 ||
-        (size_t)out->record_count > records_len ||
+        (codec == SL_RB_CODEC_NONE && (size_t)out->record_count > records_len) ||
         __builtin_add_overflow(out->base_offset, out->last_offset_delta, &last)) {
         return SL_RB_CORRUPT;
     }
@@ -451,7 +466,7 @@ enum sl_rb_status sl_rb_parse_header(const uint8_t *buf, size_t len, struct sl_r
         out->records = buf + SL_RB_HEADER_SIZE;
         out->records_len = records_len;
     }
-    if ((out->attributes & (RB_ATTR_COMPRESSION_MASK | RB_ATTR_CONTROL)) != 0) {
+    if ((out->attributes & RB_ATTR_CONTROL) != 0 || !codec_supported(codec)) {
         return SL_RB_UNSUPPORTED;
     }
     return SL_RB_OK;
@@ -619,4 +634,453 @@ int sl_rb_hdr_iter_next(struct sl_rb_hdr_iter *it, struct sl_hdr *h)
     it->p = p;
     it->left--;
     return 1;
+}
+
+/* ---- compression ----
+ *
+ * One frame per batch, over the whole records section, in the formats Kafka and
+ * librdkafka use: gzip (a gzip member, zlib's deflate with windowBits 15 + 16), LZ4's
+ * frame format (independent blocks of at most 64 KiB, no block or content checksum, no
+ * content size: what KafkaLZ4BlockOutputStream and librdkafka write), and a zstd frame.
+ * The decoders take any standard frame, concatenated frames included, and grow their
+ * output up to SL_RB_MAX_DECOMPRESSED.
+ */
+
+#define RB_GZIP_LEVEL Z_DEFAULT_COMPRESSION   /* 6, as Kafka's and librdkafka's default */
+#define RB_ZSTD_LEVEL 3                       /* Kafka's and zstd's default */
+#define RB_LZ4_LEVEL 0                        /* fast (librdkafka's default) */
+
+void sl_rb_zbuf_free(struct sl_rb_zbuf *z)
+{
+    if (z == NULL) {
+        return;
+    }
+    if (z->deflate != NULL) {
+        deflateEnd(z->deflate);
+        free(z->deflate);
+    }
+    if (z->inflate != NULL) {
+        inflateEnd(z->inflate);
+        free(z->inflate);
+    }
+    ZSTD_freeCCtx(z->zstd_c);
+    ZSTD_freeDCtx(z->zstd_d);
+    if (z->lz4_d != NULL) {
+        LZ4F_freeDecompressionContext(z->lz4_d);
+    }
+    free(z->data);
+    memset(z, 0, sizeof(*z));
+}
+
+/* Make z->data hold at least need bytes (contents kept). 0 or -ENOMEM. */
+static int zbuf_reserve(struct sl_rb_zbuf *z, size_t need)
+{
+    if (need <= z->cap && z->data != NULL) {
+        return 0;
+    }
+    size_t cap = z->cap < 4096 ? 4096 : z->cap;
+    while (cap < need) {
+        cap *= 2;
+    }
+    uint8_t *nb = realloc(z->data, cap);
+    if (nb == NULL) {
+        return -ENOMEM;
+    }
+    z->data = nb;
+    z->cap = cap;
+    return 0;
+}
+
+/* Compress src into dst[0, cap); the compressed size, 0 if it does not fit, or -errno. */
+static ssize_t gzip_compress(struct sl_rb_zbuf *z, const uint8_t *src, size_t len,
+                             uint8_t *dst, size_t cap)
+{
+    z_stream *s = z->deflate;
+
+    if (len > UINT_MAX || cap > UINT_MAX) {
+        return -EINVAL;
+    }
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            return -ENOMEM;
+        }
+        if (deflateInit2(s, RB_GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+            free(s);
+            return -ENOMEM;
+        }
+        z->deflate = s;
+    } else if (deflateReset(s) != Z_OK) {
+        return -EIO;
+    }
+    s->next_in = (Bytef *)src;
+    s->avail_in = (uInt)len;
+    s->next_out = dst;
+    s->avail_out = (uInt)cap;
+    int rc = deflate(s, Z_FINISH);
+    if (rc == Z_STREAM_END) {
+        return (ssize_t)(cap - s->avail_out);
+    }
+    return rc == Z_OK || rc == Z_BUF_ERROR ? 0 : -EIO;
+}
+
+static ssize_t lz4_compress(const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
+{
+    LZ4F_preferences_t prefs;
+
+    memset(&prefs, 0, sizeof(prefs));
+    prefs.frameInfo.blockSizeID = LZ4F_max64KB;
+    prefs.frameInfo.blockMode = LZ4F_blockIndependent;
+    prefs.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
+    prefs.frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum;
+    prefs.compressionLevel = RB_LZ4_LEVEL;
+    if (LZ4F_compressFrameBound(len, &prefs) > cap) {
+        return 0;                       /* LZ4F wants room for the worst case */
+    }
+    size_t n = LZ4F_compressFrame(dst, cap, src, len, &prefs);
+    return LZ4F_isError(n) ? -EIO : (ssize_t)n;
+}
+
+static ssize_t zstd_compress(struct sl_rb_zbuf *z, const uint8_t *src, size_t len,
+                             uint8_t *dst, size_t cap)
+{
+    if (z->zstd_c == NULL) {
+        z->zstd_c = ZSTD_createCCtx();
+        if (z->zstd_c == NULL) {
+            return -ENOMEM;
+        }
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(z->zstd_c, ZSTD_c_compressionLevel,
+                                                RB_ZSTD_LEVEL))) {
+            return -EIO;
+        }
+    }
+    size_t n = ZSTD_compress2(z->zstd_c, dst, cap, src, len);
+    if (ZSTD_isError(n)) {
+        return ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall ? 0 : -EIO;
+    }
+    return (ssize_t)n;
+}
+
+static size_t compress_bound(enum sl_rb_codec codec, size_t len)
+{
+    switch (codec) {
+    case SL_RB_CODEC_GZIP:
+        return len + len / 1000 + 64;  /* deflate's stored blocks + gzip wrapper */
+    case SL_RB_CODEC_LZ4: {
+        LZ4F_preferences_t prefs;
+        memset(&prefs, 0, sizeof(prefs));
+        prefs.frameInfo.blockSizeID = LZ4F_max64KB;
+        prefs.frameInfo.blockMode = LZ4F_blockIndependent;
+        return LZ4F_compressFrameBound(len, &prefs);
+    }
+    case SL_RB_CODEC_ZSTD:
+        return ZSTD_compressBound(len);
+    default:
+        return 0;
+    }
+}
+
+int sl_rb_compress(const uint8_t *batch, size_t len, enum sl_rb_codec codec,
+                   struct sl_rb_zbuf *z)
+{
+    struct sl_rb_batch b;
+    size_t rlen, bound;
+    ssize_t n;
+
+    if (codec != SL_RB_CODEC_GZIP && codec != SL_RB_CODEC_LZ4 && codec != SL_RB_CODEC_ZSTD) {
+        return -EINVAL;
+    }
+    if (sl_rb_parse_header(batch, len, &b) != SL_RB_OK || b.total_len != len ||
+        sl_rb_codec_of(&b) != SL_RB_CODEC_NONE) {
+        return -EINVAL;
+    }
+    rlen = b.records_len;
+    if (rlen == 0) {
+        return 0;
+    }
+    /* Room for the worst case, so one call always finishes; a result that is not
+     * smaller than the records is not used. */
+    bound = compress_bound(codec, rlen);
+    if (bound == 0 || bound > (size_t)INT32_MAX || zbuf_reserve(z, SL_RB_HEADER_SIZE + bound) < 0) {
+        return bound == 0 || bound > (size_t)INT32_MAX ? -EINVAL : -ENOMEM;
+    }
+    uint8_t *dst = z->data + SL_RB_HEADER_SIZE;
+    switch (codec) {
+    case SL_RB_CODEC_GZIP:
+        n = gzip_compress(z, b.records, rlen, dst, bound);
+        break;
+    case SL_RB_CODEC_LZ4:
+        n = lz4_compress(b.records, rlen, dst, bound);
+        break;
+    default:
+        n = zstd_compress(z, b.records, rlen, dst, bound);
+        break;
+    }
+    if (n < 0) {
+        return (int)n;
+    }
+    if (n == 0 || (size_t)n >= rlen) {
+        return 0;
+    }
+    uint8_t *h = z->data;
+    memcpy(h, batch, SL_RB_HEADER_SIZE);
+    put_be32(h + RB_OFF_BATCH_LENGTH,
+             (uint32_t)(SL_RB_HEADER_SIZE - SL_RB_LOG_OVERHEAD + (size_t)n));
+    put_be16(h + RB_OFF_ATTRIBUTES,
+             (uint16_t)((b.attributes & ~RB_ATTR_COMPRESSION_MASK) | (int)codec));
+    z->len = SL_RB_HEADER_SIZE + (size_t)n;
+    put_be32(h + RB_OFF_CRC, sl_crc32c(h + RB_OFF_ATTRIBUTES, z->len - RB_OFF_ATTRIBUTES));
+    return 1;
+}
+
+/* The next output size to try: double, up to one byte past the cap (so output beyond
+ * SL_RB_MAX_DECOMPRESSED is seen as such); 0 when already there. */
+static size_t next_out_cap(size_t cur)
+{
+    const size_t limit = (size_t)SL_RB_MAX_DECOMPRESSED + 1;
+
+    if (cur >= limit) {
+        return 0;
+    }
+    return cur > limit / 2 ? limit : cur * 2;
+}
+
+/* The first output size to try for in_len compressed bytes. */
+static size_t first_out_cap(size_t in_len, size_t hint)
+{
+    size_t cap = hint > 0 ? hint + 1 : in_len * 4;
+
+    if (cap < 4096) {
+        cap = 4096;
+    }
+    return cap > (size_t)SL_RB_MAX_DECOMPRESSED + 1 ? (size_t)SL_RB_MAX_DECOMPRESSED + 1 : cap;
+}
+
+static enum sl_rb_status gzip_decompress(struct sl_rb_zbuf *z, const uint8_t *src, size_t len)
+{
+    z_stream *s = z->inflate;
+    size_t cap = first_out_cap(len, 0);
+
+    if (len > UINT_MAX) {
+        return SL_RB_CORRUPT;
+    }
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            return SL_RB_NOMEM;
+        }
+        if (inflateInit2(s, 15 + 16) != Z_OK) {
+            free(s);
+            return SL_RB_NOMEM;
+        }
+        z->inflate = s;
+    } else if (inflateReset(s) != Z_OK) {
+        return SL_RB_CORRUPT;
+    }
+    if (zbuf_reserve(z, cap) < 0) {
+        return SL_RB_NOMEM;
+    }
+    s->next_in = (Bytef *)src;
+    s->avail_in = (uInt)len;
+    z->len = 0;
+    for (;;) {
+        size_t room = z->cap - z->len;
+        if (room > UINT_MAX) {
+            room = UINT_MAX;
+        }
+        s->next_out = z->data + z->len;
+        s->avail_out = (uInt)room;
+        int rc = inflate(s, Z_NO_FLUSH);
+        z->len += room - s->avail_out;
+        if (z->len > SL_RB_MAX_DECOMPRESSED) {
+            return SL_RB_CORRUPT;
+        }
+        if (rc == Z_STREAM_END) {
+            if (s->avail_in == 0) {
+                return SL_RB_OK;
+            }
+            if (inflateReset(s) != Z_OK) {   /* another gzip member follows */
+                return SL_RB_CORRUPT;
+            }
+            continue;
+        }
+        if (rc == Z_MEM_ERROR) {
+            return SL_RB_NOMEM;
+        }
+        if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            return SL_RB_CORRUPT;
+        }
+        if (s->avail_out != 0) {
+            return SL_RB_CORRUPT;            /* input used up before the member's end */
+        }
+        size_t ncap = next_out_cap(z->cap);
+        if (ncap == 0) {
+            return SL_RB_CORRUPT;
+        }
+        if (zbuf_reserve(z, ncap) < 0) {
+            return SL_RB_NOMEM;
+        }
+    }
+}
+
+static enum sl_rb_status lz4_decompress(struct sl_rb_zbuf *z, const uint8_t *src, size_t len)
+{
+    size_t in = 0;
+    size_t r = 1;
+
+    if (z->lz4_d == NULL) {
+        LZ4F_dctx *d;
+        if (LZ4F_isError(LZ4F_createDecompressionContext(&d, LZ4F_VERSION))) {
+            return SL_RB_NOMEM;
+        }
+        z->lz4_d = d;
+    } else {
+        LZ4F_resetDecompressionContext(z->lz4_d);
+    }
+    if (zbuf_reserve(z, first_out_cap(len, 0)) < 0) {
+        return SL_RB_NOMEM;
+    }
+    z->len = 0;
+    while (in < len) {
+        size_t out_n = z->cap - z->len;
+        size_t in_n = len - in;
+        r = LZ4F_decompress(z->lz4_d, z->data + z->len, &out_n, src + in, &in_n, NULL);
+        if (LZ4F_isError(r)) {
+            LZ4F_resetDecompressionContext(z->lz4_d);
+            return SL_RB_CORRUPT;
+        }
+        z->len += out_n;
+        in += in_n;
+        if (z->len > SL_RB_MAX_DECOMPRESSED) {
+            return SL_RB_CORRUPT;
+        }
+        if (z->len == z->cap) {
+            size_t ncap = next_out_cap(z->cap);
+            if (ncap == 0) {
+                return SL_RB_CORRUPT;
+            }
+            if (zbuf_reserve(z, ncap) < 0) {
+                return SL_RB_NOMEM;
+            }
+        } else if (in_n == 0 && out_n == 0) {
+            return SL_RB_CORRUPT;            /* no progress */
+        }
+    }
+    /* A frame may still hold output after its last input byte: drain it. */
+    while (r != 0) {
+        size_t out_n = z->cap - z->len;
+        size_t in_n = 0;
+        r = LZ4F_decompress(z->lz4_d, z->data + z->len, &out_n, src + len, &in_n, NULL);
+        if (LZ4F_isError(r) || out_n == 0) {
+            LZ4F_resetDecompressionContext(z->lz4_d);
+            return SL_RB_CORRUPT;            /* truncated: the frame wants more input */
+        }
+        z->len += out_n;
+        if (z->len > SL_RB_MAX_DECOMPRESSED) {
+            return SL_RB_CORRUPT;
+        }
+        if (z->len == z->cap) {
+            size_t ncap = next_out_cap(z->cap);
+            if (ncap == 0) {
+                return SL_RB_CORRUPT;
+            }
+            if (zbuf_reserve(z, ncap) < 0) {
+                return SL_RB_NOMEM;
+            }
+        }
+    }
+    return SL_RB_OK;
+}
+
+static enum sl_rb_status zstd_decompress(struct sl_rb_zbuf *z, const uint8_t *src, size_t len)
+{
+    unsigned long long hint = ZSTD_getFrameContentSize(src, len);
+    size_t r = 1;
+
+    if (z->zstd_d == NULL) {
+        z->zstd_d = ZSTD_createDCtx();
+        if (z->zstd_d == NULL) {
+            return SL_RB_NOMEM;
+        }
+    } else {
+        ZSTD_DCtx_reset(z->zstd_d, ZSTD_reset_session_only);
+    }
+    if (hint == ZSTD_CONTENTSIZE_UNKNOWN || hint == ZSTD_CONTENTSIZE_ERROR ||
+        hint > SL_RB_MAX_DECOMPRESSED) {
+        hint = 0;                            /* a lie is caught by the cap below */
+    }
+    if (zbuf_reserve(z, first_out_cap(len, (size_t)hint)) < 0) {
+        return SL_RB_NOMEM;
+    }
+    ZSTD_inBuffer inb = {src, len, 0};
+    z->len = 0;
+    for (;;) {
+        ZSTD_outBuffer outb = {z->data, z->cap, z->len};
+        r = ZSTD_decompressStream(z->zstd_d, &outb, &inb);
+        z->len = outb.pos;
+        if (ZSTD_isError(r)) {
+            ZSTD_DCtx_reset(z->zstd_d, ZSTD_reset_session_only);
+            return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? SL_RB_NOMEM
+                                                                        : SL_RB_CORRUPT;
+        }
+        if (z->len > SL_RB_MAX_DECOMPRESSED) {
+            return SL_RB_CORRUPT;
+        }
+        if (r == 0 && inb.pos == inb.size) {
+            return SL_RB_OK;                 /* the last frame ended with the input */
+        }
+        if (outb.pos < outb.size) {
+            if (inb.pos == inb.size) {
+                ZSTD_DCtx_reset(z->zstd_d, ZSTD_reset_session_only);
+                return SL_RB_CORRUPT;        /* truncated frame */
+            }
+            continue;                        /* the next frame, or more of this one */
+        }
+        size_t ncap = next_out_cap(z->cap);
+        if (ncap == 0) {
+            return SL_RB_CORRUPT;
+        }
+        if (zbuf_reserve(z, ncap) < 0) {
+            return SL_RB_NOMEM;
+        }
+    }
+}
+
+enum sl_rb_status sl_rb_decompress(const struct sl_rb_batch *in, struct sl_rb_zbuf *z,
+                                   struct sl_rb_batch *out)
+{
+    enum sl_rb_codec codec = sl_rb_codec_of(in);
+    enum sl_rb_status st;
+
+    *out = *in;
+    if (codec == SL_RB_CODEC_NONE) {
+        return SL_RB_OK;
+    }
+    if (!codec_supported(codec)) {
+        return SL_RB_UNSUPPORTED;
+    }
+    if (in->records == NULL || in->records_len == 0) {
+        return SL_RB_CORRUPT;
+    }
+    switch (codec) {
+    case SL_RB_CODEC_GZIP:
+        st = gzip_decompress(z, in->records, in->records_len);
+        break;
+    case SL_RB_CODEC_LZ4:
+        st = lz4_decompress(z, in->records, in->records_len);
+        break;
+    default:
+        st = zstd_decompress(z, in->records, in->records_len);
+        break;
+    }
+    if (st != SL_RB_OK) {
+        z->len = 0;
+        return st;
+    }
+    if ((size_t)in->record_count > z->len) {
+        return SL_RB_CORRUPT;                /* each record takes at least one byte */
+    }
+    out->records = z->data;
+    out->records_len = z->len;
+    return SL_RB_OK;
 }

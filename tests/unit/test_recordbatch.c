@@ -532,9 +532,22 @@ static void test_corrupt_crc(void **state)
     assert_int_equal(sl_rb_parse(buf, len, &b), SL_RB_CORRUPT);
     assert_int_equal(sl_rb_parse_header(buf, len, &b), SL_RB_CORRUPT);
     buf[16] = 2;
-    buf[22] = 1; /* gzip: CRC still right after reseal, reported unsupported */
+    buf[22] = 2; /* snappy: CRC still right after reseal, reported unsupported */
     reseal(buf, len);
     assert_int_equal(sl_rb_parse(buf, len, &b), SL_RB_UNSUPPORTED);
+    buf[22] = 5; /* no such codec */
+    reseal(buf, len);
+    assert_int_equal(sl_rb_parse(buf, len, &b), SL_RB_UNSUPPORTED);
+    buf[22] = 0x20; /* a control batch */
+    reseal(buf, len);
+    assert_int_equal(sl_rb_parse(buf, len, &b), SL_RB_UNSUPPORTED);
+    buf[22] = 1; /* gzip: parses, but the records are no gzip member */
+    reseal(buf, len);
+    assert_int_equal(sl_rb_parse(buf, len, &b), SL_RB_OK);
+    struct sl_rb_zbuf z = {0};
+    struct sl_rb_batch d;
+    assert_int_equal(sl_rb_decompress(&b, &z, &d), SL_RB_CORRUPT);
+    sl_rb_zbuf_free(&z);
     free(buf);
 }
 
