@@ -39,6 +39,12 @@ static const struct enum_name flushes[] = {
     {"always", SL_FLUSH_ALWAYS}, {"interval", SL_FLUSH_INTERVAL}, {"os", SL_FLUSH_OS},
     {NULL, 0},
 };
+/* Kafka's compression.type without snappy (and without "producer": sluice is the
+ * producer of every batch it writes). */
+static const struct enum_name compressions[] = {
+    {"none", SL_RB_CODEC_NONE}, {"gzip", SL_RB_CODEC_GZIP}, {"lz4", SL_RB_CODEC_LZ4},
+    {"zstd", SL_RB_CODEC_ZSTD}, {NULL, 0},
+};
 static const struct opt gateway_opts[] = {
     {.name = "data_dir", .type = OPT_STRING, FIELD(struct sl_config, data_dir),
      .def = "./data",
@@ -100,6 +106,11 @@ static const struct opt topic_opts[] = {
              "ahead of its end (never past segment_bytes), so an fsync commits no size "
              "change (0: never; always: the fsync worker writes them, but the event loop "
              "still does for a segment's first append and for interval, so keep it small)."},
+    {.name = "compression", .type = OPT_ENUM, FIELD(struct sl_topic_config, compression),
+     .def = "none", .enums = compressions, .flags = OPT_RELOAD,
+     .help = "Compress each batch as it is written (Kafka's compression.type): none, gzip, "
+             "lz4 or zstd; on the event loop, and a read decompresses a whole batch. A "
+             "change applies to batches written after it."},
     {.name = NULL},
 };
 
