@@ -323,4 +323,20 @@ void sl_gateway_collect_metrics(void *arg, struct evbuffer *out)
                         (unsigned long long)st.fsync_errors,
                         (unsigned long long)st.segments_deleted,
                         (unsigned long long)st.read_skipped_offsets);
+    evbuffer_add_printf(out, "# HELP sluice_log_batches_compressed_total Batches written "
+                             "compressed (topic compression)\n"
+                             "# TYPE sluice_log_batches_compressed_total counter\n"
+                             "sluice_log_batches_compressed_total %llu\n"
+                             "# HELP sluice_log_batches_uncompressed_total Batches of a "
+                             "compressed topic written uncompressed (no smaller, or no "
+                             "memory)\n"
+                             "# TYPE sluice_log_batches_uncompressed_total counter\n"
+                             "sluice_log_batches_uncompressed_total %llu\n"
+                             "# HELP sluice_log_batches_decompressed_total Compressed batches "
+                             "decompressed by reads\n"
+                             "# TYPE sluice_log_batches_decompressed_total counter\n"
+                             "sluice_log_batches_decompressed_total %llu\n",
+                        (unsigned long long)st.batches_compressed,
+                        (unsigned long long)st.batches_uncompressed,
+                        (unsigned long long)st.batches_decompressed);
 }

@@ -47,6 +47,7 @@ void sl_topic_config_defaults(struct sl_topic_config *cfg)
     cfg->flush_interval_ms = 1000;
     cfg->index_interval_bytes = 4096;
     cfg->preallocate = 1024 * 1024;
+    cfg->compression = SL_RB_CODEC_NONE;
 }
 
 bool sl_log_topic_name_valid(const char *name)
@@ -103,6 +104,10 @@ static const char *config_problem(const struct sl_topic_config *cfg)
     if (cfg->flush != SL_FLUSH_OS && cfg->flush != SL_FLUSH_INTERVAL &&
         cfg->flush != SL_FLUSH_ALWAYS) {
         return "unknown flush policy";
+    }
+    if (cfg->compression != SL_RB_CODEC_NONE && cfg->compression != SL_RB_CODEC_GZIP &&
+        cfg->compression != SL_RB_CODEC_LZ4 && cfg->compression != SL_RB_CODEC_ZSTD) {
+        return "compression must be none, gzip, lz4 or zstd";
     }
     return NULL;
 }
@@ -652,6 +657,27 @@ static void fail_now(struct sl_log *log, struct sl_partition *p, sl_append_cb cb
     cb(arg, &res);
 }
 
+/* The bytes to write for the finished batch buf[0, *len) of p: compressed into
+ * log->zwrite (valid until the next call) when p's topic asks for it and that makes it
+ * smaller, else buf itself. A codec failure (out of memory) writes the batch
+ * uncompressed: Kafka readers take both. Loop thread. */
+static const uint8_t *compress_for(struct sl_partition *p, const uint8_t *buf, size_t *len)
+{
+    struct sl_log *log = p->log;
+    enum sl_rb_codec codec = p->topic->cfg.compression;
+
+    if (codec == SL_RB_CODEC_NONE) {
+        return buf;
+    }
+    if (sl_rb_compress(buf, *len, codec, &log->zwrite) == 1) {
+        log->stats.batches_compressed++;
+        *len = log->zwrite.len;
+        return log->zwrite.data;
+    }
+    log->stats.batches_uncompressed++;
+    return buf;
+}
+
 /* Write p's open batch (the appends of this loop turn) to its active segment. */
 static void write_open(struct sl_partition *p)
 {
@@ -665,6 +691,9 @@ static void write_open(struct sl_partition *p)
         return;
     }
     buf = sl_rb_builder_finish(b, &len);
+    if (buf != NULL) {
+        buf = compress_for(p, buf, &len);
+    }
     base = b->base_offset;
     last = base + b->count - 1;
     rc = sl_partition_write(p, buf, len, base, last, b->max_timestamp, (uint32_t)b->count);
@@ -830,6 +859,9 @@ static void append_direct(struct sl_log *log, struct sl_partition *p,
         return;
     }
     buf = sl_rb_builder_finish(b, &len);
+    if (buf != NULL) {
+        buf = compress_for(p, buf, &len);
+    }
     rc = sl_partition_write(p, buf, len, base, base + (int64_t)n - 1, b->max_timestamp,
                             (uint32_t)n);
     if (rc < 0) {
@@ -1403,6 +1435,8 @@ void sl_log_close(struct sl_log **logp)
     }
     free(log->topics);
     sl_rb_builder_free(&log->builder);
+    sl_rb_zbuf_free(&log->zwrite);
+    sl_rb_zbuf_free(&log->zread);
     free(log->read_buf);
     free(log->data_dir);
     free(log);

@@ -43,6 +43,8 @@ struct sl_topic_config {
     uint32_t preallocate;        /* always/interval: zero-fill the active segment this
                                   * much at a time ahead of its end (0: never); always:
                                   * mostly on the fsync worker, after a job's fsyncs */
+    enum sl_rb_codec compression; /* batches written from now on: none, gzip, lz4 or
+                                  * zstd (not snappy); compressed on the loop thread */
 };
 
 /* Kafka-like defaults: 1 partition, 1 GiB segments, 7 days, flush always. */
@@ -330,6 +332,13 @@ struct sl_log_stats {
                                                      * valid data ended before the next
                                                      * segment's base (lost to damage);
                                                      * counted by every read that crosses */
+    uint64_t batches_compressed;                    /* written compressed (topic
+                                                     * compression not none) */
+    uint64_t batches_uncompressed;                  /* topic compression not none, but
+                                                     * written as they were: no smaller,
+                                                     * or the codec failed (memory) */
+    uint64_t batches_decompressed;                  /* by reads (the one-batch cache's
+                                                     * misses) */
 };
 
 /* Copy the counters into *out (borrowed). Loop thread. */

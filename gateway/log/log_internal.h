@@ -67,6 +67,16 @@ struct sl_log {
     struct sl_rb_builder builder;    /* direct (os / interval) appends */
     uint8_t *read_buf;
     size_t read_cap;
+    /* Compression: zwrite holds a batch compressed on its way to a segment (write_open,
+     * append_direct); zread the records of the last compressed batch a read
+     * decompressed, kept as a one-entry cache for readers that take one record at a
+     * time. Its key: partition (NULL: nothing cached), base offset, CRC and size. */
+    struct sl_rb_zbuf zwrite;
+    struct sl_rb_zbuf zread;
+    const struct sl_partition *zread_part;
+    int64_t zread_base;
+    uint32_t zread_crc;
+    size_t zread_total;
     struct sl_log_stats stats;
 
     struct sl_workq *fsyncq;         /* fsync workers: partitions sync in parallel */
@@ -89,6 +99,15 @@ struct sl_log {
     struct sl_group_member *assign_head, *assign_tail;
     struct sl_group_saver gsave;
 };
+
+/* Forget the cached decompressed batch if it is p's (p NULL: whoever's): p's segments
+ * are going away (retention, DeleteRecords, close). Loop thread. */
+static inline void sl_log_zread_forget(struct sl_log *log, const struct sl_partition *p)
+{
+    if (p == NULL || log->zread_part == p) {
+        log->zread_part = NULL;
+    }
+}
 
 /* log.c */
 struct sl_topic *sl_log_find_topic(struct sl_log *log, const char *name);

@@ -180,6 +180,7 @@ static bool drop_oldest(struct sl_partition *p)
     if (p->n_segs < 2 || (p->job_inflight && p->job_first_idx == 0)) {
         return false;
     }
+    sl_log_zread_forget(p->log, p);
     sl_segment_delete(&old);
     memmove(p->segs, p->segs + 1, (p->n_segs - 1) * sizeof(*p->segs));
     p->n_segs--;
@@ -317,6 +318,9 @@ void sl_partition_close(struct sl_partition **pp)
 
     if (p == NULL) {
         return;
+    }
+    if (p->log != NULL) {
+        sl_log_zread_forget(p->log, p);  /* another partition may get this address */
     }
     for (size_t i = 0; i < p->n_segs; i++) {
         sl_segment_close(&p->segs[i]);
@@ -486,6 +490,39 @@ static int grow_for_batch(struct sl_log *log, size_t got)
     return ensure_read_buf(log, total);
 }
 
+/* Point b's records at its decompressed records: from the log's one-batch cache when b
+ * is the batch decompressed last (a reader taking one record at a time comes back to
+ * the same batch), else decompressed into it. 0; -ENOMEM; -EIO when the records do not
+ * decompress (corrupt, beyond SL_RB_MAX_DECOMPRESSED, or an unsupported codec). */
+static int read_decompress(struct sl_partition *p, struct sl_rb_batch *b)
+{
+    struct sl_log *log = p->log;
+    struct sl_rb_batch out;
+    enum sl_rb_status st;
+
+    if (log->zread_part == p && log->zread_base == b->base_offset &&
+        log->zread_crc == b->crc && log->zread_total == b->total_len) {
+        b->records = log->zread.data;
+        b->records_len = log->zread.len;
+        return 0;
+    }
+    log->zread_part = NULL;              /* zread is about to be overwritten */
+    st = sl_rb_decompress(b, &log->zread, &out);
+    if (st == SL_RB_NOMEM) {
+        return -ENOMEM;
+    }
+    if (st != SL_RB_OK) {
+        return -EIO;
+    }
+    log->stats.batches_decompressed++;
+    log->zread_part = p;
+    log->zread_base = b->base_offset;
+    log->zread_crc = b->crc;
+    log->zread_total = b->total_len;
+    *b = out;
+    return 0;
+}
+
 /* How a segment's readable data ended early. */
 enum seg_end {
     SEG_OK = 0,
@@ -563,6 +600,23 @@ int sl_partition_read(struct sl_partition *p, int64_t offset, size_t max_records
                 if (b.base_offset >= hw) {
                     stop = true;
                     break;
+                }
+                if (b.base_offset + b.last_offset_delta < offset) {
+                    off += b.total_len;      /* wholly before offset: not even decoded */
+                    continue;
+                }
+                if (sl_rb_codec_of(&b) != SL_RB_CODEC_NONE) {
+                    int zr = read_decompress(p, &b);
+
+                    if (zr == -ENOMEM) {
+                        err = zr;
+                        stop = true;
+                        break;
+                    }
+                    if (zr < 0) {
+                        bad = SEG_CORRUPT;
+                        break;
+                    }
                 }
                 sl_rb_iter_init(&it, &b);
                 while ((r = sl_rb_iter_next(&it, &rec)) == 1) {
