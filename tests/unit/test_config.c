@@ -88,6 +88,7 @@ static void check_defaults(const struct sl_config *cfg)
     assert_int_equal(cfg->topic_defaults.flush_interval_ms, 1000);
     assert_int_equal(cfg->topic_defaults.index_interval_bytes, 4096);
     assert_int_equal(cfg->topic_defaults.preallocate, 1024 * 1024);
+    assert_int_equal(cfg->topic_defaults.compression, SL_RB_CODEC_NONE);
     assert_true(cfg->http.present);
     assert_true(cfg->http.enabled);
     assert_string_equal(cfg->http.host, "127.0.0.1");
@@ -204,7 +205,7 @@ static const char full_yaml[] =
     "  index_interval_bytes: 8KiB\n"
     "  retention_check_interval: 30s\n"
     "topics:\n"
-    "  orders: {partitions: 12, retention: 30d}\n"
+    "  orders: {partitions: 12, retention: 30d, compression: lz4}\n"
     "  audit.log:\n"
     "    flush: always\n"
     "    retention_bytes: -1\n"
@@ -281,6 +282,8 @@ static void test_full(void **state)
     assert_int_equal(cfg->topics[0].cfg.partitions, 12);
     assert_true(cfg->topics[0].cfg.retention_ms == 30LL * 86400000);
     assert_int_equal(cfg->topics[0].cfg.flush, SL_FLUSH_INTERVAL);   /* inherited */
+    assert_int_equal(cfg->topics[0].cfg.compression, SL_RB_CODEC_LZ4);
+    assert_int_equal(cfg->topics[1].cfg.compression, SL_RB_CODEC_NONE);
     assert_string_equal(cfg->topics[1].name, "audit.log");
     assert_int_equal(cfg->topics[1].cfg.flush, SL_FLUSH_ALWAYS);
     assert_true(cfg->topics[1].cfg.retention_bytes == -1);
@@ -400,6 +403,10 @@ static void test_error_texts(void **state)
                 "t.yaml:2: log.partitions: '0' is not an integer from 1 to 100000");
     expect_only("log:\n  flush: sometimes\n",
                 "t.yaml:2: log.flush: 'sometimes' is not one of: always, interval, os");
+    expect_only("log:\n  compression: snappy\n",
+                "t.yaml:2: log.compression: 'snappy' is not one of: none, gzip, lz4, zstd");
+    expect_only("log:\n  partitions: 2\ntopics:\n  t1:\n    compression: LZ4\n",
+                "t.yaml:5: topics.t1.compression: 'LZ4' is not one of: none, gzip, lz4, zstd");
     expect_only("gateway:\n  log_level: loud\n",
                 "t.yaml:2: gateway.log_level: 'loud' is not one of: error, warn, info, debug");
     expect_only("log:\n  auto_create: maybe\n",
@@ -809,11 +816,14 @@ static void test_restart_changes(void **state)
     memcpy(p, "log_level: error", 16);
     p = strstr(text, "partitions: 12");
     memcpy(p, "partitions: 13", 14);
+    p = strstr(text, "retention: 30d, compression: lz4");
+    memcpy(p, "retention: 3d, compression: zstd", 32);
     p = strstr(text, "out/{topic}");
     memcpy(p, "own/{topic}", 11);
     b = parse_ok(text);
     assert_string_equal(b->routes[2].destination, "own/{topic}/{subject}");
     assert_int_equal(b->topics[0].cfg.partitions, 13);
+    assert_int_equal(b->topics[0].cfg.compression, SL_RB_CODEC_ZSTD);
     assert_int_equal(sl_config_restart_changes(a, b, buf, sizeof(buf)), 0);
     sl_config_free(&b);
     p = strstr(text, "data_dir: /var/lib/sluice");
