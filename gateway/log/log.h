@@ -156,7 +156,10 @@ typedef int (*sl_record_fn)(void *arg, const char *topic, int32_t partition,
  * Read visible records from offset (below the log start: from the log start) up to
  * max_records / about max_bytes (0: no byte limit). *next_offset gets the offset after
  * the last delivered; a record for which fn returned nonzero counts as delivered.
- * Returns records delivered (0 at the end), or -ENOENT, -EINVAL, -EIO.
+ * A compressed batch is decompressed whole into a buffer of the log's that keeps the
+ * last one (a read of the next record of that batch does not decompress it again).
+ * Returns records delivered (0 at the end), or -ENOENT, -EINVAL, -EIO (also for a
+ * batch that does not decompress), -ENOMEM.
  */
 int sl_log_read(struct sl_log *log, const char *topic, int32_t partition, int64_t offset,
                 size_t max_records, size_t max_bytes, sl_record_fn fn, void *arg,
