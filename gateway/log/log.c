@@ -660,28 +660,39 @@ static void fail_now(struct sl_log *log, struct sl_partition *p, sl_append_cb cb
 /* The bytes to write for the finished batch buf[0, *len) of p: compressed into
  * log->zwrite (valid until the next call) when p's topic asks for it and that makes it
  * smaller, else buf itself. A codec failure (out of memory) writes the batch
- * uncompressed: Kafka readers take both. Loop thread. */
-static const uint8_t *compress_for(struct sl_partition *p, const uint8_t *buf, size_t *len)
+ * uncompressed: Kafka readers take both. *codec: what was applied. Loop thread. */
+static const uint8_t *compress_for(struct sl_partition *p, const uint8_t *buf, size_t *len,
+                                   enum sl_rb_codec *codec)
 {
     struct sl_log *log = p->log;
-    enum sl_rb_codec codec = p->topic->cfg.compression;
 
-    if (codec == SL_RB_CODEC_NONE) {
+    *codec = SL_RB_CODEC_NONE;
+    if (buf == NULL || p->topic->cfg.compression == SL_RB_CODEC_NONE) {
         return buf;
     }
-    if (sl_rb_compress(buf, *len, codec, &log->zwrite) == 1) {
-        log->stats.batches_compressed++;
+    if (sl_rb_compress(buf, *len, p->topic->cfg.compression, &log->zwrite) == 1) {
+        *codec = p->topic->cfg.compression;
         *len = log->zwrite.len;
         return log->zwrite.data;
     }
-    log->stats.batches_uncompressed++;
     return buf;
+}
+
+/* Count a batch of p's written after compress_for gave codec. Loop thread. */
+static void count_written(struct sl_partition *p, enum sl_rb_codec codec)
+{
+    if (codec != SL_RB_CODEC_NONE) {
+        p->log->stats.batches_compressed++;
+    } else if (p->topic->cfg.compression != SL_RB_CODEC_NONE) {
+        p->log->stats.batches_uncompressed++;
+    }
 }
 
 /* Write p's open batch (the appends of this loop turn) to its active segment. */
 static void write_open(struct sl_partition *p)
 {
     struct sl_rb_builder *b = p->open;
+    enum sl_rb_codec codec;
     const uint8_t *buf;
     size_t len;
     int64_t base, last;
@@ -691,16 +702,23 @@ static void write_open(struct sl_partition *p)
         return;
     }
     buf = sl_rb_builder_finish(b, &len);
-    if (buf != NULL) {
-        buf = compress_for(p, buf, &len);
-    }
     base = b->base_offset;
     last = base + b->count - 1;
+    if (p->topic->cfg.compression != SL_RB_CODEC_NONE && sl_partition_write_waits(p, len, last)) {
+        /* as below, decided on the uncompressed length (which bounds the compressed
+         * one): the batch is compressed once, when it can be written, not at every
+         * turn it waits */
+        return;
+    }
+    buf = compress_for(p, buf, &len, &codec);
     rc = sl_partition_write(p, buf, len, base, last, b->max_timestamp, (uint32_t)b->count);
     if (rc == -EAGAIN) {
         /* the job's zero-fill runs where this would go, or a roll must wait for it: not
          * a failure; the batch stays open and finish_job writes it, in order */
         return;
+    }
+    if (rc >= 0) {
+        count_written(p, codec);
     }
     if (rc < 0) {
         for (uint64_t i = p->written_end; i != p->tail; i++) {
@@ -847,6 +865,7 @@ static void append_direct(struct sl_log *log, struct sl_partition *p,
 {
     struct sl_rb_builder *b = &log->builder;
     struct sl_append_result res;
+    enum sl_rb_codec codec;
     const uint8_t *buf;
     size_t len;
     int64_t base = p->next_offset;
@@ -859,15 +878,14 @@ static void append_direct(struct sl_log *log, struct sl_partition *p,
         return;
     }
     buf = sl_rb_builder_finish(b, &len);
-    if (buf != NULL) {
-        buf = compress_for(p, buf, &len);
-    }
+    buf = compress_for(p, buf, &len, &codec);
     rc = sl_partition_write(p, buf, len, base, base + (int64_t)n - 1, b->max_timestamp,
                             (uint32_t)n);
     if (rc < 0) {
         fail_now(log, p, cb, arg, rc);
         return;
     }
+    count_written(p, codec);
     p->next_offset = p->written_offset;
     p->written_end = p->tail;
     sl_partition_set_hw(p, p->written_offset);

@@ -383,9 +383,7 @@ static bool roll_due(const struct sl_partition *p, size_t len)
                          sl_log_now_ms() - sl_segment_created_ms(act) >= cfg->segment_ms));
 }
 
-/* Whether a batch of len bytes ending at offset last must wait for the fill in flight:
- * see sl_partition_write. */
-static bool write_waits(const struct sl_partition *p, size_t len, int64_t last)
+bool sl_partition_write_waits(const struct sl_partition *p, size_t len, int64_t last)
 {
     struct sl_segment *act = p->segs[p->n_segs - 1];
 
@@ -403,7 +401,7 @@ int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
     struct sl_segment *act = p->segs[p->n_segs - 1];
     int rc;
 
-    if (write_waits(p, len, last)) {
+    if (sl_partition_write_waits(p, len, last)) {
         return -EAGAIN;
     }
     if (roll_due(p, len)) {

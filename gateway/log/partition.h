@@ -123,6 +123,11 @@ void sl_partition_close(struct sl_partition **p);
 int sl_partition_write(struct sl_partition *p, const uint8_t *batch, size_t len,
                        int64_t base, int64_t last, int64_t max_ts, uint32_t records);
 
+/* Whether sl_partition_write of a batch of len bytes ending at offset last would return
+ * -EAGAIN now (true only while the job's fill is in flight; a shorter batch waits no
+ * more often than a longer one). Loop thread. */
+bool sl_partition_write_waits(const struct sl_partition *p, size_t len, int64_t last);
+
 /* Whether p's job is zero-filling its active segment ahead (see roll_after_fill).
  * Loop thread. */
 static inline bool sl_partition_filling(const struct sl_partition *p)

@@ -672,6 +672,8 @@ void sl_rb_zbuf_free(struct sl_rb_zbuf *z)
     memset(z, 0, sizeof(*z));
 }
 
+#define ZBUF_CLAMP ((size_t)SL_RB_MAX_DECOMPRESSED + 1)
+
 /* Make z->data hold at least need bytes (contents kept). 0 or -ENOMEM. */
 static int zbuf_reserve(struct sl_rb_zbuf *z, size_t need)
 {
@@ -679,8 +681,16 @@ static int zbuf_reserve(struct sl_rb_zbuf *z, size_t need)
         return 0;
     }
     size_t cap = z->cap < 4096 ? 4096 : z->cap;
-    while (cap < need) {
+    while (cap < need && cap <= SIZE_MAX / 2) {
         cap *= 2;
+    }
+    /* Doubling stops at the decoders' limit (they ask for one byte past it to see an
+     * overflow): a 64 MiB batch or bomb costs 64 MiB, not 128. */
+    if (cap > ZBUF_CLAMP) {
+        cap = need > ZBUF_CLAMP ? need : ZBUF_CLAMP;
+    }
+    if (cap < need) {
+        return -ENOMEM;
     }
     uint8_t *nb = realloc(z->data, cap);
     if (nb == NULL) {
@@ -795,8 +805,8 @@ int sl_rb_compress(const uint8_t *batch, size_t len, enum sl_rb_codec codec,
         return -EINVAL;
     }
     rlen = b.records_len;
-    if (rlen == 0) {
-        return 0;
+    if (rlen == 0 || rlen > SL_RB_MAX_DECOMPRESSED) {
+        return 0;    /* beyond what sl_rb_decompress takes back: stored uncompressed */
     }
     /* Room for the worst case, so one call always finishes; a result that is not
      * smaller than the records is not used. */

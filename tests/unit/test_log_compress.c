@@ -297,8 +297,10 @@ static void test_reload(void **state)
     assert_int_equal(sl_log_topic_configure(f->log, "rl", &cfg), -EINVAL);
 }
 
-/* Record-by-record readers of two partitions taking turns: each read gets its own
- * batch's records (the cache is keyed by partition); retention drops the cached one. */
+/* Record-by-record readers of two partitions taking turns, over batches with the same
+ * bytes (same codec, offsets, records: same CRC and size): each read decompresses its
+ * own partition's batch, as the cache is keyed by partition too; DeleteRecords and new
+ * batches after the cached one. */
 static void test_cache_two_partitions(void **state)
 {
     struct fx_log *f = *state;
@@ -309,9 +311,10 @@ static void test_cache_two_partitions(void **state)
     assert_non_null(c);
     fx_log_open_flush(f, SL_FLUSH_OS);
     configure(f, "ca", SL_FLUSH_OS, SL_RB_CODEC_LZ4);
-    configure(f, "cb", SL_FLUSH_OS, SL_RB_CODEC_ZSTD);
+    configure(f, "cb", SL_FLUSH_OS, SL_RB_CODEC_LZ4);
     append_batch(f, "ca", 0, 40, &a);
     append_batch(f, "cb", 0, 40, &a);
+    uint64_t first = decompressions(f);
     for (int i = 0; i < 40; i++) {
         char want[48];
         value_of(i, want, sizeof(want));
@@ -322,6 +325,7 @@ static void test_cache_two_partitions(void **state)
         assert_int_equal(sl_log_read(f->log, "cb", 0, next_b, 1, 0, fx_collect, c, &next_b), 1);
         assert_string_equal(c->values[0], want);
     }
+    assert_true(decompressions(f) == first + 80);
     /* DeleteRecords past the cached batch, a roll and new batches at new offsets */
     uint64_t before = decompressions(f);
     memset(c, 0, sizeof(*c));
@@ -337,6 +341,67 @@ static void test_cache_two_partitions(void **state)
     free(c);
 }
 
+struct big_seen {
+    int n;
+    int32_t len;
+    uint8_t first, last;
+};
+
+static int on_big(void *arg, const char *topic, int32_t partition, const struct sl_record *rec)
+{
+    struct big_seen *b = arg;
+
+    (void)topic;
+    (void)partition;
+    b->n++;
+    b->len = rec->value_len;
+    if (rec->value_len > 0) {
+        b->first = rec->value[0];
+        b->last = rec->value[rec->value_len - 1];
+    }
+    return 0;
+}
+
+/* A record beyond what a read would decompress (SL_RB_MAX_DECOMPRESSED) is stored
+ * uncompressed, and so stays readable. */
+static void test_over_cap_uncompressed(void **state)
+{
+    struct fx_log *f = *state;
+    size_t big = (size_t)SL_RB_MAX_DECOMPRESSED + 1024 * 1024;
+    uint8_t *v = malloc(big);
+    struct acks a = {0};
+    struct big_seen seen = {0};
+    struct sl_rec_in r;
+    struct sl_log_stats st;
+    int codecs[4];
+    int64_t next;
+
+    assert_non_null(v);
+    memset(v, 'z', big);
+    v[0] = 'A';
+    v[big - 1] = 'Z';
+    memset(&r, 0, sizeof(r));
+    r.timestamp = 1700000000000LL;
+    r.key_len = -1;
+    r.value = v;
+    r.value_len = (int32_t)big;
+    fx_log_open_flush(f, SL_FLUSH_OS);
+    configure(f, "big", SL_FLUSH_OS, SL_RB_CODEC_ZSTD);
+    assert_int_equal(sl_log_append(f->log, "big", 0, &r, 1, on_ack, &a), 0);
+    fx_run_until(f, &a.n, 1);
+    assert_int_equal(a.errors, 0);
+    assert_int_equal(disk_codecs(f, "big", codecs, 4), 1);
+    assert_int_equal(codecs[0], SL_RB_CODEC_NONE);
+    sl_log_get_stats(f->log, &st);
+    assert_int_equal(st.batches_compressed, 0);
+    assert_int_equal(st.batches_uncompressed, 1);
+    assert_int_equal(sl_log_read(f->log, "big", 0, 0, 1, 0, on_big, &seen, &next), 1);
+    assert_int_equal(seen.len, (int32_t)big);
+    assert_int_equal(seen.first, 'A');
+    assert_int_equal(seen.last, 'Z');
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_always, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_two_partitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_over_cap_uncompressed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
