@@ -879,13 +879,14 @@ static int describe_fn(void *arg, const char *topic, const struct sl_topic_confi
                                              "bytes", (json_int_t)parts[i].bytes, "segments",
                                              (json_int_t)parts[i].segments));
     }
-    *out = json_pack("{s:s, s:o, s:{s:i, s:I, s:I, s:I, s:I, s:s, s:I}}", "name", topic,
+    *out = json_pack("{s:s, s:o, s:{s:i, s:I, s:I, s:I, s:I, s:s, s:I, s:s}}", "name", topic,
                      "partitions", arr, "config", "partitions", (int)cfg->partitions,
                      "segment_bytes", (json_int_t)cfg->segment_bytes, "segment_ms",
                      (json_int_t)cfg->segment_ms, "retention_bytes",
                      (json_int_t)cfg->retention_bytes, "retention_ms",
                      (json_int_t)cfg->retention_ms, "flush", flush_name(cfg->flush),
-                     "flush_interval_ms", (json_int_t)cfg->flush_interval_ms);
+                     "flush_interval_ms", (json_int_t)cfg->flush_interval_ms,
+                     "compression", sl_rb_codec_name(cfg->compression));
     return 1;
 }
 

@@ -1094,3 +1094,20 @@ enum sl_rb_status sl_rb_decompress(const struct sl_rb_batch *in, struct sl_rb_zb
     out->records_len = z->len;
     return SL_RB_OK;
 }
+
+const char *sl_rb_codec_name(enum sl_rb_codec codec)
+{
+    switch (codec) {
+    case SL_RB_CODEC_NONE:
+        return "none";
+    case SL_RB_CODEC_GZIP:
+        return "gzip";
+    case SL_RB_CODEC_SNAPPY:
+        return "snappy";
+    case SL_RB_CODEC_LZ4:
+        return "lz4";
+    case SL_RB_CODEC_ZSTD:
+        return "zstd";
+    }
+    return "unknown";
+}

@@ -199,6 +199,10 @@ static inline enum sl_rb_codec sl_rb_codec_of(const struct sl_rb_batch *b)
     return (enum sl_rb_codec)(b->attributes & 0x07);
 }
 
+/* Kafka's name of a codec (compression.type): "none", "gzip", "snappy", "lz4", "zstd";
+ * "unknown" for anything else. Pure. */
+const char *sl_rb_codec_name(enum sl_rb_codec codec);
+
 /* CRC-32C (Castagnoli) as Kafka computes it: crc32c("123456789") == 0xE3069283. */
 uint32_t sl_crc32c(const void *data, size_t len);
 

@@ -52,12 +52,19 @@ kill -HUP "$SLUICE_PID"; sleep 0.5
 t2=$(curl -s -X POST --data x "$url/topics/inbox?subject=sensors/1" | $PY -c 'import json,sys; print(json.load(sys.stdin)["topic"])')
 check "after SIGHUP the new route applies ($t2)" test "$t2" = sensor-data
 # the log section's settings reach existing topics without an override, as at a start
-flush_of() { curl -s "$url/topics/$1" | $PY -c 'import json,sys; print(json.load(sys.stdin).get("config", {}).get("flush"))'; }
+flush_of() { curl -s "$url/topics/$1" | $PY -c 'import json,sys; c=json.load(sys.stdin).get("config", {}); print("%s.%s" % (c.get("flush"), c.get("compression")))'; }
 f1=$(flush_of inbox)
-sed -i 's/^  flush: always$/  flush: os/' "$dir/s.yaml"
+sed -i 's/^  flush: always$/  flush: os\n  compression: lz4/' "$dir/s.yaml"
 kill -HUP "$SLUICE_PID"; sleep 0.5
 f2=$(flush_of inbox)
-check "SIGHUP applies log.flush to an existing topic ($f1 -> $f2)" test "$f1.$f2" = always.os
+check "SIGHUP applies log.flush and log.compression to an existing topic ($f1 -> $f2)" \
+  test "$f1/$f2" = always.none/os.lz4
+# and a publish to it is written compressed and reads back
+body="compressed-$$-$(printf 'reading %.0s' $(seq 1 200))"   # 1.6 KB that compress
+curl -s -o /dev/null -X POST --data "$body" "$url/topics/inbox?subject=inbox"
+got=$(curl -s "$url/topics/inbox/partitions/0/records?offset=0&max=100" "$url/topics/inbox/partitions/1/records?offset=0&max=100" "$url/topics/inbox/partitions/2/records?offset=0&max=100" | grep -c "compressed-$$")
+check "a record of the compressed topic reads back ($got)" test "$got" = 1
+check "and was written compressed" sh -c "curl -s '$url/metrics' | grep -q '^sluice_log_batches_compressed_total [1-9]'"
 printf 'log: [broken\n' >> "$dir/s.yaml"
 kill -HUP "$SLUICE_PID"; sleep 0.5
 check "a bad reload keeps the daemon running" kill -0 "$SLUICE_PID"
