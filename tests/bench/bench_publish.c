@@ -6,12 +6,16 @@
  * is decoded ahead of the handler (rest_api_preparse), as the transport thread does, so
  * the figure is the loop thread's part: route, finalize, encode, append, write, ack.
  *
- *   build/bench/bench_publish [requests (default 10000)]
+ *   build/bench/bench_publish [--telemetry] [requests (default 10000)]
+ *
+ * --telemetry posts the body of post_batch_telemetry.lua instead (tests/bench/
+ * telemetry_body.h: 100 realistic events, each its own subject, so keyed by subject
+ * over the 4 partitions) to /topics/telemetry.
  *
  * Prints one line. For instruction counts (the machine's timing is noisy), count only
  * the loop thread's work:
  *   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=rest_api_handle \
- *       --toggle-collect=event_base_loop build/bench/bench_publish 2000
+ *       --toggle-collect=event_base_loop build/bench/bench_publish [--telemetry] 2000
  * and divide the total by 100 x requests.
  */
 #include <event2/event.h>
@@ -28,6 +32,7 @@
 #include "gateway/gateway.h"
 #include "gateway/log/log.h"
 #include "routing/route.h"
+#include "tests/bench/telemetry_body.h"
 
 #define EVENTS 100
 
@@ -60,7 +65,9 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    long requests = argc > 1 ? atol(argv[1]) : 10000;
+    bool telemetry = argc > 1 && strcmp(argv[1], "--telemetry") == 0;
+    long requests = argc > 1 + telemetry ? atol(argv[1 + telemetry]) : 10000;
+    const char *path = telemetry ? "/topics/telemetry" : "/topics/benchbatch";
     const char *tmp = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
     char dir[256];
     struct sl_gateway gw;
@@ -103,9 +110,14 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    body = malloc(EVENTS * 256 + 2);
-    body[len++] = '[';
-    for (int i = 1; i <= EVENTS; i++) {
+    body = telemetry ? telemetry_batch(0, &len) : malloc(EVENTS * 256 + 2);
+    if (body == NULL) {
+        return 1;
+    }
+    if (!telemetry) {
+        body[len++] = '[';
+    }
+    for (int i = 1; i <= EVENTS && !telemetry; i++) {
         char data[101];
         memset(data, 'y', 100);
         data[100] = '\0';
@@ -113,12 +125,14 @@ int main(int argc, char **argv)
                                "\"source\":\"/bench\",\"type\":\"bench\",\"subject\":\"bench\","
                                "\"data\":\"%s\"}", i > 1 ? "," : "", i, data);
     }
-    body[len++] = ']';
+    if (!telemetry) {
+        body[len++] = ']';
+    }
     buf = sl_buf_new(body, len);
 
     t0 = now_s();
     for (long r = 0; r < requests; r++) {
-        struct rest_req req = {.method = "POST", .path = "/topics/benchbatch",
+        struct rest_req req = {.method = "POST", .path = path,
                                .headers = &hdr, .n_headers = 1, .body = buf};
         struct answer ans = {0};
 
@@ -133,9 +147,9 @@ int main(int argc, char **argv)
         rest_parsed_free(&req.parsed);
     }
     t1 = now_s();
-    printf("bench_publish batch_100 requests=%ld failed=%ld events_per_s=%.0f "
+    printf("bench_publish %s requests=%ld failed=%ld events_per_s=%.0f "
            "ns_per_event=%.1f (loop thread, preparse included)\n",
-           requests, failed, (double)requests * EVENTS / (t1 - t0),
+           telemetry ? "telemetry_100" : "batch_100", requests, failed, (double)requests * EVENTS / (t1 - t0),
            (t1 - t0) * 1e9 / ((double)requests * EVENTS));
 
     sl_buf_unref(&buf);
