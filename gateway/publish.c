@@ -75,6 +75,9 @@ struct pub_scratch {
      * so an envelope with the same subject gets the same decision. */
     bool memo_valid;
     bool memo_ti_known;            /* memo_ti holds memo's topics' indexes */
+    /* An explicit topic and no ingress rule for the source (rt_route_has_ingress, asked
+     * once per call): every decision is that topic, only the key follows the subject. */
+    bool direct;
     const char *memo_subject;
     struct rt_decision memo;
     size_t memo_ti[RT_MAX_TOPICS];
@@ -236,6 +239,21 @@ static int route_decide(struct sl_gateway *gw, const struct sl_pub_source *src,
     struct hdr_probe probe = {.env = env, .asked = false};
     int rc;
 
+    if (sc->direct) {
+        /* The lookup would answer default addressing or -EINVAL, and the explicit topic
+         * replaces both (below): no lookup. The topic stays; the key is the subject's. */
+        if (!sc->memo_valid) {
+            d->rule = NULL;
+            d->n_topics = 1;
+            d->key_header = NULL;
+            sl_strlcpy(d->topics[0], src->topic, sizeof(d->topics[0]));
+            sc->memo_valid = true;
+            sc->memo_ti_known = false;
+        }
+        d->key = strcmp(env->subject, src->topic) != 0 ? RT_KEY_SUBJECT : RT_KEY_NONE;
+        sc->memo_subject = env->subject;
+        return 0;
+    }
     if (sc->memo_valid && strcmp(sc->memo_subject, env->subject) == 0) {
         return 0;
     }
@@ -489,6 +507,8 @@ int sl_gateway_publish(struct sl_gateway *gw, const struct sl_pub_source *src,
     sc.now = -1;
     sc.memo_valid = false;
     sc.memo_ti_known = false;
+    sc.direct = src->topic != NULL &&
+                !rt_route_has_ingress(gw->routes, src->listener, src->bridge);
     sc.pkey_valid = false;
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = route_env(gw, src, &sc, envs[i], i);

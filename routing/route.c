@@ -1314,6 +1314,23 @@ static int resolve_topic(const char *tpl, bool templated, const struct subject *
     return rt_topic_name_valid(out) ? 0 : -EINVAL;
 }
 
+bool rt_route_has_ingress(const struct rt_table *t, const char *listener, const char *bridge)
+{
+    char key[RT_NAME_MAX + 3];
+    const struct keyed_root *k;
+    int klen;
+
+    if (t == NULL || (listener == NULL) == (bridge == NULL)) {
+        return false;
+    }
+    klen = source_key(listener, bridge, key);
+    if (klen <= 0) {
+        return false;
+    }
+    k = map_get(&t->sources, key, (size_t)klen, hash_bytes(key, (size_t)klen));
+    return k != NULL && k->root != 0;
+}
+
 int rt_route_ingress(const struct rt_table *t, const char *listener, const char *bridge,
                      const char *subject, rt_header_fn hdr, void *hdr_arg,
                      struct rt_decision *out)

@@ -120,6 +120,14 @@ size_t rt_table_n_ingress(const struct rt_table *t);
 size_t rt_table_n_egress(const struct rt_table *t);
 
 /*
+ * Whether any ingress rule has this source (listener or bridge, exactly one non-NULL).
+ * False means rt_route_ingress answers default addressing (rule NULL) or -EINVAL for
+ * every subject from it, whatever the headers. Borrows everything; pure; any thread,
+ * table read-only.
+ */
+bool rt_route_has_ingress(const struct rt_table *t, const char *listener, const char *bridge);
+
+/*
  * Route an event: the first ingress rule, in insertion (file) order, whose source is
  * (listener or bridge, exactly one non-NULL; both NULL: no rule applies), whose pattern
  * matches `subject` and whose header predicates all hold (hdr may be NULL: then only

@@ -181,6 +181,48 @@ static void test_explicit_topic_subject_is_key(void **state)
     }
 }
 
+/* An explicit topic and no rule for the source skips the route lookup; once a rule for
+ * the source exists, the next call routes again (a subject it matches goes elsewhere),
+ * and a subject equal to the topic is still no key. */
+static void test_explicit_topic_then_rule(void **state)
+{
+    struct fixture *f = *state;
+    const char *topics[] = {"routed"};
+    struct rt_ingress rule = {.listener = "http", .match = "inbox/r", .topics = topics,
+                              .n_topics = 1, .line = 1};
+    struct sl_pub_source src = {.listener = "http", .topic = "inbox"};
+    const char *subjects[4] = {"inbox/a", "inbox/r", "inbox", "other/b"};
+    const char *want[2][4] = {{"inbox", "inbox", "inbox", "inbox"},
+                              {"inbox", "routed", "inbox", "inbox"}};
+    char *err = NULL;
+
+    for (int call = 0; call < 2; call++) {
+        struct result r = {0};
+        struct sl_env *e[4];
+        for (int i = 0; i < 4; i++) {
+            e[i] = mk(subjects[i], "x");
+        }
+        if (call == 1) {
+            assert_int_equal(rt_add_ingress(f->gw.routes, &rule, &err), 0);
+        }
+        assert_int_equal(sl_gateway_publish(&f->gw, &src, e, 4, on_published, &r), 0);
+        run_until(f, &r);
+        assert_int_equal(r.calls, 1);
+        assert_int_equal(r.status, 0);
+        for (int i = 0; i < 4; i++) {
+            assert_string_equal(r.items[i].topic, want[call][i]);
+            if (i != 2) {
+                assert_int_equal(r.items[i].partition,
+                                 sl_murmur2_partition(subjects[i],
+                                                      (int32_t)strlen(subjects[i]), 4));
+            }
+        }
+        for (int i = 0; i < 4; i++) {
+            sl_env_unref(&e[i]);
+        }
+    }
+}
+
 /* An explicit partition (HTTP ?partition=) goes before the key; one the topic does not
  * have is -ERANGE, and with a route that sends the event elsewhere -ENOTSUP. */
 static void test_explicit_partition(void **state)
@@ -507,6 +549,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_same_subject_header_predicates, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_differing_subjects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_explicit_topic_then_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_same_key_two_topics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_one_time, setup, teardown),
     };

@@ -248,6 +248,29 @@ static void test_sources_are_separate(void **state)
     rt_table_free(&t);
 }
 
+/* rt_route_has_ingress: true only for a source some rule names. */
+static void test_has_ingress(void **state)
+{
+    (void)state;
+    struct rt_table *t = rt_table_new();
+    const char *topics[] = { "from-legacy" };
+    struct rt_ingress r = { .bridge = "legacy", .match = "a/#", .topics = topics,
+                            .n_topics = 1, .line = 2 };
+
+    assert_false(rt_route_has_ingress(NULL, "http", NULL));
+    assert_false(rt_route_has_ingress(t, "mqtt", NULL));
+    add_rule(t, "mqtt", "a/#", "from-mqtt", 1);
+    assert_true(rt_route_has_ingress(t, "mqtt", NULL));
+    assert_false(rt_route_has_ingress(t, "http", NULL));
+    assert_false(rt_route_has_ingress(t, NULL, "mqtt"));      /* a bridge is another source */
+    assert_false(rt_route_has_ingress(t, NULL, "legacy"));
+    assert_int_equal(rt_add_ingress(t, &r, NULL), 0);
+    assert_true(rt_route_has_ingress(t, NULL, "legacy"));
+    assert_false(rt_route_has_ingress(t, NULL, NULL));
+    assert_false(rt_route_has_ingress(t, "mqtt", "legacy"));  /* both: no rule applies */
+    rt_table_free(&t);
+}
+
 static void test_header_predicates(void **state)
 {
     (void)state;
@@ -768,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_default_addressing),
         cmocka_unit_test(test_first_match_wins),
         cmocka_unit_test(test_sources_are_separate),
+        cmocka_unit_test(test_has_ingress),
         cmocka_unit_test(test_header_predicates),
         cmocka_unit_test(test_predicate_on_later_more_specific_rule),
         cmocka_unit_test(test_multiple_topics_key_and_set),
