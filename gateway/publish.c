@@ -417,6 +417,80 @@ static bool recs_sorted(const struct pub_scratch *sc)
     return true;
 }
 
+/*
+ * Put the records in cmp_rec's order. They are made in envelope order, so a stable pass
+ * over their (topic, partition) groups gives it: count each group, order the few groups,
+ * place each record after the ones before it. The usual unsorted call (one topic, keys
+ * spread over its partitions) has a handful of groups; past PUB_SORT_GROUPS, or without
+ * memory for the pass, qsort.
+ */
+#define PUB_SORT_GROUPS 64
+
+static void sort_recs(struct pub_scratch *sc)
+{
+    struct {
+        size_t topic;
+        int32_t partition;
+        size_t next;               /* where its next record goes */
+    } g[PUB_SORT_GROUPS];
+    uint8_t order[PUB_SORT_GROUPS];
+    size_t n_g = 0;
+    size_t last = 0;
+    struct pub_rec *out;
+    uint8_t *gi;
+
+    out = malloc(sc->n_recs * (sizeof(*out) + 1));
+    if (out == NULL) {
+        qsort(sc->recs, sc->n_recs, sizeof(*sc->recs), cmp_rec);
+        return;
+    }
+    gi = (uint8_t *)(out + sc->n_recs);
+    for (size_t j = 0; j < sc->n_recs; j++) {
+        const struct pub_rec *r = &sc->recs[j];
+        if (n_g == 0 || g[last].topic != r->topic || g[last].partition != r->partition) {
+            for (last = 0; last < n_g; last++) {
+                if (g[last].topic == r->topic && g[last].partition == r->partition) {
+                    break;
+                }
+            }
+            if (last == n_g) {
+                if (n_g == PUB_SORT_GROUPS) {
+                    free(out);
+                    qsort(sc->recs, sc->n_recs, sizeof(*sc->recs), cmp_rec);
+                    return;
+                }
+                g[n_g].topic = r->topic;
+                g[n_g].partition = r->partition;
+                g[n_g].next = 0;
+                n_g++;
+            }
+        }
+        g[last].next++;            /* a count until the offsets below */
+        gi[j] = (uint8_t)last;
+    }
+    /* the groups in (topic, partition) order: insertion sort of their indexes */
+    for (size_t a = 0; a < n_g; a++) {
+        size_t b = a;
+        while (b > 0 && (g[order[b - 1]].topic > g[a].topic ||
+                         (g[order[b - 1]].topic == g[a].topic &&
+                          g[order[b - 1]].partition > g[a].partition))) {
+            order[b] = order[b - 1];
+            b--;
+        }
+        order[b] = (uint8_t)a;
+    }
+    for (size_t a = 0, at = 0; a < n_g; a++) {
+        size_t count = g[order[a]].next;
+        g[order[a]].next = at;
+        at += count;
+    }
+    for (size_t j = 0; j < sc->n_recs; j++) {
+        out[g[gi[j]].next++] = sc->recs[j];
+    }
+    memcpy(sc->recs, out, sc->n_recs * sizeof(*out));
+    free(out);
+}
+
 /* Events accepted per listener: the few listener names are cached. */
 static struct sl_metric *published_counter(const char *listener)
 {
@@ -517,7 +591,7 @@ int sl_gateway_publish(struct sl_gateway *gw, const struct sl_pub_source *src,
         goto out;
     }
     if (!recs_sorted(&sc)) {
-        qsort(sc.recs, sc.n_recs, sizeof(*sc.recs), cmp_rec);
+        sort_recs(&sc);
     }
     for (size_t j = 0; j < sc.n_recs; j++) {
         n_hdrs += sl_env_record_headers(envs[sc.recs[j].env]);

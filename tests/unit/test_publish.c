@@ -223,6 +223,77 @@ static void test_explicit_topic_then_rule(void **state)
     }
 }
 
+struct big_result {
+    int calls;
+    int status;
+    size_t n;
+    struct sl_pub_item items[160];
+};
+
+static void on_published_big(void *arg, const struct sl_publish_result *res)
+{
+    struct big_result *r = arg;
+    r->calls++;
+    r->status = res->status;
+    r->n = res->n;
+    for (size_t i = 0; i < res->n && i < 160; i++) {
+        r->items[i] = res->items[i];
+    }
+}
+
+/* A batch of 160 events over `kinds` subjects g/<k> (interleaved), routed to topic g-<k>
+ * and keyed by subject: each event's offset counts the earlier events of its subject,
+ * whether the records are put in order by groups (few) or by qsort (past 64 groups). */
+static void batch_groups(struct fixture *f, int kinds)
+{
+    const char *topics[] = {"g-{2}"};
+    struct rt_ingress rule = {.listener = "mqtt", .match = "g/+", .topics = topics,
+                              .n_topics = 1, .line = 1};
+    struct sl_pub_source src = {.listener = "mqtt"};
+    struct big_result *r = calloc(1, sizeof(*r));
+    struct sl_env *e[160];
+    int seen[80] = {0};
+    char *err = NULL;
+
+    assert_int_equal(rt_add_ingress(f->gw.routes, &rule, &err), 0);
+    for (int i = 0; i < 160; i++) {
+        char subject[16];
+        snprintf(subject, sizeof(subject), "g/%d", (i * 7 + i / 3) % kinds);
+        e[i] = mk(subject, "x");
+    }
+    assert_int_equal(sl_gateway_publish(&f->gw, &src, e, 160, on_published_big, r), 0);
+    for (int i = 0; i < 2000 && r->calls == 0; i++) {
+        event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    assert_int_equal(r->calls, 1);
+    assert_int_equal(r->status, 0);
+    for (int i = 0; i < 160; i++) {
+        int k = (i * 7 + i / 3) % kinds;
+        char want[16];
+        snprintf(want, sizeof(want), "g-%d", k);
+        assert_string_equal(r->items[i].topic, want);
+        assert_int_equal(r->items[i].partition,
+                         sl_murmur2_partition(e[i]->subject, (int32_t)strlen(e[i]->subject),
+                                              4));
+        assert_int_equal(r->items[i].offset, seen[k]++);
+    }
+    for (int i = 0; i < 160; i++) {
+        sl_env_unref(&e[i]);
+    }
+    free(r);
+}
+
+static void test_batch_few_groups(void **state)
+{
+    batch_groups(*state, 5);
+}
+
+static void test_batch_many_groups(void **state)
+{
+    batch_groups(*state, 70);
+}
+
 /* An explicit partition (HTTP ?partition=) goes before the key; one the topic does not
  * have is -ERANGE, and with a route that sends the event elsewhere -ENOTSUP. */
 static void test_explicit_partition(void **state)
@@ -550,6 +621,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_differing_subjects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_explicit_topic_then_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_few_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_many_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_same_key_two_topics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_one_time, setup, teardown),
     };
