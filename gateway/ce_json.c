@@ -102,6 +102,12 @@ enum ce_member {
     CE_HEADERS, CE_EXTENSION,
 };
 
+_Static_assert(CE_SOURCE - CE_ID == SL_ATTR_SOURCE && CE_TYPE - CE_ID == SL_ATTR_TYPE &&
+               CE_SUBJECT - CE_ID == SL_ATTR_SUBJECT && CE_TIME - CE_ID == SL_ATTR_TIME &&
+               CE_DATACONTENTTYPE - CE_ID == SL_ATTR_DATACONTENTTYPE &&
+               CE_DATASCHEMA - CE_ID == SL_ATTR_DATASCHEMA && SL_ATTR_ID == 0,
+               "the context attributes are in sl_env_attr's order");
+
 static const char *const ce_members[] = {
     "specversion", "data", "data_base64", "offset", "partition",
     "id", "source", "type", "subject", "time", "datacontenttype", "dataschema",
@@ -338,7 +344,11 @@ static int apply_member(struct reader *r, struct sl_env *env, const struct membe
             return -EINVAL;
         }
         text = str_of(r, &m->val, 0, &len);
-        rc = text == NULL ? -ENOMEM : sl_env_set_attr(env, attr, text, len);
+        /* CE_ID .. CE_DATASCHEMA are in sl_env_attr's order; text without escapes has
+         * no NUL byte (the scanner refuses control characters) */
+        rc = text == NULL ? -ENOMEM
+                          : sl_env_set_attr_at(env, (enum sl_env_attr)(m->kind - CE_ID), text,
+                                               len, !m->val.escaped);
         if (rc == -EINVAL) {
             set_err(err, errsz, "bad value for attribute \"%s\"", attr);
         } else if (rc != 0) {
@@ -399,7 +409,7 @@ static int apply_member(struct reader *r, struct sl_env *env, const struct membe
 static int apply_data(struct reader *r, struct sl_env *env, const struct member *data,
                       const struct member *b64, char *err, size_t errsz)
 {
-    const char *ct = sl_env_get_attr(env, "datacontenttype");
+    const char *ct = env->datacontenttype;
     const char *text;
     size_t len;
     int rc = 0;
@@ -434,7 +444,8 @@ static int apply_data(struct reader *r, struct sl_env *env, const struct member 
         text = str_of(r, &data->val, 0, &len);
         rc = text != NULL ? sl_env_set_data(env, text, len) : -ENOMEM;
         if (rc == 0 && ct == NULL) {
-            rc = sl_env_set_attr(env, "datacontenttype", "text/plain; charset=utf-8", 25);
+            rc = sl_env_set_attr_at(env, SL_ATTR_DATACONTENTTYPE, "text/plain; charset=utf-8",
+                                    25, true);
         }
     } else {
         /* JSON text: the sender's bytes as they are (a string with its quotes). */
@@ -442,7 +453,8 @@ static int apply_data(struct reader *r, struct sl_env *env, const struct member 
         size_t end = data->val.end + (data->val.type == JS_STRING);
         rc = sl_env_set_data(env, r->js.p + start, end - start);
         if (rc == 0 && ct == NULL) {
-            rc = sl_env_set_attr(env, "datacontenttype", "application/json", 16);
+            rc = sl_env_set_attr_at(env, SL_ATTR_DATACONTENTTYPE, "application/json", 16,
+                                    true);
         }
     }
     if (rc != 0) {

@@ -216,6 +216,60 @@ static bool is_specversion(const char *name)
     return name[0] == 's' && strcmp(name, "specversion") == 0;
 }
 
+static int set_str_len(struct sl_env *env, char **field, const char *value, size_t len);
+
+/* Set a context attribute's field to value[0..len), which holds no NUL byte. */
+static int set_core(struct sl_env *env, char **field, const char *value, size_t len)
+{
+    if (field == &env->time) {
+        int64_t ms;
+        if (sl_rfc3339_parse_ms(value, len, &ms) != 0) {
+            return -EINVAL;
+        }
+        env->timestamp_ms = ms;
+    } else if ((field == &env->id || field == &env->source || field == &env->type) &&
+               len == 0) {
+        return -EINVAL;     /* REQUIRED attributes must be non-empty strings */
+    }
+    return set_str_len(env, field, value, len);
+}
+
+int sl_env_set_attr_at(struct sl_env *env, enum sl_env_attr attr, const char *value,
+                       size_t len, bool nul_free)
+{
+    char **field;
+
+    switch (attr) {
+    case SL_ATTR_ID:
+        field = &env->id;
+        break;
+    case SL_ATTR_SOURCE:
+        field = &env->source;
+        break;
+    case SL_ATTR_TYPE:
+        field = &env->type;
+        break;
+    case SL_ATTR_SUBJECT:
+        field = &env->subject;
+        break;
+    case SL_ATTR_TIME:
+        field = &env->time;
+        break;
+    case SL_ATTR_DATACONTENTTYPE:
+        field = &env->datacontenttype;
+        break;
+    case SL_ATTR_DATASCHEMA:
+        field = &env->dataschema;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (!nul_free && memchr(value, '\0', len) != NULL) {
+        return -EINVAL;
+    }
+    return set_core(env, field, value, len);
+}
+
 int sl_env_set_attr(struct sl_env *env, const char *name, const char *value, size_t len)
 {
     char **field;
@@ -228,17 +282,7 @@ int sl_env_set_attr(struct sl_env *env, const char *name, const char *value, siz
     }
     field = core_attr(env, name);
     if (field != NULL) {
-        if (field == &env->time) {
-            int64_t ms;
-            if (sl_rfc3339_parse_ms(value, len, &ms) != 0) {
-                return -EINVAL;
-            }
-            env->timestamp_ms = ms;
-        } else if ((field == &env->id || field == &env->source || field == &env->type) &&
-                   len == 0) {
-            return -EINVAL;     /* REQUIRED attributes must be non-empty strings */
-        }
-        return set_str(env, field, value, len);
+        return set_core(env, field, value, len);
     }
     if (!sl_env_ext_name_valid(name)) {
         return -EINVAL;

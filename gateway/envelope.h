@@ -93,6 +93,27 @@ void sl_env_unref(struct sl_env **env);
  * e.g. time not RFC 3339, specversion not 1.0), -ENOMEM. Building thread only.
  */
 int sl_env_set_attr(struct sl_env *env, const char *name, const char *value, size_t len);
+/* The context attributes with a field of their own (specversion and extensions have
+ * none). */
+enum sl_env_attr {
+    SL_ATTR_ID,
+    SL_ATTR_SOURCE,
+    SL_ATTR_TYPE,
+    SL_ATTR_SUBJECT,
+    SL_ATTR_TIME,
+    SL_ATTR_DATACONTENTTYPE,
+    SL_ATTR_DATASCHEMA,
+};
+
+/*
+ * sl_env_set_attr for one of those by its index, without looking the name up (decoders
+ * that already know which attribute a member is). nul_free: the caller knows value has
+ * no NUL byte (e.g. JSON string text without escapes, where the scanner refuses control
+ * characters), so it is not searched for one. The value is copied. Same returns as
+ * sl_env_set_attr (-EINVAL also for an attr out of range). Building thread only.
+ */
+int sl_env_set_attr_at(struct sl_env *env, enum sl_env_attr attr, const char *value,
+                       size_t len, bool nul_free);
 /* CloudEvents extension attribute names: [a-z0-9]{1,20}. Pure; any thread. */
 bool sl_env_ext_name_valid(const char *name);
 

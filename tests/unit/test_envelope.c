@@ -117,6 +117,30 @@ static void test_attr_storage(void **state)
     }
 }
 
+/* sl_env_set_attr_at sets the same field, with the same checks, as sl_env_set_attr. */
+static void test_attr_at(void **state)
+{
+    (void)state;
+    struct sl_env *e = sl_env_new();
+    static const char *const names[] = {"id", "source", "type", "subject", "time",
+                                        "datacontenttype", "dataschema"};
+
+    for (int a = SL_ATTR_ID; a <= SL_ATTR_DATASCHEMA; a++) {
+        const char *v = a == SL_ATTR_TIME ? "2024-01-02T03:04:05.678Z" : names[a];
+        assert_int_equal(sl_env_set_attr_at(e, (enum sl_env_attr)a, v, strlen(v), true), 0);
+        assert_string_equal(sl_env_get_attr(e, names[a]), v);
+    }
+    assert_int_equal(e->timestamp_ms, 1704164645678LL);
+    assert_int_equal(sl_env_set_attr_at(e, SL_ATTR_SUBJECT, "a\0b", 3, false), -EINVAL);
+    assert_string_equal(e->subject, "subject");
+    assert_int_equal(sl_env_set_attr_at(e, SL_ATTR_ID, "", 0, true), -EINVAL);
+    assert_int_equal(sl_env_set_attr_at(e, SL_ATTR_TIME, "yesterday", 9, true), -EINVAL);
+    assert_int_equal(sl_env_set_attr_at(e, (enum sl_env_attr)99, "x", 1, true), -EINVAL);
+    assert_int_equal(sl_env_set_attr_at(e, SL_ATTR_SUBJECT, "s/2xyz", 3, true), 0);
+    assert_string_equal(e->subject, "s/2");
+    sl_env_unref(&e);
+}
+
 static void test_rfc3339(void **state)
 {
     (void)state;
@@ -359,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_env_data_shared_across_envelopes),
         cmocka_unit_test(test_attrs),
         cmocka_unit_test(test_attr_storage),
+        cmocka_unit_test(test_attr_at),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_rfc3339_format_matches_gmtime),
         cmocka_unit_test(test_ids_unique_v4),
