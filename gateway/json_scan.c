@@ -222,11 +222,12 @@ static bool scan_string(struct js *s, struct js_val *v)
 }
 
 /* Length of the number token at s[0] (n bytes left) if it follows the JSON grammar and
- * is not followed by more number characters, else 0. */
-static size_t number_len(const unsigned char *s, size_t n)
+ * is not followed by more number characters, else 0. *exp: whether it has an exponent. */
+static size_t number_len(const unsigned char *s, size_t n, bool *exp)
 {
     size_t i = 0;
 
+    *exp = false;
     if (i < n && s[i] == '-') {
         i++;
     }
@@ -248,6 +249,7 @@ static size_t number_len(const unsigned char *s, size_t n)
         }
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        *exp = true;
         if (++i < n && (s[i] == '+' || s[i] == '-')) {
             i++;
         }
@@ -288,14 +290,15 @@ static bool token_strtod(const unsigned char *p, size_t n, double *out)
 static bool scan_number(struct js *s, struct js_val *v)
 {
     const unsigned char *p = s->p + s->i;
-    size_t n = number_len(p, s->len - s->i);
+    bool exp;
+    size_t n = number_len(p, s->len - s->i, &exp);
     double d;
 
     if (n == 0) {
         return js_fail(s, s->i, "invalid number");
     }
     /* Below 1e300 unless it has an exponent or 300 digits: no strtod needed. */
-    if (n >= 300 || memchr(p, 'e', n) != NULL || memchr(p, 'E', n) != NULL) {
+    if (n >= 300 || exp) {
         if (!token_strtod(p, n, &d)) {
             return js_fail(s, s->i, "out of memory");
         }

@@ -97,6 +97,7 @@ static void test_invalid(void **state)
     expect_bad("[-]", 1, "invalid number");
     expect_bad("[1e400]", 1, "number out of range");
     expect_bad("[-1e400]", 1, "number out of range");
+    expect_bad("[2E+400]", 1, "number out of range");             /* capital E, sign */
     expect_bad("[1.7976931348623159e308]", 1, "number out of range");   /* rounds to inf */
     expect_bad("[\"abc", 5, "unterminated string");
     expect_bad("[\"a\\", 3, "invalid escape");
