@@ -855,6 +855,18 @@ static size_t next_out_cap(size_t cur)
     return cur > limit / 2 ? limit : cur * 2;
 }
 
+/* The output buffer is full: grow it to next_out_cap. SL_RB_CORRUPT once it is past the
+ * cap (the input inflates beyond SL_RB_MAX_DECOMPRESSED), SL_RB_NOMEM, or SL_RB_OK. */
+static enum sl_rb_status out_grow(struct sl_rb_zbuf *z)
+{
+    size_t ncap = next_out_cap(z->cap);
+
+    if (ncap == 0) {
+        return SL_RB_CORRUPT;
+    }
+    return zbuf_reserve(z, ncap) < 0 ? SL_RB_NOMEM : SL_RB_OK;
+}
+
 /* The first output size to try for in_len compressed bytes. */
 static size_t first_out_cap(size_t in_len, size_t hint)
 {
@@ -923,12 +935,9 @@ static enum sl_rb_status gzip_decompress(struct sl_rb_zbuf *z, const uint8_t *sr
         if (s->avail_out != 0) {
             return SL_RB_CORRUPT;            /* input used up before the member's end */
         }
-        size_t ncap = next_out_cap(z->cap);
-        if (ncap == 0) {
-            return SL_RB_CORRUPT;
-        }
-        if (zbuf_reserve(z, ncap) < 0) {
-            return SL_RB_NOMEM;
+        enum sl_rb_status st = out_grow(z);
+        if (st != SL_RB_OK) {
+            return st;
         }
     }
 }
@@ -965,12 +974,9 @@ static enum sl_rb_status lz4_decompress(struct sl_rb_zbuf *z, const uint8_t *src
             return SL_RB_CORRUPT;
         }
         if (z->len == z->cap) {
-            size_t ncap = next_out_cap(z->cap);
-            if (ncap == 0) {
-                return SL_RB_CORRUPT;
-            }
-            if (zbuf_reserve(z, ncap) < 0) {
-                return SL_RB_NOMEM;
+            enum sl_rb_status st = out_grow(z);
+            if (st != SL_RB_OK) {
+                return st;
             }
         } else if (in_n == 0 && out_n == 0) {
             return SL_RB_CORRUPT;            /* no progress */
@@ -990,12 +996,9 @@ static enum sl_rb_status lz4_decompress(struct sl_rb_zbuf *z, const uint8_t *src
             return SL_RB_CORRUPT;
         }
         if (z->len == z->cap) {
-            size_t ncap = next_out_cap(z->cap);
-            if (ncap == 0) {
-                return SL_RB_CORRUPT;
-            }
-            if (zbuf_reserve(z, ncap) < 0) {
-                return SL_RB_NOMEM;
+            enum sl_rb_status st = out_grow(z);
+            if (st != SL_RB_OK) {
+                return st;
             }
         }
     }
@@ -1046,12 +1049,9 @@ static enum sl_rb_status zstd_decompress(struct sl_rb_zbuf *z, const uint8_t *sr
             }
             continue;                        /* the next frame, or more of this one */
         }
-        size_t ncap = next_out_cap(z->cap);
-        if (ncap == 0) {
-            return SL_RB_CORRUPT;
-        }
-        if (zbuf_reserve(z, ncap) < 0) {
-            return SL_RB_NOMEM;
+        enum sl_rb_status st = out_grow(z);
+        if (st != SL_RB_OK) {
+            return st;
         }
     }
 }

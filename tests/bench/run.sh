@@ -50,17 +50,23 @@ report() {  # report NAME EVENTS_PER_REQUEST RPS...
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 # up once it answers an HTTP request (a POST: lws_floor answers nothing else)
 wait_up() { for _ in $(seq 1 50); do curl -s -o /dev/null -d x "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; return 1; }
-for flush in always os; do
+# sluice_up LOG_SETTINGS: a sluice on a fresh data dir and a free port ($port, $pid, $dir),
+# 4 partitions and the given log settings; true once it answers. sluice_down stops it.
+sluice_up() {
   port=$(free_port)
   dir=$(mktemp -d)
   cat > "$dir/s.yaml" <<YAML
 gateway: {data_dir: $dir/data, log_level: warn}
-log: {partitions: 4, flush: $flush}
+log: {partitions: 4, $1}
 listeners: {http: {bind: "127.0.0.1:$port"}}
 YAML
   "$BUILD/sluice" -c "$dir/s.yaml" > "$dir/log" 2>&1 &
   pid=$!
-  if wait_up "$port" && kill -0 $pid 2>/dev/null; then
+  wait_up "$port" && kill -0 $pid 2>/dev/null
+}
+sluice_down() { kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"; }
+for flush in always os; do
+  if sluice_up "flush: $flush"; then
     rest_run "publish_flush_$flush" tests/bench/post.lua 1 "$port"
     # with fsync per answer the rate is bound by latency: more in flight shares more
     [ "$flush" = always ] && rest_run "publish_flush_always_c256" tests/bench/post.lua 1 "$port" 256
@@ -71,27 +77,16 @@ YAML
     load_run "publish_flush_${flush}_cclient" single 1 "$port"
     load_run "batch_flush_${flush}_cclient" batch 100 "$port"
   fi
-  kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
-  rm -rf "$dir"
+  sluice_down
 done
 # Batches with flush: always are bound by the disk here (BENCHMARKS.md): the same two
 # batch loads with compression: lz4, which writes a fraction of the bytes for more loop
 # CPU (one-letter data compresses far better than the telemetry).
-port=$(free_port)
-dir=$(mktemp -d)
-cat > "$dir/s.yaml" <<YAML
-gateway: {data_dir: $dir/data, log_level: warn}
-log: {partitions: 4, flush: always, compression: lz4}
-listeners: {http: {bind: "127.0.0.1:$port"}}
-YAML
-"$BUILD/sluice" -c "$dir/s.yaml" > "$dir/log" 2>&1 &
-pid=$!
-if wait_up "$port" && kill -0 $pid 2>/dev/null; then
+if sluice_up "flush: always, compression: lz4"; then
   rest_run "batch_flush_always_lz4" tests/bench/post_batch.lua 100 "$port"
   rest_run "batch_telemetry_flush_always_lz4" tests/bench/post_batch_telemetry.lua 100 "$port"
 fi
-kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
-rm -rf "$dir"
+sluice_down
 port=$(free_port)
 "$BUILD/bench/lws_floor" "$port" &
 pid=$!
