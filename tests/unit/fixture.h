@@ -11,6 +11,7 @@
  *   fx_log_options(f, flush)       sl_log_options for f's dir: topic defaults, flush, auto-create
  *   fx_log_open(f, opts)           f->log = sl_log_open(), failing the test if it cannot
  *   fx_log_free(f)                 close the log, free the base, remove the dir, free f
+ *   fx_on_ack                      sl_log_append callback counting into a struct fx_acks
  *   fx_read_all(f, topic, part, from, c)   sl_log_read from offset from to the end into c
  *                                  (struct fx_collected: offsets, timestamps, values)
  *   fx_collect                     the sl_log_read / sl_cursor_poll callback behind it
@@ -165,6 +166,26 @@ static inline struct sl_partition_info fx_part_info(struct fx_log *f, const char
     memset(&pi, 0, sizeof(pi));
     assert_int_equal(sl_log_describe(f->log, topic, fx_on_partition0, &pi), 0);
     return pi;
+}
+
+/* Acknowledgements of sl_log_append, counted by fx_on_ack (its arg: a struct fx_acks). */
+struct fx_acks {
+    int n;
+    int errors;
+    int64_t last_offset;
+    int32_t partition;
+};
+
+static inline void fx_on_ack(void *arg, const struct sl_append_result *res)
+{
+    struct fx_acks *a = arg;
+
+    a->n++;
+    if (res->status != 0) {
+        a->errors++;
+    }
+    a->last_offset = res->last_offset;
+    a->partition = res->partition;
 }
 
 /* Run f's loop until *flag reaches want (bounded: about 5 s). */

@@ -155,28 +155,9 @@ static int teardown(void **state)
     return 0;
 }
 
-struct acks {
-    int n;
-    int errors;
-    int64_t last_offset;
-    int32_t partition;
-};
-
-static void on_ack(void *arg, const struct sl_append_result *res)
-{
-    struct acks *a = arg;
-
-    a->n++;
-    if (res->status != 0) {
-        a->errors++;
-    }
-    a->last_offset = res->last_offset;
-    a->partition = res->partition;
-}
-
 /* Append one record with value "v<i>" (and a key when key != NULL). */
 static void append_one(struct fx_log *f, const char *topic, int32_t part, const char *key,
-                       int i, int64_t ts, struct acks *a)
+                       int i, int64_t ts, struct fx_acks *a)
 {
     char val[64];
     struct sl_rec_in r;
@@ -188,7 +169,7 @@ static void append_one(struct fx_log *f, const char *topic, int32_t part, const 
     r.key_len = key ? (int32_t)strlen(key) : -1;
     r.value = (const uint8_t *)val;
     r.value_len = (int32_t)strlen(val);
-    assert_int_equal(sl_log_append(f->log, topic, part, &r, 1, on_ack, a), 0);
+    assert_int_equal(sl_log_append(f->log, topic, part, &r, 1, fx_on_ack, a), 0);
 }
 
 /* ---- tests ---- */
@@ -258,7 +239,7 @@ static void test_roundtrip(void **state)
     };
     struct sl_rec_in recs[10];
     char vals[10][16];
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct rt_check chk = { 0 };
     int64_t next = -1;
 
@@ -271,8 +252,8 @@ static void test_roundtrip(void **state)
                                       .value_len = (int32_t)strlen(vals[i]),
                                       .headers = hdrs, .n_headers = 2 };
     }
-    assert_int_equal(sl_log_append(f->log, "rt", 0, recs, 4, on_ack, &a), 0);
-    assert_int_equal(sl_log_append(f->log, "rt", 0, recs + 4, 6, on_ack, &a), 0);
+    assert_int_equal(sl_log_append(f->log, "rt", 0, recs, 4, fx_on_ack, &a), 0);
+    assert_int_equal(sl_log_append(f->log, "rt", 0, recs + 4, 6, fx_on_ack, &a), 0);
     assert_int_equal(a.n, 2);                /* flush os: acked right away */
     assert_int_equal(a.errors, 0);
     assert_int_equal(a.last_offset, 9);
@@ -300,7 +281,7 @@ static void test_partitioner(void **state)
 {
     struct fx_log *f = *state;
     struct sl_topic_config c;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     int seen[4] = { 0 };
 
     fx_log_open_flush(f, SL_FLUSH_OS);
@@ -354,7 +335,7 @@ static void small_segments(struct fx_log *f, const char *topic, int64_t retentio
 static void test_roll_by_size(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct fx_collected *c = malloc(sizeof(*c));
     struct fx_info in;
 
@@ -386,7 +367,7 @@ static void test_roll_by_size(void **state)
 static void test_retention_bytes(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct fx_collected *c = malloc(sizeof(*c));
     struct sl_log_stats st;
     struct fx_info before, after;
@@ -417,7 +398,7 @@ static void test_retention_bytes(void **state)
 static void test_retention_age(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct fx_info before, after;
     int64_t old = fx_now_ms() - 10LL * 24 * 3600 * 1000;
 
@@ -441,7 +422,7 @@ static void test_retention_age(void **state)
 static void test_reopen(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct fx_collected *c = malloc(sizeof(*c));
 
     assert_non_null(c);
@@ -466,7 +447,7 @@ static void test_reopen(void **state)
 static void test_recovery(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct fx_collected *c = malloc(sizeof(*c));
     struct sl_log_stats st;
     char path[256];
@@ -501,7 +482,7 @@ static void test_recovery(void **state)
 static void test_flush_always_group_commit(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct sl_log_stats st;
     struct fx_collected *c = malloc(sizeof(*c));
     int64_t next = 0;
@@ -566,7 +547,7 @@ static int log_file_sizes(const char *dir, uint64_t *sizes, off_t *synced_at, in
 static void test_preallocate_roll(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct fx_collected *c = malloc(sizeof(*c));
     struct sl_topic_config cfg;
     char dir[512];
@@ -662,7 +643,7 @@ static void test_flush_always_chained(void **state)
 static void test_close_fires_pending(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
 
     fx_log_open_flush(f, SL_FLUSH_ALWAYS);
     for (int i = 0; i < 10; i++) {
@@ -680,7 +661,7 @@ static void test_flush_interval(void **state)
 {
     struct fx_log *f = *state;
     struct sl_topic_config c;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct sl_log_stats st;
 
     fx_log_open_flush(f, SL_FLUSH_OS);
@@ -706,7 +687,7 @@ static void test_flush_interval(void **state)
 static void test_corrupt_read_eio(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct fx_collected *c = malloc(sizeof(*c));
     char path[256];
     int64_t next = 0;
@@ -749,7 +730,7 @@ static void on_wake(struct sl_cursor *cur, void *arg)
 static void test_cursor_starts(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct fx_collected *c = malloc(sizeof(*c));
     struct sl_cursor *cur;
     int64_t t0 = fx_now_ms() - 100000;
@@ -808,7 +789,7 @@ static void test_cursor_starts(void **state)
 static void test_cursor_wake(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct fx_collected *c = malloc(sizeof(*c));
     struct wake_count w = { 0 };
     struct wake_count w2 = { 0 };
@@ -863,7 +844,7 @@ static void test_cursor_wake(void **state)
 static void test_fsync_error_fails_partition(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 }, b = { 0 }, o = { 0 };
+    struct fx_acks a = { 0 }, b = { 0 }, o = { 0 };
     struct sl_rec_in r = { .timestamp = 1, .key_len = -1, .value = (const uint8_t *)"x",
                            .value_len = 1 };
     struct fx_collected *c = malloc(sizeof(*c));
@@ -896,7 +877,7 @@ static void test_fsync_error_fails_partition(void **state)
     assert_true(fx_part_info(f, "fs").failed);
 
     /* every later append on the partition is refused */
-    assert_int_equal(sl_log_append(f->log, "fs", 0, &r, 1, on_ack, &b), -EIO);
+    assert_int_equal(sl_log_append(f->log, "fs", 0, &r, 1, fx_on_ack, &b), -EIO);
     assert_int_equal(b.n, 3);
     fx_run_turns(f, 5);
     assert_int_equal(fx_describe(f, "fs").hw, 1);
@@ -928,7 +909,7 @@ static void test_roll_on_eoverflow(void **state)
 {
     struct fx_log *f = *state;
     struct sl_topic_config cfg;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct fx_collected *c = malloc(sizeof(*c));
 
     assert_non_null(c);
@@ -1013,7 +994,7 @@ static void test_damaged_older_segment(void **state)
 {
     struct fx_log *f = *state;
     struct sl_topic_config cfg;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct fx_collected *c = malloc(sizeof(*c));
     struct sl_log_stats st;
     struct sl_cursor *cur;
@@ -1094,7 +1075,7 @@ static void test_dir_sync(void **state)
     struct fx_log *f = *state;
     struct sl_topic_config cfg;
     struct sl_log_options o;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     char data[128], sub[128], pdir[160], rdir[160];
     char *err = NULL;
     int before;
@@ -1161,7 +1142,7 @@ static void test_set_defaults(void **state)
 {
     struct fx_log *f = *state;
     struct sl_topic_config d, got;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct sl_rec_in r;
 
     memset(&r, 0, sizeof(r));
@@ -1193,13 +1174,13 @@ static void test_set_defaults(void **state)
     assert_int_equal(sl_log_partitions(f->log, "later"), 2);
     /* auto_create off: unknown topics are refused from now on */
     assert_int_equal(sl_log_set_defaults(f->log, &d, false, NULL, NULL), 0);
-    assert_int_equal(sl_log_append(f->log, "refused", -1, &r, 1, on_ack, &a), -ENOENT);
+    assert_int_equal(sl_log_append(f->log, "refused", -1, &r, 1, fx_on_ack, &a), -ENOENT);
     assert_int_equal(sl_log_describe(f->log, "pinned", on_cfg, &got), 0);
     assert_int_equal(got.flush, SL_FLUSH_OS);                       /* keep NULL: all */
     /* a bad config changes nothing */
     d.partitions = 0;
     assert_int_equal(sl_log_set_defaults(f->log, &d, true, NULL, NULL), -EINVAL);
-    assert_int_equal(sl_log_append(f->log, "refused", -1, &r, 1, on_ack, &a), -ENOENT);
+    assert_int_equal(sl_log_append(f->log, "refused", -1, &r, 1, fx_on_ack, &a), -ENOENT);
     assert_int_equal(sl_log_describe(f->log, "refused", on_cfg, &got), -ENOENT);
 }
 

@@ -35,30 +35,13 @@ static int teardown(void **state)
     return 0;
 }
 
-struct acks {
-    int n;
-    int errors;
-    int64_t last_offset;
-};
-
-static void on_ack(void *arg, const struct sl_append_result *res)
-{
-    struct acks *a = arg;
-
-    a->n++;
-    if (res->status != 0) {
-        a->errors++;
-    }
-    a->last_offset = res->last_offset;
-}
-
 static void value_of(int i, char *buf, size_t size)
 {
     snprintf(buf, size, "reading-%06d-celsius-21.5-sensor-eu", i);
 }
 
 /* Append records first..first+n-1 as one batch (values value_of(i), a header each). */
-static void append_batch(struct fx_log *f, const char *topic, int first, int n, struct acks *a)
+static void append_batch(struct fx_log *f, const char *topic, int first, int n, struct fx_acks *a)
 {
     struct sl_rec_in *r = calloc((size_t)n, sizeof(*r));
     char (*vals)[48] = calloc((size_t)n, sizeof(*vals));
@@ -76,7 +59,7 @@ static void append_batch(struct fx_log *f, const char *topic, int first, int n, 
         r[i].headers = &hdr;
         r[i].n_headers = 1;
     }
-    assert_int_equal(sl_log_append(f->log, topic, 0, r, (size_t)n, on_ack, a), 0);
+    assert_int_equal(sl_log_append(f->log, topic, 0, r, (size_t)n, fx_on_ack, a), 0);
     free(vals);
     free(r);
 }
@@ -149,7 +132,7 @@ static void check_all(struct fx_log *f, const char *topic, int hw)
  * batch, record-by-record reads, close / reopen, a torn tail. */
 static void run_codec(struct fx_log *f, const char *topic, enum sl_rb_codec codec)
 {
-    struct acks a = {0};
+    struct fx_acks a = {0};
     struct fx_collected *c = malloc(sizeof(*c));
     int codecs[16];
     int64_t next;
@@ -240,7 +223,7 @@ static void test_zstd(void **state)
 static void test_flush_always(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = {0};
+    struct fx_acks a = {0};
     int codecs[16];
 
     fx_log_open_flush(f, SL_FLUSH_ALWAYS);
@@ -269,7 +252,7 @@ static void test_flush_always(void **state)
 static void test_reload(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = {0};
+    struct fx_acks a = {0};
     int codecs[16];
 
     fx_log_open_flush(f, SL_FLUSH_OS);
@@ -304,7 +287,7 @@ static void test_reload(void **state)
 static void test_cache_two_partitions(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = {0};
+    struct fx_acks a = {0};
     struct fx_collected *c = malloc(sizeof(*c));
     int64_t next_a = 0, next_b = 0;
 
@@ -369,7 +352,7 @@ static void test_over_cap_uncompressed(void **state)
     struct fx_log *f = *state;
     size_t big = (size_t)SL_RB_MAX_DECOMPRESSED + 1024 * 1024;
     uint8_t *v = malloc(big);
-    struct acks a = {0};
+    struct fx_acks a = {0};
     struct big_seen seen = {0};
     struct sl_rec_in r;
     struct sl_log_stats st;
@@ -387,7 +370,7 @@ static void test_over_cap_uncompressed(void **state)
     r.value_len = (int32_t)big;
     fx_log_open_flush(f, SL_FLUSH_OS);
     configure(f, "big", SL_FLUSH_OS, SL_RB_CODEC_ZSTD);
-    assert_int_equal(sl_log_append(f->log, "big", 0, &r, 1, on_ack, &a), 0);
+    assert_int_equal(sl_log_append(f->log, "big", 0, &r, 1, fx_on_ack, &a), 0);
     fx_run_until(f, &a.n, 1);
     assert_int_equal(a.errors, 0);
     assert_int_equal(disk_codecs(f, "big", codecs, 4), 1);

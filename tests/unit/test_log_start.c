@@ -98,22 +98,7 @@ static void make_topic(struct fx_log *f, const char *topic, enum sl_flush flush)
     assert_int_equal(sl_log_topic_configure(f->log, topic, &c), 0);
 }
 
-struct acks {
-    int n;
-    int errors;
-    int64_t last_offset;
-};
-
-static void on_ack(void *arg, const struct sl_append_result *res)
-{
-    struct acks *a = arg;
-
-    a->n++;
-    a->errors += res->status != 0;
-    a->last_offset = res->last_offset;
-}
-
-static void append_n(struct fx_log *f, const char *topic, int from, int n, struct acks *a)
+static void append_n(struct fx_log *f, const char *topic, int from, int n, struct fx_acks *a)
 {
     for (int i = from; i < from + n; i++) {
         char val[64];
@@ -125,7 +110,7 @@ static void append_n(struct fx_log *f, const char *topic, int from, int n, struc
         r.key_len = -1;
         r.value = (const uint8_t *)val;
         r.value_len = (int32_t)strlen(val);
-        assert_int_equal(sl_log_append(f->log, topic, 0, &r, 1, on_ack, a), 0);
+        assert_int_equal(sl_log_append(f->log, topic, 0, &r, 1, fx_on_ack, a), 0);
     }
 }
 
@@ -244,7 +229,7 @@ static void wake_noop(struct sl_cursor *cur, void *arg)
 static void test_delete_records(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct sl_partition_info before, after;
     struct sl_log_stats st0, st1;
     struct sl_cursor *early, *old;
@@ -319,7 +304,7 @@ static void test_delete_records(void **state)
 static void test_delete_records_reopen(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct sl_partition_info pi;
     uint32_t segs;
 
@@ -347,7 +332,7 @@ static void test_delete_records_reopen(void **state)
 static void test_delete_records_all(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct sl_partition_info pi;
     int64_t bases[8];
 
@@ -391,7 +376,7 @@ static void test_delete_records_all(void **state)
 static void test_roll(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct sl_partition_info pi;
     int64_t bases[8];
 
@@ -422,7 +407,7 @@ static void test_roll(void **state)
 static void test_start_file_leftovers(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct sl_partition_info pi;
     int64_t bases[64];
     int n;
@@ -465,7 +450,7 @@ static void test_start_file_leftovers(void **state)
 static void test_delete_records_fsync_held(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     struct sl_partition_info pi;
     int done;
 
@@ -508,7 +493,7 @@ static void test_delete_records_fsync_held(void **state)
 static void test_delete_records_durable(void **state)
 {
     struct fx_log *f = *state;
-    struct acks a = { 0 };
+    struct fx_acks a = { 0 };
     int before;
 
     open_log(f);
