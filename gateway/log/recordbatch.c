@@ -236,17 +236,29 @@ void sl_rb_builder_reset(struct sl_rb_builder *b, int64_t base_offset)
     b->count = 0;
 }
 
+/* The capacity for a buffer of cap bytes that must hold need: doubled from at least 4 KiB,
+ * but not past clamp unless need itself is (then exactly need). 0 on overflow. Pure. */
+static size_t grow_cap(size_t cap, size_t need, size_t clamp)
+{
+    if (cap < 4096) {
+        cap = 4096;
+    }
+    while (cap < need && cap <= SIZE_MAX / 2) {
+        cap *= 2;
+    }
+    if (cap > clamp) {
+        cap = need > clamp ? need : clamp;
+    }
+    return cap < need ? 0 : cap;
+}
+
 static int builder_reserve(struct sl_rb_builder *b, size_t extra)
 {
     if (b->len + extra <= b->cap && b->buf != NULL) {
         return 0;
     }
-    size_t need = b->len + extra;
-    size_t cap = b->cap < 4096 ? 4096 : b->cap;
-    while (cap < need) {
-        cap *= 2;
-    }
-    uint8_t *nb = realloc(b->buf, cap);
+    size_t cap = grow_cap(b->cap, b->len + extra, SIZE_MAX);
+    uint8_t *nb = cap != 0 ? realloc(b->buf, cap) : NULL;
     if (nb == NULL) {
         return -ENOMEM;
     }
@@ -680,19 +692,10 @@ static int zbuf_reserve(struct sl_rb_zbuf *z, size_t need)
     if (need <= z->cap && z->data != NULL) {
         return 0;
     }
-    size_t cap = z->cap < 4096 ? 4096 : z->cap;
-    while (cap < need && cap <= SIZE_MAX / 2) {
-        cap *= 2;
-    }
     /* Doubling stops at the decoders' limit (they ask for one byte past it to see an
      * overflow): a 64 MiB batch or bomb costs 64 MiB, not 128. */
-    if (cap > ZBUF_CLAMP) {
-        cap = need > ZBUF_CLAMP ? need : ZBUF_CLAMP;
-    }
-    if (cap < need) {
-        return -ENOMEM;
-    }
-    uint8_t *nb = realloc(z->data, cap);
+    size_t cap = grow_cap(z->cap, need, ZBUF_CLAMP);
+    uint8_t *nb = cap != 0 ? realloc(z->data, cap) : NULL;
     if (nb == NULL) {
         return -ENOMEM;
     }
