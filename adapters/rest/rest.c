@@ -459,6 +459,32 @@ static void conn_reject(struct rest_conn *c, int status, const char *reason, con
     conn_answer(c, m);
 }
 
+static int on_writeable(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi);
+
+/*
+ * Write m's answer on c now, from the wake-up that brought it, instead of asking lws
+ * for a WRITEABLE callback and another poll round: when it goes out in one write and
+ * the connection stays open. Anything else (a large answer, a close, a failed write)
+ * goes through c's own WRITEABLE callback as before, which is where lws lets a
+ * connection be closed. lws thread, inside lws_service.
+ */
+static void conn_answer_now(struct rest_ctx *ctx, struct rest_conn *c, struct rest_msg *m)
+{
+    if (m->close_after || m->resp.body_len > REST_CHUNK / 2 || atomic_load(&ctx->draining)) {
+        conn_answer(c, m);
+        return;
+    }
+    c->msg = m;
+    c->state = CONN_WRITING;
+    c->sent = 0;
+    c->hdr_sent = false;
+    if (on_writeable(ctx, c, c->wsi) != 0) {
+        c->state = CONN_CLOSING;       /* the WRITEABLE callback closes it */
+        lws_callback_on_writable(c->wsi);
+    }
+    /* still CONN_WRITING: on_writeable asked for WRITEABLE callbacks for the rest */
+}
+
 static void drain_replies(struct rest_ctx *ctx)
 {
     struct rest_msg *m;
@@ -471,7 +497,7 @@ static void drain_replies(struct rest_ctx *ctx)
         struct rest_msg *next = m->rnext;
         struct rest_conn *c = conn_find(ctx, m->conn_id);
         if (c != NULL && c->seq == m->seq && c->state == CONN_WAITING) {
-            conn_answer(c, m);
+            conn_answer_now(ctx, c, m);
         } else {
             msg_recycle(ctx, m);   /* the connection went away meanwhile */
         }
@@ -1041,6 +1067,9 @@ static int rest_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         return on_body_done(ctx, c);
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (c->state == CONN_CLOSING) {
+            return -1;                 /* see conn_answer_now */
+        }
         return on_writeable(ctx, c, wsi);
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         /* user is not a rest_conn here. Stopping: close new connections at once. */
