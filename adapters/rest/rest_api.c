@@ -226,20 +226,21 @@ int rest_query_get(const char *query, const char *name, char *out, size_t outsz)
     const char *p = query;
 
     while (p != NULL && *p != '\0') {
-        const char *amp = strchr(p, '&');
-        size_t seg = amp != NULL ? (size_t)(amp - p) : strlen(p);
-        if (seg > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+        const char *amp = strchrnul(p, '&');
+        size_t seg = (size_t)(amp - p);
+        /* seg >= nlen bytes are there to compare; name holds no NUL before nlen */
+        if (seg > nlen && p[nlen] == '=' && memcmp(p, name, nlen) == 0) {
             size_t vlen = seg - nlen - 1;
             if (vlen + 1 > outsz) {
                 return -1;
             }
             return rest_pct_decode(p + nlen + 1, vlen, out, 1) < 0 ? -1 : 1;
         }
-        if (seg == nlen && strncmp(p, name, nlen) == 0) {
+        if (seg == nlen && memcmp(p, name, nlen) == 0) {
             out[0] = '\0';
             return 1;
         }
-        p = amp != NULL ? amp + 1 : NULL;
+        p = *amp != '\0' ? amp + 1 : NULL;
     }
     return 0;
 }
@@ -483,7 +484,7 @@ static int binary_event(const struct rest_req *req, struct sl_env *env, char *er
                 *reason = "bad_ce_header";
             }
         } else if (strcmp(h->name, "content-type") == 0) {
-            rc = sl_env_set_attr(env, "datacontenttype", h->value, vlen);
+            rc = sl_env_set_attr_at(env, SL_ATTR_DATACONTENTTYPE, h->value, vlen, true);
             if (rc == -EINVAL) {
                 snprintf(err, errsz, "bad content-type");
                 *reason = "bad_content_type";
@@ -509,10 +510,11 @@ static int complete_event(struct rest_api *api, struct sl_env *env, const char *
 {
     int rc;
 
+    /* C strings: no NUL inside, so the attribute is set by index without a search */
     if (subject != NULL) {
-        rc = sl_env_set_attr(env, "subject", subject, strlen(subject));
+        rc = sl_env_set_attr_at(env, SL_ATTR_SUBJECT, subject, strlen(subject), true);
     } else if (env->subject == NULL) {
-        rc = sl_env_set_attr(env, "subject", topic, strlen(topic));
+        rc = sl_env_set_attr_at(env, SL_ATTR_SUBJECT, topic, strlen(topic), true);
     } else {
         rc = 0;
     }
@@ -668,6 +670,19 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
     rest_pending_free(p);
 }
 
+/* Drop the references in envs[0..n) and free the array unless it is the caller's
+ * single-event array one. */
+static void free_envs(struct sl_env **envs, size_t n, struct sl_env **one)
+{
+    if (envs == one) {
+        for (size_t i = 0; i < n; i++) {
+            sl_env_unref(&envs[i]);
+        }
+    } else {
+        ce_json_free_batch(&envs, n);
+    }
+}
+
 static void handle_publish(struct rest_api *api, const struct rest_req *req, const char *topic,
                            rest_done_fn done, void *arg)
 {
@@ -675,11 +690,15 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
     char mt[64];
     char *subject = NULL;
     char *key = NULL;
+    char qbuf[2][256];             /* subject and key of a short query */
+    char *qmem = NULL;             /* both of a longer one */
     char dest[300];
     const char *reason = "bad_event";
+    struct sl_env *one[1] = {NULL};   /* a single event's array: no allocation */
     struct sl_env **envs = NULL;
     size_t n = 0;
     bool batch = false;
+    bool ce;
     /* publish.c keeps the listener pointer in a cache: it must be a static string. */
     struct sl_pub_source src = {.listener = "http", .topic = topic};
     struct pending *p;
@@ -690,21 +709,25 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
         rest_reply_error(done, arg, 413, "body_too_big", "request body too large");
         return;
     }
-    subject = malloc(qlen);
-    key = malloc(qlen);
-    if (subject == NULL || key == NULL) {
-        rc = -ENOMEM;
-        goto fail;
+    if (qlen <= sizeof(qbuf[0])) {
+        subject = qbuf[0];
+        key = qbuf[1];
+    } else {
+        qmem = malloc(2 * qlen);
+        if (qmem == NULL) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        subject = qmem;
+        key = qmem + qlen;
     }
     rc = rest_query_get(req->query, "subject", subject, qlen);
     if (rc >= 0) {
         int krc = rest_query_get(req->query, "key", key, qlen);
         if (rc == 0) {
-            free(subject);
             subject = NULL;
         }
         if (krc == 0) {
-            free(key);
             key = NULL;
         }
         rc = krc < 0 ? -1 : 0;
@@ -731,7 +754,8 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
     sl_strlcpy(dest + 8, topic, sizeof(dest) - 8);
 
     media_type(find_header(req, "content-type"), mt, sizeof(mt));
-    if (strcmp(mt, "application/cloudevents-batch+json") == 0) {
+    ce = strncmp(mt, "application/cloudevents", 23) == 0;
+    if (ce && strcmp(mt + 23, "-batch+json") == 0) {
         batch = true;
         if (req->body == NULL) {
             snprintf(err, sizeof(err), "a batch needs a body");
@@ -747,17 +771,13 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
         if (rc != 0) {
             goto fail;
         }
-    } else if (strcmp(mt, "application/cloudevents+json") == 0 &&
+    } else if (ce && strcmp(mt + 23, "+json") == 0 &&
                take_parsed(req, &envs, &n, &rc, err, sizeof(err), &reason)) {
         if (rc != 0) {
             goto fail;
         }
-    } else if (strcmp(mt, "application/cloudevents+json") == 0) {
-        envs = calloc(1, sizeof(*envs));
-        if (envs == NULL) {
-            rc = -ENOMEM;
-            goto fail;
-        }
+    } else if (ce && strcmp(mt + 23, "+json") == 0) {
+        envs = one;
         envs[0] = ce_json_parse_event(req->body != NULL ? (const char *)req->body->data : "",
                                       req->body != NULL ? req->body->len : 0, err, sizeof(err));
         if (envs[0] == NULL) {
@@ -766,14 +786,14 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
             goto fail;
         }
         n = 1;
-    } else if (strncmp(mt, "application/cloudevents", 23) == 0) {
+    } else if (ce) {
         snprintf(err, sizeof(err), "unsupported CloudEvents format %.60s", mt);
         reason = "bad_content_type";
         rc = -EINVAL;
         goto fail;
     } else {
-        envs = calloc(1, sizeof(*envs));
-        if (envs == NULL || (envs[0] = sl_env_new()) == NULL) {
+        envs = one;
+        if ((envs[0] = sl_env_new()) == NULL) {
             rc = -ENOMEM;
             goto fail;
         }
@@ -817,15 +837,13 @@ static void handle_publish(struct rest_api *api, const struct rest_req *req, con
         }
         goto fail;
     }
-    ce_json_free_batch(&envs, n);
-    free(subject);
-    free(key);
+    free_envs(envs, n, one);
+    free(qmem);
     return;
 
 fail:
-    ce_json_free_batch(&envs, n);
-    free(subject);
-    free(key);
+    free_envs(envs, n, one);
+    free(qmem);
     if (rc == -EINVAL) {
         rest_reply_error(done, arg, 400, reason, err[0] != '\0' ? err : "invalid request");
     } else if (rc == -E2BIG) {
@@ -1023,11 +1041,23 @@ static void method_not_allowed(rest_done_fn done, void *arg, const char *allow)
     rest_finish(done, arg, &resp);
 }
 
-/* GET or HEAD: HEAD is answered exactly as GET (status, headers, Content-Length of the
- * body GET would send); the transport leaves the body out (RFC 9110, 9.3.2). */
-static bool is_get(const struct rest_req *req)
+enum rest_method { METHOD_OTHER, METHOD_GET, METHOD_POST };
+
+/* The method, compared once per request. GET and HEAD are both METHOD_GET: HEAD is
+ * answered exactly as GET (status, headers, Content-Length of the body GET would send);
+ * the transport leaves the body out (RFC 9110, 9.3.2). */
+static enum rest_method method_of(const char *m)
 {
-    return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    switch (m[0]) {
+    case 'G':
+        return strcmp(m, "GET") == 0 ? METHOD_GET : METHOD_OTHER;
+    case 'H':
+        return strcmp(m, "HEAD") == 0 ? METHOD_GET : METHOD_OTHER;
+    case 'P':
+        return strcmp(m, "POST") == 0 ? METHOD_POST : METHOD_OTHER;
+    default:
+        return METHOD_OTHER;
+    }
 }
 
 /* Split "/topics/..." into at most 5 segments. Returns the count, or -1 if too many. */
@@ -1039,7 +1069,7 @@ static int split_path(const char *path, char segs[5][256])
     while (*p == '/') {
         size_t len;
         p++;
-        len = strcspn(p, "/");
+        len = (size_t)(strchrnul(p, '/') - p);
         if (len == 0 && *p == '\0') {
             break;             /* trailing slash */
         }
@@ -1054,11 +1084,12 @@ static int split_path(const char *path, char segs[5][256])
     return *p == '\0' ? n : -1;
 }
 
-static void handle_topics(struct rest_api *api, const struct rest_req *req, char segs[5][256],
-                          int n, rest_done_fn done, void *arg)
+static void handle_topics(struct rest_api *api, const struct rest_req *req,
+                          enum rest_method method, char segs[5][256], int n, rest_done_fn done,
+                          void *arg)
 {
-    bool get = is_get(req);
-    bool post = strcmp(req->method, "POST") == 0;
+    bool get = method == METHOD_GET;
+    bool post = method == METHOD_POST;
     const char *topic = segs[1];
 
     if (n == 1) {
@@ -1117,11 +1148,22 @@ void rest_api_handle(struct rest_api *api, const struct rest_req *req, rest_done
                      void *arg)
 {
     char segs[5][256];
-    bool get = is_get(req);
+    enum rest_method method = method_of(req->method);
+    bool get = method == METHOD_GET;
     int n;
 
     if (req->path == NULL || req->path[0] != '/') {
         rest_reply_error(done, arg, 400, "bad_path", "bad request path");
+        return;
+    }
+    /* "/topics" or "/topics/..." first: the publish path */
+    if (strncmp(req->path, "/topics", 7) == 0 && (req->path[7] == '\0' || req->path[7] == '/')) {
+        n = split_path(req->path, segs);
+        if (n < 1) {
+            rest_reply_error(done, arg, 404, "not_found", "no such endpoint");
+            return;
+        }
+        handle_topics(api, req, method, segs, n, done, arg);
         return;
     }
     if (strcmp(req->path, "/healthz") == 0) {
@@ -1138,15 +1180,6 @@ void rest_api_handle(struct rest_api *api, const struct rest_req *req, rest_done
         } else {
             method_not_allowed(done, arg, "GET, HEAD");
         }
-        return;
-    }
-    if (strcmp(req->path, "/topics") == 0 || strncmp(req->path, "/topics/", 8) == 0) {
-        n = split_path(req->path, segs);
-        if (n < 1) {
-            rest_reply_error(done, arg, 404, "not_found", "no such endpoint");
-            return;
-        }
-        handle_topics(api, req, segs, n, done, arg);
         return;
     }
     if (get) {
