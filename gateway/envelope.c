@@ -69,8 +69,9 @@ static struct env_block *env_block(const struct sl_env *env)
     return (struct env_block *)(void *)env;
 }
 
-/* A copy of value[0..len) plus a NUL, from env's arena if it fits, else malloc. */
-static char *env_strndup(struct sl_env *env, const char *value, size_t len)
+/* Room for a string of len bytes plus its NUL, from env's arena if it fits, else malloc
+ * (NULL when out of memory). The caller writes it. */
+static char *env_stralloc(struct sl_env *env, size_t len)
 {
     struct env_block *blk = env_block(env);
     char *s;
@@ -80,9 +81,17 @@ static char *env_strndup(struct sl_env *env, const char *value, size_t len)
         blk->used += len + 1;
     } else {
         s = malloc(len + 1);
-        if (s == NULL) {
-            return NULL;
-        }
+    }
+    return s;
+}
+
+/* A copy of value[0..len) plus a NUL, from env's arena if it fits, else malloc. */
+static char *env_strndup(struct sl_env *env, const char *value, size_t len)
+{
+    char *s = env_stralloc(env, len);
+
+    if (s == NULL) {
+        return NULL;
     }
     memcpy(s, value, len);
     s[len] = '\0';
@@ -488,6 +497,7 @@ static int make_uuid(char out[37])
     uint8_t r[16];
     uint64_t a, b;
     char *o = out;
+    int i = 0;
 
     if (!rng_seeded) {
         int rc = rng_seed();
@@ -501,14 +511,51 @@ static int make_uuid(char out[37])
     memcpy(r + 8, &b, 8);
     r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
     r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) {
+    /* 8-4-4-4-12 hex digits: the groups end after bytes 4, 6, 8, 10 and 16 */
+    for (int g = 0; g < 5; g++) {
+        static const uint8_t end[5] = {4, 6, 8, 10, 16};
+        if (g > 0) {
             *o++ = '-';
         }
-        *o++ = hex[r[i] >> 4];
-        *o++ = hex[r[i] & 15];
+        for (; i < end[g]; i++) {
+            o[0] = hex[r[i] >> 4];
+            o[1] = hex[r[i] & 15];
+            o += 2;
+        }
     }
     *o = '\0';
+    return 0;
+}
+
+/* env->source = "/sluice/<adapter>/<name>", cut at SOURCE_MAX bytes. 0 or -ENOMEM. */
+#define SOURCE_MAX 299
+
+static size_t default_source(const struct sl_env *env, char *buf, size_t sz);
+
+static int set_default_source(struct sl_env *env)
+{
+    const char *adapter = env->origin_adapter[0] != '\0' ? env->origin_adapter : "core";
+    const char *name = env->origin_name != NULL ? env->origin_name : "default";
+    size_t al = strlen(adapter), nl = strlen(name);
+    size_t n = 8 + al + 1 + nl;
+    char *s;
+
+    if (n > SOURCE_MAX) {
+        char buf[SOURCE_MAX + 1];
+        n = default_source(env, buf, sizeof(buf));
+        return set_str_len(env, &env->source, buf, n);
+    }
+    /* written in place: no copy through a buffer */
+    s = env_stralloc(env, n);
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(s, "/sluice/", 8);
+    memcpy(s + 8, adapter, al);
+    s[8 + al] = '/';
+    memcpy(s + 9 + al, name, nl + 1);
+    env_str_free(env, env->source);
+    env->source = s;
     return 0;
 }
 
@@ -572,20 +619,20 @@ int sl_env_finalize_now(struct sl_env *env, int64_t *now)
     char buf[300];
 
     if (env->id == NULL) {
-        char uuid[37];
-        int rc = make_uuid(uuid);
+        char *id = env_stralloc(env, 36);    /* the UUID is made in place */
+        int rc;
+        if (id == NULL) {
+            return -ENOMEM;
+        }
+        rc = make_uuid(id);
         if (rc != 0) {
+            env_str_free(env, id);
             return rc;
         }
-        if (set_str_len(env, &env->id, uuid, 36) != 0) {
-            return -ENOMEM;
-        }
+        env->id = id;
     }
-    if (env->source == NULL) {
-        size_t n = default_source(env, buf, sizeof(buf));
-        if (set_str_len(env, &env->source, buf, n) != 0) {
-            return -ENOMEM;
-        }
+    if (env->source == NULL && set_default_source(env) != 0) {
+        return -ENOMEM;
     }
     if (env->type == NULL && set_str_len(env, &env->type, "io.sluice.message", 17) != 0) {
         return -ENOMEM;

@@ -238,6 +238,46 @@ static void test_finalize_fills_missing(void **state)
     sl_env_unref(&f);
 }
 
+/* The generated id's layout (8-4-4-4-12 lower-case hex, version 4, RFC 4122 variant) and
+ * the default source: no origin, a long origin name (heap, cut at 299 bytes). */
+static void test_finalize_id_and_source(void **state)
+{
+    (void)state;
+    char name[400];
+    struct sl_env *e = sl_env_new();
+
+    assert_int_equal(sl_env_finalize(e), 0);
+    assert_int_equal(strlen(e->id), 36);
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            assert_int_equal(e->id[i], '-');
+        } else {
+            assert_non_null(strchr("0123456789abcdef", e->id[i]));
+        }
+    }
+    assert_int_equal(e->id[14], '4');
+    assert_non_null(strchr("89ab", e->id[19]));
+    assert_string_equal(e->source, "/sluice/core/default");
+    sl_env_unref(&e);
+
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    e = sl_env_new();
+    assert_int_equal(sl_env_set_origin(e, "http", name, NULL), 0);
+    assert_int_equal(sl_env_finalize(e), 0);
+    assert_int_equal(strlen(e->source), 299);
+    assert_memory_equal(e->source, "/sluice/http/nnn", 16);
+    sl_env_unref(&e);
+
+    name[299 - 13] = '\0';                /* exactly 299: still whole */
+    e = sl_env_new();
+    assert_int_equal(sl_env_set_origin(e, "http", name, NULL), 0);
+    assert_int_equal(sl_env_finalize(e), 0);
+    assert_int_equal(strlen(e->source), 299);
+    assert_int_equal(e->source[298], 'n');
+    sl_env_unref(&e);
+}
+
 /* Build the record, encode it into a real RecordBatch, decode, map back. */
 static void test_kafka_binding_round_trip(void **state)
 {
@@ -389,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_ids_unique_v4),
         cmocka_unit_test(test_finalize_fills_missing),
         cmocka_unit_test(test_finalize_now_time),
+        cmocka_unit_test(test_finalize_id_and_source),
         cmocka_unit_test(test_kafka_binding_round_trip),
         cmocka_unit_test(test_foreign_record),
     };
