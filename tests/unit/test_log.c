@@ -189,6 +189,24 @@ static void test_names_and_defaults(void **state)
     assert_false(sl_log_topic_name_valid(".."));
     assert_false(sl_log_topic_name_valid("a/b"));
     assert_false(sl_log_topic_name_valid("a b"));
+    assert_false(sl_log_topic_name_valid(NULL));
+    assert_true(sl_log_topic_name_valid("..."));
+    assert_true(sl_log_topic_name_valid(".a"));
+    assert_true(sl_log_topic_name_valid("ZZ-09_az.AZ"));
+    assert_false(sl_log_topic_name_valid("ab\xc3\xa9"));
+    assert_false(sl_log_topic_name_valid("a:b"));
+    {
+        char name[252];
+        memset(name, 'x', sizeof(name));
+        name[249] = '\0';
+        assert_true(sl_log_topic_name_valid(name));      /* 249 bytes: the longest */
+        name[249] = 'x';
+        name[250] = '\0';
+        assert_false(sl_log_topic_name_valid(name));
+        name[250] = 'x';
+        name[251] = '\0';
+        assert_false(sl_log_topic_name_valid(name));
+    }
 }
 
 struct rt_check {
