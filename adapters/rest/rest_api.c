@@ -390,10 +390,17 @@ static int take_parsed(const struct rest_req *req, struct sl_env ***envs, size_t
 struct pending *rest_pending_new(struct rest_api *api, enum pending_kind kind,
                                  const char *topic, rest_done_fn done, void *arg)
 {
-    struct pending *p = calloc(1, sizeof(*p));
+    struct pending *p = api->spare;
 
-    if (p == NULL) {
-        return NULL;
+    if (p != NULL) {
+        api->spare = p->next;
+        api->n_spare--;
+        memset(p, 0, sizeof(*p));
+    } else {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL) {
+            return NULL;
+        }
     }
     p->api = api;
     p->kind = kind;
@@ -434,6 +441,12 @@ void rest_pending_free(struct pending *p)
         event_free(p->timer);
     }
     ce_json_buf_free(&p->out);
+    if (p->api != NULL && p->api->n_spare < REST_SPARE_PENDING) {
+        p->next = p->api->spare;           /* kept for the next request */
+        p->api->spare = p;
+        p->api->n_spare++;
+        return;
+    }
     free(p);
 }
 
@@ -585,6 +598,13 @@ static size_t fmt_offset(char *out, size_t cap, bool comma, int32_t partition, i
     return n;
 }
 
+/* Is topic a valid topic name (so it needs no JSON escaping)? The path's topic, p->topic,
+ * was checked by handle_topics: the usual answer's topic is that one. */
+static bool topic_name_valid(const struct pending *p, const char *topic)
+{
+    return strcmp(topic, p->topic) == 0 || sl_log_topic_name_valid(topic);
+}
+
 static void publish_done(void *arg, const struct sl_publish_result *res)
 {
     struct pending *p = arg;
@@ -601,7 +621,7 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
         rest_pending_free(p);
         return;
     }
-    if (!p->batch && res->n >= 1 && sl_log_topic_name_valid(res->items[0].topic)) {
+    if (!p->batch && res->n >= 1 && topic_name_valid(p, res->items[0].topic)) {
         /* The hot path: a valid topic name needs no JSON escaping, so format directly. */
         struct rest_resp resp = {.status = 201, .content_type = CT_JSON};
         size_t tlen = strlen(res->items[0].topic);
@@ -625,7 +645,7 @@ static void publish_done(void *arg, const struct sl_publish_result *res)
         rest_pending_free(p);
         return;
     }
-    if (p->batch && res->n >= 1 && sl_log_topic_name_valid(res->items[0].topic)) {
+    if (p->batch && res->n >= 1 && topic_name_valid(p, res->items[0].topic)) {
         /* Batch answer, formatted directly (as jansson's JSON_COMPACT would print it):
          * building it as jansson objects cost several allocations per event. */
         size_t cap = 96 + strlen(res->items[0].topic) + res->n * 64;
@@ -1246,6 +1266,11 @@ void rest_api_free(struct rest_api **apip)
             p->api = NULL;     /* publish_done frees it when the log answers */
             rest_reply_error(p->done, p->arg, 503, "shutting_down", "shutting down");
         }
+    }
+    while (api->spare != NULL) {
+        struct pending *p = api->spare;
+        api->spare = p->next;
+        free(p);
     }
     free(api->listener);
     free(api->web_root);

@@ -21,6 +21,9 @@
 
 #define CT_JSON "application/json"
 
+/* Freed pendings an api keeps for reuse (a publish allocates none then). */
+#define REST_SPARE_PENDING 64
+
 struct event;
 struct sl_cursor;
 
@@ -55,6 +58,8 @@ struct rest_api {
     int64_t max_wait_ms;
     char *web_root;
     struct pending *pending;
+    struct pending *spare;         /* freed pendings kept for reuse (linked by next) */
+    size_t n_spare;                /* at most REST_SPARE_PENDING */
     bool draining;                 /* rest_api_drain: reads answer at once */
 };
 
@@ -87,13 +92,15 @@ int rest_query_num(const char *query, const char *name, int64_t min, int64_t max
 
 /* ---------- pending list (rest_api.c) ---------- */
 
-/* A new pending request of kind for topic (copied), linked first in api's list. Borrows
- * api, done and arg until answered. NULL on out of memory. Loop thread. */
+/* A new pending request of kind for topic (copied), linked first in api's list (reused
+ * from api's spares when it has one). Borrows api, done and arg until answered. NULL on
+ * out of memory. Loop thread. */
 struct pending *rest_pending_new(struct rest_api *api, enum pending_kind kind,
                                  const char *topic, rest_done_fn done, void *arg);
 /* Unlink p from its api's list (no-op when orphaned). Loop thread. */
 void rest_pending_unlink(struct pending *p);
-/* Free p (unlinked) with its cursors, timer and rendered output. Loop thread. */
+/* Free p (unlinked) with its cursors, timer and rendered output; p itself goes to its
+ * api's spares while there is room (freed with the api), else is freed. Loop thread. */
 void rest_pending_free(struct pending *p);
 
 /* ---------- reads (rest_read.c) ---------- */
