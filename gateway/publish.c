@@ -24,6 +24,7 @@
 struct pub_topic {
     char name[RT_TOPIC_MAX + 1];
     size_t len;                    /* strlen(name) */
+    struct sl_topic *t;            /* the log's topic, looked up once per call */
     int32_t sticky;                /* keyless partition for this call, -1: not chosen */
 };
 
@@ -167,15 +168,27 @@ static void decision_key(const struct sl_env *env, const struct rt_decision *d,
     }
 }
 
-static int ensure_topic(struct sl_gateway *gw, const char *topic)
+/* The log's topic, created first if allowed; NULL with *rc = -errno if not. */
+static struct sl_topic *ensure_topic(struct sl_gateway *gw, const char *topic, int *rc)
 {
-    if (sl_log_partitions(gw->log, topic) > 0) {
-        return 0;
+    struct sl_topic *t = sl_log_find_topic(gw->log, topic);
+
+    if (t != NULL && sl_log_topic_partitions(t) > 0) {
+        return t;
     }
     if (gw->cfg != NULL && !gw->cfg->auto_create) {
-        return -ENOENT;
+        *rc = -ENOENT;
+        return NULL;
     }
-    return sl_log_topic_configure(gw->log, topic, NULL);
+    *rc = sl_log_topic_configure(gw->log, topic, NULL);
+    if (*rc != 0) {
+        return NULL;
+    }
+    t = sl_log_find_topic(gw->log, topic);
+    if (t == NULL) {
+        *rc = -ENOENT;
+    }
+    return t;
 }
 
 /* Grow one of the scratch arrays: inline first, then the heap. */
@@ -204,7 +217,9 @@ static int grow(void **arr, size_t *cap, size_t elem, void *inline_arr)
 static int topic_index(struct sl_gateway *gw, struct pub_scratch *sc, const char *name,
                        size_t *idx)
 {
-    int rc;
+    struct sl_topic *t;
+    int rc = 0;
+
     for (size_t i = 0; i < sc->n_topics; i++) {
         if (strcmp(sc->topics[i].name, name) == 0) {
             *idx = i;
@@ -214,8 +229,8 @@ static int topic_index(struct sl_gateway *gw, struct pub_scratch *sc, const char
     if (!sl_log_topic_name_valid(name)) {
         return -EINVAL;
     }
-    rc = ensure_topic(gw, name);
-    if (rc != 0) {
+    t = ensure_topic(gw, name, &rc);
+    if (t == NULL) {
         return rc;
     }
     if (sc->n_topics == sc->cap_topics &&
@@ -226,6 +241,7 @@ static int topic_index(struct sl_gateway *gw, struct pub_scratch *sc, const char
     sl_strlcpy(sc->topics[sc->n_topics].name, name, sizeof(sc->topics[0].name));
     sc->topics[sc->n_topics].len = strlen(sc->topics[sc->n_topics].name);
     sc->topics[sc->n_topics].sticky = -1;
+    sc->topics[sc->n_topics].t = t;
     *idx = sc->n_topics++;
     return 0;
 }
@@ -290,7 +306,7 @@ static int32_t keyed_partition(struct sl_gateway *gw, struct pub_scratch *sc, si
         (key_len <= 0 || memcmp(sc->pkey, key, (size_t)key_len) == 0)) {
         return sc->pkey_partition;
     }
-    p = sl_log_partition_for(gw->log, sc->topics[ti].name, key, key_len);
+    p = sl_log_topic_partition_for(sc->topics[ti].t, key, key_len);
     sc->pkey_valid = p >= 0;
     sc->pkey_topic = ti;
     sc->pkey = key;
@@ -378,8 +394,8 @@ static int route_env(struct sl_gateway *gw, const struct sl_pub_source *src,
         } else {
             /* keyless: one partition per topic for the whole call (sticky) */
             if (sc->topics[ti].sticky < 0) {
-                sc->topics[ti].sticky = sl_log_partition_for(gw->log, sc->topics[ti].name,
-                                                             NULL, -1);
+                sc->topics[ti].sticky = sl_log_topic_partition_for(sc->topics[ti].t, NULL,
+                                                                   -1);
             }
             r->partition = sc->topics[ti].sticky;
         }
@@ -636,12 +652,12 @@ int sl_gateway_publish(struct sl_gateway *gw, const struct sl_pub_source *src,
     }
     for (size_t g = 0; g < op->n_groups; g++) {
         struct pub_group *grp = &op->groups[g];
-        const char *topic = sc.topics[sc.recs[grp->first].topic].name;
+        struct sl_topic *topic = sc.topics[sc.recs[grp->first].topic].t;
         int arc;
 
         op->pending++;
-        arc = sl_log_append(gw->log, topic, grp->partition, &rin[grp->first], grp->n,
-                            append_done, grp);
+        arc = sl_log_append_topic(gw->log, topic, grp->partition, &rin[grp->first], grp->n,
+                                  append_done, grp);
         if (arc != 0) {
             op->pending--;
             if (op->status == 0) {

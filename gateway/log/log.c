@@ -385,6 +385,16 @@ static int32_t topic_partition_for(struct sl_topic *t, const uint8_t *key, int32
     return (int32_t)(t->rr++ % (uint32_t)t->n_parts);
 }
 
+int32_t sl_log_topic_partitions(const struct sl_topic *t)
+{
+    return t->n_parts;
+}
+
+int32_t sl_log_topic_partition_for(struct sl_topic *t, const uint8_t *key, int32_t key_len)
+{
+    return topic_partition_for(t, key, key_len);
+}
+
 int32_t sl_log_partition_for(struct sl_log *log, const char *topic,
                              const uint8_t *key, int32_t key_len)
 {
@@ -912,7 +922,6 @@ int sl_log_append(struct sl_log *log, const char *topic, int32_t partition,
                   const struct sl_rec_in *recs, size_t n, sl_append_cb cb, void *arg)
 {
     struct sl_topic *t;
-    struct sl_partition *p;
     int err = 0;
 
     if (log == NULL || recs == NULL || n == 0 || n > INT32_MAX || cb == NULL) {
@@ -924,6 +933,20 @@ int sl_log_append(struct sl_log *log, const char *topic, int32_t partition,
     t = sl_log_get_topic(log, topic, &err);
     if (t == NULL) {
         return err;
+    }
+    return sl_log_append_topic(log, t, partition, recs, n, cb, arg);
+}
+
+int sl_log_append_topic(struct sl_log *log, struct sl_topic *t, int32_t partition,
+                        const struct sl_rec_in *recs, size_t n, sl_append_cb cb, void *arg)
+{
+    struct sl_partition *p;
+
+    if (log == NULL || t == NULL || recs == NULL || n == 0 || n > INT32_MAX || cb == NULL) {
+        return -EINVAL;
+    }
+    if (log->closing) {
+        return -ESHUTDOWN;
     }
     if (partition == -1) {
         partition = topic_partition_for(t, recs[0].key, recs[0].key_len);

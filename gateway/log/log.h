@@ -107,6 +107,20 @@ int64_t sl_log_high_watermark(struct sl_log *log, const char *topic, int32_t par
 int32_t sl_log_partition_for(struct sl_log *log, const char *topic,
                              const uint8_t *key, int32_t key_len);
 
+/*
+ * A topic looked up once for several calls (the publish path: partition count,
+ * partitioner, append). The handle is borrowed from the log: valid while the topic
+ * exists, so a caller keeps it only within the loop-thread call it looked it up in.
+ * Loop thread.
+ */
+struct sl_topic;
+/* The topic named name, or NULL if there is none (NULL name: NULL). */
+struct sl_topic *sl_log_find_topic(struct sl_log *log, const char *name);
+/* Its partition count. */
+int32_t sl_log_topic_partitions(const struct sl_topic *t);
+/* sl_log_partition_for for a topic in hand. */
+int32_t sl_log_topic_partition_for(struct sl_topic *t, const uint8_t *key, int32_t key_len);
+
 struct sl_partition_info {
     int32_t partition;
     int64_t log_start_offset;  /* first offset still kept */
@@ -147,6 +161,9 @@ typedef void (*sl_append_cb)(void *arg, const struct sl_append_result *res);
  */
 int sl_log_append(struct sl_log *log, const char *topic, int32_t partition,
                   const struct sl_rec_in *recs, size_t n, sl_append_cb cb, void *arg);
+/* sl_log_append to a topic in hand (from sl_log_find_topic, t not NULL). */
+int sl_log_append_topic(struct sl_log *log, struct sl_topic *t, int32_t partition,
+                        const struct sl_rec_in *recs, size_t n, sl_append_cb cb, void *arg);
 
 /* A record read back; pointers valid during the callback only. Return nonzero to stop. */
 typedef int (*sl_record_fn)(void *arg, const char *topic, int32_t partition,

@@ -110,7 +110,6 @@ static inline void sl_log_zread_forget(struct sl_log *log, const struct sl_parti
 }
 
 /* log.c */
-struct sl_topic *sl_log_find_topic(struct sl_log *log, const char *name);
 /* Find, or create with the defaults when auto_create allows. NULL with -errno. */
 struct sl_topic *sl_log_get_topic(struct sl_log *log, const char *name, int *errp);
 int64_t sl_log_now_ms(void);

@@ -335,6 +335,28 @@ static void test_partitioner(void **state)
     assert_int_equal(sl_log_partition_for(f->log, "missing", NULL, -1), -ENOENT);
     /* 5 x foobar, then the keyless ones: 2 per partition */
     assert_int_equal(sl_log_high_watermark(f->log, "keyed", 2), 5 + 2 + (p17 == 2 ? 2 : 0));
+
+    /* the same through a topic handle */
+    struct sl_topic *t = sl_log_find_topic(f->log, "keyed");
+    struct sl_rec_in r;
+    assert_non_null(t);
+    assert_null(sl_log_find_topic(f->log, "missing"));
+    assert_null(sl_log_find_topic(f->log, NULL));
+    assert_int_equal(sl_log_topic_partitions(t), 4);
+    assert_int_equal(sl_log_topic_partition_for(t, (const uint8_t *)"foobar", 6), 2);
+    assert_int_equal(sl_log_topic_partition_for(t, (const uint8_t *)"device-17", 9), p17);
+    memset(&r, 0, sizeof(r));
+    r.timestamp = fx_now_ms();
+    r.key = (const uint8_t *)"foobar";
+    r.key_len = 6;
+    r.value = (const uint8_t *)"v";
+    r.value_len = 1;
+    assert_int_equal(sl_log_append_topic(f->log, t, -1, &r, 1, fx_on_ack, &a), 0);
+    assert_int_equal(a.partition, 2);
+    assert_int_equal(a.last_offset, 5 + 2 + (p17 == 2 ? 2 : 0));
+    assert_int_equal(sl_log_append_topic(f->log, t, 4, &r, 1, fx_on_ack, &a), -EINVAL);
+    assert_int_equal(sl_log_append_topic(f->log, NULL, 0, &r, 1, fx_on_ack, &a), -EINVAL);
+    assert_int_equal(a.errors, 0);
 }
 
 static void small_segments(struct fx_log *f, const char *topic, int64_t retention_bytes,
