@@ -1,5 +1,5 @@
 /*
- * libFuzzer harness for routing/route.c. Input: lines; the first is a subject, the rest
+ * libFuzzer harness for routing/. Input: lines; the first is a subject, the rest
  * are patterns (at most 64). Oracle: the trie must agree with rt_match, which matches
  * one pattern against one subject level by level with no trie:
  * - ingress: the rule chosen is the first pattern (in order) for which rt_match holds;

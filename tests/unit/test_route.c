@@ -1,4 +1,4 @@
-/* Unit tests for routing/route.c: matching, ingress rules, default addressing, egress. */
+/* Unit tests for routing/: matching, ingress rules, default addressing, egress. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
