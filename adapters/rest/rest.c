@@ -50,7 +50,12 @@ static const struct {
  * reused through the lws thread's cache, a typical request allocates nothing there
  * but its body. */
 #define REST_ARENA 1024
+#if defined(__SANITIZE_ADDRESS__)
+#define REST_MSG_CACHE 0             /* under ASan every message is freed, so that a use
+                                        after free is caught, not hidden by the reuse */
+#else
 #define REST_MSG_CACHE 256           /* idle messages kept by the lws thread */
+#endif
 
 struct rest_ctx;
 
@@ -229,7 +234,7 @@ static void msg_recycle(struct rest_ctx *ctx, struct rest_msg *m)
     if (m == NULL) {
         return;
     }
-    if (ctx->n_msg_cache >= REST_MSG_CACHE) {
+    if (ctx->n_msg_cache + 1 > REST_MSG_CACHE) {   /* (REST_MSG_CACHE may be 0) */
         msg_free(m);
         return;
     }

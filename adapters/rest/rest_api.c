@@ -441,7 +441,7 @@ void rest_pending_free(struct pending *p)
         event_free(p->timer);
     }
     ce_json_buf_free(&p->out);
-    if (p->api != NULL && p->api->n_spare < REST_SPARE_PENDING) {
+    if (p->api != NULL && p->api->n_spare + 1 <= REST_SPARE_PENDING) {   /* may be 0 */
         p->next = p->api->spare;           /* kept for the next request */
         p->api->spare = p;
         p->api->n_spare++;
