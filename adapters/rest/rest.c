@@ -104,6 +104,7 @@ struct rest_conn {
     size_t sent;                     /* body bytes written */
     bool hdr_sent;
     bool body_pending;               /* request body bytes still to come */
+    bool body_done;                  /* this request's BODY_COMPLETION came */
 };
 
 struct rest_ctx {
@@ -688,6 +689,7 @@ static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, c
 
     conn_register(ctx, c, wsi);
     c->seq++;
+    c->body_done = false;
     if (c->state != CONN_WAITING) {
         msg_recycle(ctx, c->msg);  /* WAITING: the loop owns it (cannot happen with h1) */
     }
@@ -828,6 +830,15 @@ static int on_body(struct rest_ctx *ctx, struct rest_conn *c, const void *in, si
 
 static int on_body_done(struct rest_ctx *ctx, struct rest_conn *c)
 {
+    if (c->body_done) {
+        /* lws 4.1 with a pipelined request after one with a body: it calls this
+         * again and again without returning from lws_service, which stalls every
+         * connection. Closing this one ends it; a client that pipelines retries
+         * what was not answered (RFC 9112, 9.3.2). */
+        rest_api_count_invalid("pipelined_after_body");
+        return -1;
+    }
+    c->body_done = true;
     c->body_pending = false;
     if (c->state == CONN_DISCARD) {
         return -1;             /* the early answer went out; the body is drained: close */

@@ -591,8 +591,68 @@ def test_head():
         s.close()
 
 
+def metric_value(line_start):
+    st, _, body = req("GET", "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(line_start):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_pipelined():
+    """Pipelined requests: GETs are answered in order. A request pipelined behind one
+    with a body: lws 4.1 re-delivers the body's completion without end and would stall
+    every connection; sluice closes that connection instead (the first request may be
+    stored, unanswered: README), counts it, and keeps serving."""
+    s = socket.create_connection((HOST, PORT), timeout=10)
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /topics HTTP/1.1\r\nHost: x\r\n\r\n")
+        st1, _, b1, rest = raw_response(s, b"", False)
+        st2, _, b2, rest = raw_response(s, rest, False)
+        check("two pipelined GETs -> both answered, in order",
+              st1 == 200 and json.loads(b1) == {"status": "ok"} and st2 == 200
+              and isinstance(json.loads(b2), (list, dict)), (st1, b1, st2, b2[:80]))
+    finally:
+        s.close()
+    t = topic("pipe")
+    name = 'sluice_http_invalid_requests_total{reason="pipelined_after_body"}'
+    before = metric_value(name)
+    for second in (b"POST /topics/" + t.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Type: text/plain\r\nContent-Length: 3\r\n\r\ntwo",
+                   b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"):
+        s = socket.create_connection((HOST, PORT), timeout=10)
+        got, closed = b"", False
+        t0 = time.time()
+        try:
+            s.sendall(b"POST /topics/" + t.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: text/plain\r\nContent-Length: 3\r\n\r\none" + second)
+            s.settimeout(5)
+            while time.time() - t0 < 5:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                got += chunk
+        except (socket.timeout, ConnectionResetError):
+            closed = not isinstance(sys.exc_info()[1], socket.timeout)
+        finally:
+            s.close()
+        check("POST + pipelined %s -> the connection is closed within 5 s, no other answer"
+              % second.split(b" ")[0].decode(),
+              closed and time.time() - t0 < 5 and got.count(b"HTTP/1.1 ") <= 1
+              and (got == b"" or got.startswith(b"HTTP/1.1 201 ")), (closed, got[:120]))
+        t1 = time.time()
+        st, _, _ = jreq("GET", "/healthz")
+        check("... and other connections are still served at once",
+              st == 200 and time.time() - t1 < 2, (st, time.time() - t1))
+    after = metric_value(name)
+    check("... each counted as pipelined_after_body in /metrics", after >= before + 2,
+          (before, after))
+
+
 def main():
-    tests = [test_health, test_head, test_binary_publish, test_explicit_partition,
+    tests = [test_health, test_head, test_pipelined, test_binary_publish, test_explicit_partition,
              test_structured_and_batch,
              test_raw_data_and_headers, test_long_poll, test_groups, test_topics_and_metrics, test_keep_alive,
              test_concurrent, test_errors]
