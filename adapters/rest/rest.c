@@ -162,7 +162,7 @@ static char *msg_alloc(struct rest_msg *m, size_t cap)
 /* Give back what the last msg_alloc of p did not use (used bytes are kept). */
 static void msg_trim(struct rest_msg *m, char *p, size_t cap, size_t used)
 {
-    if (p == m->arena + m->arena_used - cap) {
+    if (m->arena_used >= cap && p == m->arena + (m->arena_used - cap)) {
         m->arena_used -= cap - used;
     }
 }
@@ -691,7 +691,8 @@ static int on_http(struct rest_ctx *ctx, struct rest_conn *c, struct lws *wsi, c
     c->seq++;
     c->body_done = false;
     if (c->state != CONN_WAITING) {
-        msg_recycle(ctx, c->msg);  /* WAITING: the loop owns it (cannot happen with h1) */
+        msg_recycle(ctx, c->msg);  /* WAITING: the loop owns it (lws parses a pipelined
+                                      request only after the answer: test_pipelined) */
     }
     c->state = CONN_IDLE;
     c->msg = m = msg_new(ctx);
