@@ -436,13 +436,19 @@ static struct rest_conn *conn_find(struct rest_ctx *ctx, uint64_t id)
     return c;
 }
 
-/* Start writing m's answer on c. */
-static void conn_answer(struct rest_conn *c, struct rest_msg *m)
+/* c's answer is now m, nothing of it written yet. */
+static void conn_take_answer(struct rest_conn *c, struct rest_msg *m)
 {
     c->msg = m;
     c->state = CONN_WRITING;
     c->sent = 0;
     c->hdr_sent = false;
+}
+
+/* Start writing m's answer on c, from its WRITEABLE callback. */
+static void conn_answer(struct rest_conn *c, struct rest_msg *m)
+{
+    conn_take_answer(c, m);
     lws_callback_on_writable(c->wsi);
 }
 
@@ -480,10 +486,7 @@ static void conn_answer_now(struct rest_ctx *ctx, struct rest_conn *c, struct re
         conn_answer(c, m);
         return;
     }
-    c->msg = m;
-    c->state = CONN_WRITING;
-    c->sent = 0;
-    c->hdr_sent = false;
+    conn_take_answer(c, m);
     if (on_writeable(ctx, c, c->wsi) != 0) {
         c->state = CONN_CLOSING;       /* the WRITEABLE callback closes it */
         lws_callback_on_writable(c->wsi);
