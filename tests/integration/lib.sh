@@ -6,8 +6,25 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 T_PASS=0; T_FAIL=0
 SLUICE_PID=""
 
+# A free loopback port below the kernel's ephemeral range (32768-60999 here): a port the
+# kernel hands out for bind(0) is also one it may hand to any client socket's connect()
+# before the server binds it, and a test's own clients (hundreds of MQTT connections)
+# made that race real ("cannot listen ... (-1 98)").
 free_port() {
-  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  $PY -c '
+import random, socket
+for _ in range(200):
+    port = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+'
 }
 
 ok()   { T_PASS=$((T_PASS + 1)); echo "  ok   $*"; }
